@@ -1,0 +1,72 @@
+"""``python -m mobileformer.summary``: the variant table, or one variant block by block.
+
+MAdds are counted from the exported graph (see :mod:`mobileformer.flops`), never typed in.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .flops import block_summaries, count_madds
+from .registry import UnknownModelError, create_model, get_config, list_models
+
+
+def _fmt_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda cells: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def variants_table(names: list[str], input_size: int = 224) -> str:
+    """Params, counted MAdds (vs. the paper's name), tokens and token dim of each variant."""
+    rows = []
+    for name in names:
+        model = create_model(name)
+        cfg = model.cfg
+        params = sum(p.numel() for p in model.parameters())
+        madds = count_madds(model, input_size)
+        rows.append([
+            name, f"{params / 1e6:.2f}M", f"{madds / 1e6:.1f}M", f"{cfg.paper_madds_m}M",
+            f"{100 * (madds / 1e6 / cfg.paper_madds_m - 1):+.1f}%", cfg.token_num, cfg.token_dim,
+        ])
+    header = ["model", "params", f"MAdds@{input_size}", "paper", "diff", "tokens", "token dim"]
+    return _fmt_table(header, rows)
+
+
+def layers_table(name: str, input_size: int = 224) -> str:
+    """One row per paper block: params, MAdds, output shape."""
+    model = create_model(name)
+    blocks = block_summaries(model, input_size)
+    rows = [[b.name, f"{b.params:,}", f"{b.madds / 1e6:.3f}M", "x".join(map(str, b.output_shape))] for b in blocks]
+    rows.append(["total", f"{sum(b.params for b in blocks):,}", f"{sum(b.madds for b in blocks) / 1e6:.3f}M", ""])
+    return f"{model.cfg.name} at {input_size}x{input_size}\n" + _fmt_table(["block", "params", "MAdds", "output"], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m mobileformer.summary",
+        description="Params and MAdds (counted from the exported graph) of every Mobile-Former variant, "
+        "or of one variant block by block.",
+    )
+    parser.add_argument("--variant", help=f"one of {', '.join(list_models())} (or 26m, 52m, ...)")
+    parser.add_argument("--layers", action="store_true", help="per-block breakdown of --variant")
+    parser.add_argument("--input-size", type=int, default=224, help="square input size (default 224)")
+    args = parser.parse_args(argv)
+    if args.input_size < 32 or args.input_size % 32:
+        parser.error("--input-size must be a positive multiple of 32")
+    if args.layers and not args.variant:
+        parser.error("--layers needs --variant")
+    try:
+        if args.layers:
+            print(layers_table(args.variant, args.input_size))
+        else:
+            names = [get_config(args.variant).name] if args.variant else list_models()
+            print(variants_table(names, args.input_size))
+    except UnknownModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
