@@ -1,0 +1,1 @@
+"""Int8 Mobile-Former: quantization recipes, QAT, export, benchmarks and reports."""

@@ -1,0 +1,230 @@
+"""Image data for calibration, QAT and evaluation: an ImageFolder reader and built-in sets.
+
+No torchvision: images are read with PIL and turned into tensors with numpy.
+
+``--data`` takes either a directory (class-per-folder, optionally with ``train/`` and
+``val/``/``test/`` splits inside) or the name of a built-in set:
+
+* ``digits``: scikit-learn's bundled 8x8 handwritten digits (1,797 images, 10 classes),
+  always available;
+* ``fashion-mnist``: Zalando's 70,000 28x28 product photos (10 classes, official
+  train/test split) from Debian's ``dataset-fashion-mnist`` package
+  (``make data`` installs it).
+"""
+from __future__ import annotations
+
+import gzip
+import logging
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+log = logging.getLogger("quant")
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+FASHION_MNIST_DIR = Path(os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"))
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot")
+SPLITS = ("train", "val")
+
+
+class DataError(ValueError):
+    """Data that cannot be used: a missing or empty directory, an unknown set, no readable image."""
+
+
+Transform = Callable[[Image.Image], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class TransformConfig:
+    """How images become network inputs. ``crop_pct`` < 1 centre-crops after resizing (ImageNet style)."""
+
+    size: int = 224
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    crop_pct: float = 0.875
+    hflip: bool = True  # random horizontal flips when training (off for digits)
+    min_scale: float = 0.35  # smallest area fraction of a random-resized crop
+
+
+def _to_tensor(img: Image.Image, cfg: TransformConfig) -> torch.Tensor:
+    arr = np.asarray(img, dtype=np.float32) / 255.0
+    arr = (arr - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)
+    return torch.from_numpy(arr.transpose(2, 0, 1).copy())
+
+
+def eval_transform(cfg: TransformConfig) -> Transform:
+    """Resize the short side to ``size / crop_pct``, centre-crop ``size``, normalise."""
+
+    def apply(img: Image.Image) -> torch.Tensor:
+        img = img.convert("RGB")
+        short = max(cfg.size, round(cfg.size / cfg.crop_pct))
+        w, h = img.size
+        scale = short / min(w, h)
+        img = img.resize((max(short, round(w * scale)), max(short, round(h * scale))), Image.BILINEAR)
+        w, h = img.size
+        left, top = (w - cfg.size) // 2, (h - cfg.size) // 2
+        return _to_tensor(img.crop((left, top, left + cfg.size, top + cfg.size)), cfg)
+
+    return apply
+
+
+def train_transform(cfg: TransformConfig) -> Transform:
+    """Random-resized crop and optional flip, drawn from torch's RNG (so ``--resume`` replays it)."""
+
+    def apply(img: Image.Image) -> torch.Tensor:
+        img = img.convert("RGB")
+        w, h = img.size
+        for _ in range(10):
+            area = w * h * float(torch.empty(1).uniform_(cfg.min_scale, 1.0))
+            ratio = math.exp(float(torch.empty(1).uniform_(math.log(3 / 4), math.log(4 / 3))))
+            cw, ch = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+            if 0 < cw <= w and 0 < ch <= h:
+                left = int(torch.randint(0, w - cw + 1, (1,)))
+                top = int(torch.randint(0, h - ch + 1, (1,)))
+                break
+        else:
+            cw, ch, left, top = w, h, 0, 0
+        img = img.resize((cfg.size, cfg.size), Image.BILINEAR, box=(left, top, left + cw, top + ch))
+        if cfg.hflip and float(torch.rand(1)) < 0.5:
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        return _to_tensor(img, cfg)
+
+    return apply
+
+
+class ImageFolder(Dataset):
+    """Class-per-folder images: ``root/<class>/<image>``. Classes are the sorted folder names.
+
+    Files that are not readable images are skipped and counted in ``skipped``: at scan
+    time (header check) and, should one still fail to decode, at load time (another
+    image of the same class is returned in its place).
+    """
+
+    def __init__(self, root: str | Path, transform: Transform, classes: list[str] | None = None) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise DataError(f"data directory not found: {self.root}")
+        self.classes = classes or sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if not self.classes:
+            raise DataError(f"{self.root} has no class folders (expected {self.root}/<class>/<image>)")
+        self.transform = transform
+        self.skipped = 0
+        self.samples: list[tuple[Path, int]] = []
+        for label, name in enumerate(self.classes):
+            folder = self.root / name
+            files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if folder.is_dir() else []
+            for path in files:
+                if self._readable(path):
+                    self.samples.append((path, label))
+                else:
+                    self.skipped += 1
+        if self.skipped:
+            log.warning("%s: skipped %d unreadable image(s)", self.root, self.skipped)
+        if not self.samples:
+            raise DataError(f"{self.root} holds no readable images ({', '.join(IMAGE_EXTENSIONS)})")
+
+    @staticmethod
+    def _readable(path: Path) -> bool:
+        try:
+            with Image.open(path) as img:
+                img.size  # noqa: B018 - forces the header parse
+            return True
+        except (UnidentifiedImageError, OSError, ValueError):
+            return False
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[index]
+        try:
+            with Image.open(path) as img:
+                return self.transform(img), label
+        except (UnidentifiedImageError, OSError, ValueError):
+            self.skipped += 1
+            log.warning("unreadable image skipped: %s", path)
+            same_class = [i for i, (_, lab) in enumerate(self.samples) if lab == label and i != index]
+            if not same_class:
+                raise DataError(f"no readable image left in class {self.classes[label]!r}") from None
+            return self[same_class[index % len(same_class)]]
+
+
+class ArrayImages(Dataset):
+    """Images held as a uint8 array ``[N, H, W]`` (grey) or ``[N, H, W, 3]`` with integer labels."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, classes: list[str], transform: Transform) -> None:
+        if len(images) == 0:
+            raise DataError("empty data set")
+        self.images, self.labels, self.classes, self.transform = images, labels, classes, transform
+        self.skipped = 0
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
+
+
+def _digits(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = (d.images * (255.0 / 16.0)).round().astype(np.uint8)
+    order = np.random.default_rng(0).permutation(len(images))  # fixed 80/20 split
+    cut = int(0.8 * len(images))
+    idx = order[:cut] if split == "train" else order[cut:]
+    return images[idx], d.target[idx], [str(i) for i in range(10)]
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    prefix = "train" if split == "train" else "t10k"
+    images, labels = FASHION_MNIST_DIR / f"{prefix}-images-idx3-ubyte.gz", FASHION_MNIST_DIR / f"{prefix}-labels-idx1-ubyte.gz"
+    if not images.is_file() or not labels.is_file():
+        raise DataError(
+            f"Fashion-MNIST not found in {FASHION_MNIST_DIR}: install Debian's dataset-fashion-mnist "
+            "(`make data`) or set FASHION_MNIST_DIR"
+        )
+    return _read_idx(images), _read_idx(labels).astype(np.int64), list(FASHION_MNIST_CLASSES)
+
+
+BUILTIN = {"digits": _digits, "fashion-mnist": _fashion_mnist}
+# Small images are upscaled whole (no centre crop); digits must not be mirrored.
+BUILTIN_TRANSFORMS = {"digits": {"crop_pct": 1.0, "hflip": False, "min_scale": 0.7},
+                      "fashion-mnist": {"crop_pct": 1.0, "min_scale": 0.6}}
+
+
+def transform_config(spec: str, size: int, **overrides) -> TransformConfig:
+    """The transform settings that suit a data source (built-ins differ from photos)."""
+    return TransformConfig(size=size, **{**BUILTIN_TRANSFORMS.get(spec, {}), **overrides})
+
+
+def load_dataset(spec: str, split: str, transform: Transform) -> Dataset:
+    """A built-in set by name, or an ImageFolder directory (its ``train``/``val`` split if it has them)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}")
+    if spec in BUILTIN:
+        images, labels, classes = BUILTIN[spec](split)
+        return ArrayImages(images, labels, classes, transform)
+    root = Path(spec)
+    if not root.exists():
+        raise DataError(f"{spec!r} is neither a data directory nor a built-in set ({', '.join(BUILTIN)})")
+    for name in ((split,) if split == "train" else ("val", "test")):
+        if (root / name).is_dir():
+            return ImageFolder(root / name, transform)
+    return ImageFolder(root, transform)

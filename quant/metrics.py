@@ -1,0 +1,30 @@
+"""How close a quantized model is to its float original."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def sqnr(reference: torch.Tensor, test: torch.Tensor) -> float:
+    """Signal-to-quantization-noise ratio in dB: ``10 log10(|ref|^2 / |ref - test|^2)``.
+
+    ``inf`` when the two are identical.
+    """
+    reference, test = reference.detach().float(), test.detach().float()
+    noise = (reference - test).pow(2).sum().item()
+    signal = reference.pow(2).sum().item()
+    if noise == 0.0:
+        return math.inf
+    if signal == 0.0:
+        return -math.inf
+    return 10.0 * math.log10(signal / noise)
+
+
+def top1_agreement(reference_logits: torch.Tensor, test_logits: torch.Tensor) -> float:
+    """Fraction of rows whose arg-max class is the same in both."""
+    return (reference_logits.argmax(-1) == test_logits.argmax(-1)).float().mean().item()
+
+
+def top1_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return (logits.argmax(-1) == labels).float().mean().item()
