@@ -161,6 +161,13 @@ def test_json_to_stdout_without_out(mfbench, pte):
     assert "p50" in proc.stderr
 
 
+def test_no_operators(mfbench, pte):
+    proc = run(mfbench, "--model", str(pte), "--iterations", "2", "--warmup", "0", "--no-operators")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["operators"] == [] and doc["etdump"] is None and len(doc["samples_ms"]) == 2
+
+
 def test_help(mfbench):
     proc = run(mfbench, "--help")
     assert proc.returncode == 0 and "--model" in proc.stdout

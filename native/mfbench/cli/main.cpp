@@ -19,10 +19,12 @@ namespace {
 const char* kUsage =
     "usage: mfbench --model X.pte [--iterations N] [--warmup N] [--threads N]\n"
     "               [--etdump out.etdp] [--out result.json] [--label S] [--device-name S]\n"
+    "               [--no-operators]\n"
     "\n"
     "Runs an ExecuTorch program's forward method N times after warm-up and writes a\n"
     "mobileformer-latency/1 JSON result (docs/latency-format.md) with whole-model\n"
-    "latency and XNNPACK per-operator times.\n"
+    "latency and XNNPACK per-operator times. Latency comes from an untraced pass;\n"
+    "per-operator times and the ETDump from a second, traced pass of the same runs.\n"
     "\n"
     "  --model PATH        the .pte to measure (required)\n"
     "  --iterations N      timed runs, >= 1 (default 100)\n"
@@ -33,6 +35,7 @@ const char* kUsage =
     "                      stdout and the summary to stderr\n"
     "  --label S           row label for reports (default: the model file name)\n"
     "  --device-name S     device name to record (default: what the OS reports)\n"
+    "  --no-operators      skip the traced pass (no per-operator times) unless --etdump\n"
     "  -h, --help          this help\n";
 
 struct UsageError {
@@ -73,6 +76,10 @@ int main(int argc, char** argv) {
       if (arg == "-h" || arg == "--help") {
         std::fputs(kUsage, stdout);
         return 0;
+      }
+      if (arg == "--no-operators") {
+        opt.operators = false;
+        continue;
       }
       if (i + 1 >= argc) throw UsageError{"unknown option or missing value: " + arg};
       const std::string value = argv[++i];

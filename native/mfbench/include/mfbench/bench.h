@@ -22,7 +22,8 @@ struct Options {
   int warmup = 10;            // untimed runs first (>= 0)
   int iterations = 100;       // timed runs (>= 1)
   int threads = 0;            // XNNPACK worker threads; 0: the runtime default
-  std::string etdump_path;    // write the ETDump here when not empty
+  bool operators = true;      // also collect per-operator times (a second, traced pass)
+  std::string etdump_path;    // write the ETDump (of the traced pass) here when not empty
   std::string device_kind = "host";  // "host", "android" or "ios"
   std::string device_name;    // empty: what the platform reports
   std::string label;          // empty: the model file name without ".pte"
@@ -72,9 +73,11 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Loads the model, runs `warmup` + `iterations` inferences on deterministic
-// pseudo-random input and measures them. Writes the ETDump if asked. Throws
-// mfbench::Error. Not reentrant: the XNNPACK thread pool is process-wide.
+// Loads the model and runs `warmup` + `iterations` inferences on deterministic
+// pseudo-random input, twice: first untraced for latency_ms / samples_ms, then
+// (if operators or etdump_path) with the event tracer for operators and the
+// ETDump, so tracing overhead stays out of the latency. Throws mfbench::Error.
+// Not reentrant: the XNNPACK thread pool is process-wide.
 Result run(const Options& options);
 
 // The result as a `mobileformer-latency/1` JSON document (UTF-8, one object).
