@@ -105,7 +105,7 @@ std::vector<executorch::extension::TensorPtr> make_inputs(const et::MethodMeta& 
   return inputs;
 }
 
-// Per operator position over the timed runs. Positions are stable for a
+// Per operator position over the traced runs. Positions are stable for a
 // static graph; a run that reported fewer operators only lowers `calls`.
 std::vector<OperatorTiming> aggregate(const std::vector<std::vector<OpTracer::OpEvent>>& runs) {
   size_t positions = 0;

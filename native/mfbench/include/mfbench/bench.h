@@ -35,9 +35,9 @@ struct OperatorTiming {
   int index = 0;            // position in the inference, execution order
   std::string name;         // XNNPACK operator name, e.g. "Convolution (NHWC, F32)"
   int delegate_index = -1;  // which delegate call ran it (0-based); -1: unknown (null)
-  double mean_ms = 0;       // over the runs that reported it
+  double mean_ms = 0;       // over the traced runs that reported it
   double p50_ms = 0;
-  int calls = 0;            // how many timed runs reported it
+  int calls = 0;            // how many of the `iterations` traced runs reported it
 };
 
 struct Latency {
