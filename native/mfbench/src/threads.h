@@ -1,0 +1,11 @@
+// Sets the size of ExecuTorch's process-wide thread pool, which XNNPACK
+// captures when a delegate is initialised (Module::load_method).
+#pragma once
+
+namespace mfbench {
+
+// threads > 0: that many workers; 0: the count the pool started with.
+// Returns the worker count now in effect (0 if unknown).
+int set_threads(int threads);
+
+}  // namespace mfbench
