@@ -107,6 +107,12 @@ def _guess_variant(state: Mapping[str, torch.Tensor]) -> str | None:
     return None
 
 
+def checkpoint_num_classes(path: str | Path) -> int | None:
+    """The classifier size stored in a checkpoint, if it has one."""
+    weight = checkpoint_filter_fn(read_checkpoint(path)).get(CLASSIFIER_KEYS[0])
+    return int(weight.shape[0]) if weight is not None else None
+
+
 def load_checkpoint(model: nn.Module, path: str | Path, prefer_ema: bool = False) -> None:
     """Load ``path`` into ``model`` strictly; only the classifier may be re-initialised.
 

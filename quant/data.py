@@ -228,3 +228,14 @@ def load_dataset(spec: str, split: str, transform: Transform) -> Dataset:
         if (root / name).is_dir():
             return ImageFolder(root / name, transform)
     return ImageFolder(root, transform)
+
+
+def calibration_batches(spec: str, count: int, size: int, mean: tuple, std: tuple, split: str = "train") -> torch.Tensor:
+    """``count`` images ``[count, 3, size, size]`` from ``spec``, the same ones every time.
+
+    A fixed shuffle (seed 0) spreads them over the classes; they calibrate PTQ and then
+    serve as the host validation set of the export.
+    """
+    dataset = load_dataset(spec, split, eval_transform(transform_config(spec, size, mean=tuple(mean), std=tuple(std))))
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(0))[:count]
+    return torch.stack([dataset[int(i)][0] for i in order])

@@ -77,3 +77,23 @@ def sha256_of(path: str | Path) -> str:
 def size_of(path: str | Path) -> int:
     path = Path(path)
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+@contextmanager
+def staged_outputs(out_dir: str | Path) -> Iterator[Path]:
+    """A private staging folder inside ``out_dir``; its files move into ``out_dir`` only on success.
+
+    Everything an export writes goes here first, so a failure at any stage (lowering,
+    validation, ``--strict``) leaves ``out_dir`` exactly as it was.
+    """
+    out_dir = Path(out_dir)
+    stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".staging-"))
+    try:
+        yield stage
+        for item in sorted(stage.iterdir()):
+            target = out_dir / item.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(item, target)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)

@@ -88,3 +88,19 @@ def xnnpack_partitioner(block_of: Callable[[str], str] | None = None, stock: boo
     if block_of is not None:
         return BlockPartitioner(block_of)
     return XnnpackPartitioner(configs=CONFIGS)
+
+
+def delegate_blocks(edge_program: torch.export.ExportedProgram, block_of: Callable[[str], str]) -> list[str]:
+    """The paper block of every delegate call, in execution order.
+
+    Written into the manifest of a ``--profile-blocks`` export: an operator's
+    ``delegate_index`` in a latency result indexes this list.
+    """
+    gm = edge_program.graph_module
+    blocks = []
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and "executorch_call_delegate" in str(node.target):
+            inner = getattr(gm, node.args[0].target).original_module.graph_module.graph
+            names = [block_of(p) for p in (_module_path(n) for n in inner.nodes if n.op == "call_function") if p]
+            blocks.append(max(set(names), key=names.count) if names else "head")
+    return blocks

@@ -116,6 +116,19 @@ class MobileFormerAnnotator(Quantizer):
         pass
 
 
+def coreml_quantizer(qat: bool = False) -> Quantizer:  # noqa: ARG001 - the same config serves QAT
+    """ExecuTorch's Core ML quantizer, W8A8: per-channel symmetric int8 weights, uint8 activations."""
+    import coremltools as ct
+    from executorch.backends.apple.coreml.quantizer import CoreMLQuantizer
+
+    opt = ct.optimize.torch.quantization
+    config = opt.LinearQuantizerConfig(global_config=opt.ModuleLinearQuantizerConfig(
+        quantization_scheme="symmetric", activation_dtype=torch.quint8, weight_dtype=torch.qint8,
+        weight_per_channel=True,
+    ))
+    return CoreMLQuantizer(config)
+
+
 def stock_xnnpack_quantizer(qat: bool = False) -> XNNPACKQuantizer:
     """ExecuTorch's XNNPACK quantizer as shipped: per-channel int8 weights, int8 activations."""
     return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))

@@ -8,6 +8,7 @@ float op has no int8 path in the target runtimes:
 * ``Mobile2Former``: the same two matmuls, transposed so that the big operand (the
   feature map) is the left one. XNNPACK's int8 batch-matmul repacks its right operand
   on every call; with the few tokens on the right that costs next to nothing.
+* the head's ``BatchNorm1d``: run on a 4-D view, which QAT's train/eval switch handles.
 
 Everything else (Former, Former->Mobile, the Mobile convs) is already written from ops
 that quantize (see :mod:`mobileformer.layers`).
@@ -18,6 +19,7 @@ import copy
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mobileformer.bridges import Mobile2Former
 from mobileformer.dyrelu import DyReLU
@@ -48,7 +50,23 @@ class QuantizableMobile2Former(Mobile2Former):
         return self.layer_norm(tokens + self.proj(out))
 
 
-TWINS = {DyReLU: QuantizableDyReLU, Mobile2Former: QuantizableMobile2Former}
+class QuantizableBatchNorm1d(nn.BatchNorm1d):
+    """The head's BatchNorm1d run as BatchNorm2d on a ``[B, C, 1, 1]`` view.
+
+    Same statistics, same parameters. PT2E's train/eval switch for QAT graphs
+    (``move_exported_model_to_eval``) only recognises the 4-D batch norm; a 2-D one
+    would stay in training mode after QAT and normalise by the batch.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x[:, :, None, None]).flatten(1)
+
+    def _check_input_dim(self, x: torch.Tensor) -> None:
+        if x.dim() != 4:
+            raise ValueError(f"expected a [B, C, 1, 1] view, got {x.dim()}-D input")
+
+
+TWINS = {DyReLU: QuantizableDyReLU, Mobile2Former: QuantizableMobile2Former, nn.BatchNorm1d: QuantizableBatchNorm1d}
 
 
 def quantizable(model: MobileFormer) -> MobileFormer:

@@ -1,0 +1,140 @@
+"""Op census: which ops run inside the delegate, and in int8 or float.
+
+Two views:
+
+* :func:`graph_census`: every compute op of a converted PT2E graph. An op is int8 when
+  every activation it reads comes straight from a dequantize (the ``dq -> op -> q``
+  pattern backends match) and the backend has an int8 kernel for it; conv and linear
+  also need a dequantized int8 weight.
+* :func:`xnnpack_census`: the ground truth after lowering, read from the XNNPACK
+  graphs the delegate serializes (captured with :func:`capture_xnnpack_graphs`): each
+  XNNPACK node with the data type of its output.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch.fx import Node
+
+# What the issue tracks: every conv, linear and matmul.
+KINDS = {"convolution": "conv", "conv2d": "conv", "linear": "linear", "addmm": "linear", "mm": "linear",
+         "bmm": "matmul", "matmul": "matmul"}
+XNN_KINDS = {"XNNConv2d": "conv", "XNNDepthwiseConv2d": "conv", "XNNFullyConnected": "linear",
+             "XNNBatchMatrixMultiply": "matmul"}
+# Ops XNNPACK only runs in float: sandwiched between dq and q they still run float, between Converts.
+FLOAT_KERNELS = {"softmax", "_softmax", "gelu", "hardswish", "rsqrt", "exp", "div", "sigmoid", "tanh",
+                 "maximum", "minimum", "log", "sqrt", "layer_norm", "native_layer_norm"}
+BOOKKEEPING = ("quantize_per", "dequantize_per", "getitem", "executorch_call_delegate", "alloc",
+               "_assert", "sym_size")
+
+
+def op_name(node: Node) -> str:
+    """``aten.convolution.default`` for ATen and edge targets alike."""
+    target = node.target
+    if isinstance(target, torch._ops.OpOverload):
+        return str(target)
+    return getattr(target, "__name__", str(target))
+
+
+def _base(name: str) -> str:
+    parts = name.split(".")
+    return parts[1] if len(parts) >= 2 else name
+
+
+def op_kind(name: str) -> str:
+    return KINDS.get(_base(name), "other")
+
+
+def _is_dq(node: object) -> bool:
+    return isinstance(node, Node) and node.op == "call_function" and "dequantize_per" in op_name(node)
+
+
+def is_compute(node: Node) -> bool:
+    return node.op == "call_function" and not any(b in op_name(node) for b in BOOKKEEPING)
+
+
+def node_precision(node: Node) -> str:
+    """``int8`` or ``float`` for a compute node of a converted graph (see module docstring)."""
+    inputs = [a for a in node.all_input_nodes if a.op == "call_function"]
+    if not inputs or not all(_is_dq(a) for a in inputs) or _base(op_name(node)) in FLOAT_KERNELS:
+        return "float"
+    if op_kind(op_name(node)) in ("conv", "linear") and not _is_dq(node.args[1]):
+        return "float"
+    return "int8"
+
+
+def graph_census(gm: torch.fx.GraphModule) -> list[dict]:
+    """Every compute op of a converted graph: node, op, kind, precision, module path."""
+    rows = []
+    for node in gm.graph.nodes:
+        if is_compute(node):
+            stack = list(node.meta.get("nn_module_stack", {}).values())
+            rows.append({"node": node.name, "op": op_name(node), "kind": op_kind(op_name(node)),
+                         "precision": node_precision(node), "module": stack[-1][0] if stack else ""})
+    return rows
+
+
+@contextmanager
+def capture_xnnpack_graphs() -> Iterator[list]:
+    """Record the XNNPACK graph of every delegate lowered inside the ``with`` block."""
+    from executorch.backends.xnnpack import xnnpack_preprocess
+
+    graphs: list = []
+    original = xnnpack_preprocess.serialize_xnnpack_binary
+
+    def recording(xnnpack_graph, constant_data_bytes):
+        graphs.append(xnnpack_graph)
+        return original(xnnpack_graph, constant_data_bytes)
+
+    xnnpack_preprocess.serialize_xnnpack_binary = recording
+    try:
+        yield graphs
+    finally:
+        xnnpack_preprocess.serialize_xnnpack_binary = original
+
+
+def _datatype(graph, value_id: int) -> str:
+    for value in graph.xvalues:
+        union = value.xvalue_union
+        tensor = getattr(union, "tensor_value", union)
+        if tensor.id_out == value_id:
+            return "float" if tensor.datatype.name in ("xnn_datatype_fp32", "xnn_datatype_fp16") else "int8"
+    return "float"
+
+
+def xnnpack_census(graphs: list, edge_program: torch.export.ExportedProgram) -> dict:
+    """Census of a lowered program from its captured XNNPACK graphs.
+
+    ``ops``: XNNPACK node type -> {"int8": n, "float": n}; ``kinds``: the same summed
+    over conv / linear / matmul / other; ``outside``: ops left to the portable runtime;
+    ``delegated_gemm_pct``: share of convs, linears and matmuls inside a delegate;
+    ``int8_gemm_pct``: share of them running int8.
+    """
+    ops: dict[str, Counter] = {}
+    for graph in graphs:
+        for xnode in graph.xnodes:
+            union = xnode.xnode_union
+            kind = type(union).__name__
+            if kind == "XNNConvert":
+                continue  # q/dq between int8 and float islands
+            ops.setdefault(kind, Counter())[_datatype(graph, getattr(union, "output_id", -1))] += 1
+    outside = Counter(op_name(n) for n in edge_program.graph_module.graph.nodes if is_compute(n))
+    kinds: dict[str, Counter] = {}
+    for name, counts in ops.items():
+        kinds.setdefault(XNN_KINDS.get(name, "other"), Counter()).update(counts)
+    outside_gemm = sum(c for name, c in outside.items() if op_kind(name) != "other")
+    gemm = [kinds.get(k, Counter()) for k in ("conv", "linear", "matmul")]
+    inside = sum(sum(c.values()) for c in gemm)
+    int8 = sum(c["int8"] for c in gemm)
+    total = inside + outside_gemm
+    return {
+        "delegates": len(graphs),
+        "ops": {k: dict(v) for k, v in sorted(ops.items())},
+        "kinds": {k: dict(v) for k, v in sorted(kinds.items())},
+        "outside": dict(sorted(outside.items())),
+        "delegated_gemm_pct": round(100.0 * inside / total, 2) if total else 100.0,
+        "int8_gemm_pct": round(100.0 * int8 / total, 2) if total else 0.0,
+    }

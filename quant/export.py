@@ -1,0 +1,297 @@
+"""``python -m quant.export``: one command from a checkpoint to a phone-ready artifact.
+
+Stages: build the model (authors' float or our QAT checkpoint) -> quantize (PTQ on
+calibration images, or convert the QAT checkpoint) -> lower (ExecuTorch + XNNPACK,
+Core ML) -> write the artifact atomically -> validate it on the host -> write
+``<artifact>.manifest.json`` beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+import mobileformer as mf
+from mobileformer.checkpoint import checkpoint_num_classes
+from mobileformer.model import MobileFormer
+
+from . import __version__, versions
+from .census import capture_xnnpack_graphs, xnnpack_census
+from .data import DataError, calibration_batches
+from .files import OutputError, ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
+from .metrics import sqnr, top1_agreement
+from .qat import QATCheckpointError, QATModel, load_qat_model
+from .recipes import Recipe, calibrate, convert, get_recipe, prepare
+
+log = logging.getLogger("quant")
+
+BACKENDS = ("xnnpack", "coreml", "tflite")
+DEFAULT_RECIPE = {"xnnpack": "xnnpack", "coreml": "coreml", "tflite": "tflite"}
+FP32_TOLERANCE = 1e-4
+
+
+class ExportError(ValueError):
+    """An export that cannot be done as asked (bad option combination, failed validation)."""
+
+
+@dataclass
+class ExportConfig:
+    backend: str
+    model: str = "mobile_former_26m"
+    checkpoint: Path | None = None
+    precision: str = "int8"
+    recipe: str | None = None  # default: the backend's own recipe
+    calib: str = "digits"
+    calib_images: int = 32
+    input_size: int | None = None
+    num_classes: int | None = None
+    out: Path = Path("out")
+    format: str | None = None  # coreml: "mlpackage" (default) or "pte"
+    profile_blocks: bool = False
+    strict: bool = False
+    progress: bool = True
+
+
+@dataclass
+class ExportResult:
+    artifact: Path
+    manifest_path: Path
+    manifest: dict = field(default_factory=dict)
+
+
+def _stage(message: str) -> None:
+    print(f"[export] {message}", flush=True)
+
+
+def artifact_name(model: str, backend: str, precision: str, recipe: str, fmt: str, profile_blocks: bool) -> str:
+    """``mobile_former_26m_xnnpack_int8.pte``; the stock recipe and block profiling are marked."""
+    name = f"{model}_{backend}_{precision}"
+    if precision == "int8" and recipe.endswith("-stock"):
+        name += "_stock"
+    if profile_blocks:
+        name += "_blocks"
+    return f"{name}.{fmt}"
+
+
+def manifest_path_for(artifact: Path) -> Path:
+    return artifact.with_name(artifact.name.rsplit(".", 1)[0] + ".manifest.json")
+
+
+def _build_model(cfg: ExportConfig, recipe: Recipe) -> tuple[MobileFormer, QATModel | None, dict]:
+    """The float model, and the QAT model when the checkpoint is one of ours."""
+    source: dict = {"checkpoint": str(cfg.checkpoint) if cfg.checkpoint else None}
+    if cfg.checkpoint is not None and Path(cfg.checkpoint).is_file():
+        source["checkpoint_sha256"] = sha256_of(cfg.checkpoint)
+    qat = load_qat_model(cfg.checkpoint, cfg.model) if cfg.checkpoint else None
+    if qat is not None:
+        if cfg.precision == "int8" and qat.recipe != recipe.name:
+            raise ExportError(f"{cfg.checkpoint} was trained for the {qat.recipe} recipe, not {recipe.name}")
+        if cfg.input_size not in (None, qat.input_size):
+            raise ExportError(f"{cfg.checkpoint} was trained at {qat.input_size}x{qat.input_size}; "
+                              f"--input-size {cfg.input_size} does not fit its graph")
+        source.update(kind="qat", recipe=qat.recipe, input_size=qat.input_size)
+        return qat.float_model, qat, source
+    num_classes = cfg.num_classes or (checkpoint_num_classes(cfg.checkpoint) if cfg.checkpoint else None) or 1000
+    model = mf.create_model(cfg.model, checkpoint=cfg.checkpoint, num_classes=num_classes)
+    source["kind"] = "float" if cfg.checkpoint else "random-init"
+    return model, None, source
+
+
+def _quantize(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, qat: QATModel | None,
+              images: torch.Tensor) -> torch.nn.Module:
+    if cfg.precision == "fp32":
+        return model
+    if qat is not None:
+        _stage("converting the QAT checkpoint (fake-quant -> int8)")
+        return convert(qat.graph)
+    _stage(f"PTQ: {recipe.name} recipe, calibrating on {len(images)} images")
+    prepared = prepare(model, recipe, images[:1])
+    calibrate(prepared, images.split(1), total=len(images), progress=cfg.progress)
+    return convert(prepared)
+
+
+def _lower_xnnpack(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, graph: torch.nn.Module,
+                   example: torch.Tensor) -> tuple[bytes, object, dict, dict]:
+    from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
+    from executorch.exir import to_edge_transform_and_lower
+
+    from .partition import delegate_blocks, xnnpack_partitioner
+
+    stock = recipe.name.endswith("-stock") or cfg.precision == "fp32"
+    partitioner = xnnpack_partitioner(block_of=model.paper_block if cfg.profile_blocks else None, stock=stock and not cfg.profile_blocks)
+    exported = torch.export.export(graph, (example,))
+    with capture_xnnpack_graphs() as graphs:
+        edge = to_edge_transform_and_lower(
+            exported, transform_passes=[RemoveCloneOpsTransform()], partitioner=[partitioner], generate_etrecord=True
+        )
+    census = xnnpack_census(graphs, edge.exported_program())
+    program = edge.to_executorch()
+    profiling = {"delegate_blocks": delegate_blocks(edge.exported_program(), model.paper_block)} if cfg.profile_blocks else {}
+    return program.buffer, program.get_etrecord(), census, profiling
+
+
+def _validate_pte(cfg: ExportConfig, artifact: Path, reference: torch.nn.Module, quantized: torch.nn.Module,
+                  images: torch.Tensor) -> dict:
+    from .runtime import Program
+
+    program = Program(artifact)
+    with torch.no_grad():
+        ref = torch.cat([reference(x) for x in images.split(1)])
+        ours = torch.cat([program(x) for x in images.split(1)])
+        pt2e = torch.cat([quantized(x) for x in images.split(1)]) if cfg.precision == "int8" else ref
+    result = {"images": len(images), "max_abs_diff_vs_fp32": float((ours - ref).abs().max()),
+              "sqnr_db_vs_fp32": sqnr(ref, ours), "top1_agreement_vs_fp32": top1_agreement(ref, ours),
+              "sqnr_db_vs_pytorch_quantized": sqnr(pt2e, ours)}
+    if cfg.precision == "fp32" and result["max_abs_diff_vs_fp32"] > FP32_TOLERANCE:
+        raise ExportError(f"fp32 program differs from PyTorch by {result['max_abs_diff_vs_fp32']:.2e} > {FP32_TOLERANCE}")
+    return result
+
+
+def _check_options(cfg: ExportConfig) -> tuple[Recipe, str]:
+    if cfg.backend not in BACKENDS:
+        raise ExportError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
+    if cfg.precision not in ("int8", "fp32"):
+        raise ExportError(f"precision must be int8 or fp32, got {cfg.precision!r}")
+    recipe = get_recipe(cfg.recipe or DEFAULT_RECIPE[cfg.backend])
+    if recipe.backend != cfg.backend:
+        raise ExportError(f"recipe {recipe.name!r} targets {recipe.backend}, not {cfg.backend}")
+    fmt = cfg.format or {"xnnpack": "pte", "coreml": "mlpackage", "tflite": "tflite"}[cfg.backend]
+    allowed = {"xnnpack": ("pte",), "coreml": ("mlpackage", "pte"), "tflite": ("tflite",)}[cfg.backend]
+    if fmt not in allowed:
+        raise ExportError(f"--format for {cfg.backend} is one of {', '.join(allowed)}, got {fmt!r}")
+    if cfg.profile_blocks and cfg.backend != "xnnpack":
+        raise ExportError("--profile-blocks is for the xnnpack backend")
+    mf.get_config(cfg.model)  # an unknown variant fails before any work
+    return recipe, fmt
+
+
+def export(cfg: ExportConfig) -> ExportResult:
+    """Run every stage; nothing lands in ``cfg.out`` unless all of them succeed."""
+    started = time.perf_counter()
+    recipe, fmt = _check_options(cfg)
+    out = ensure_writable_dir(cfg.out)
+
+    _stage(f"building {cfg.model}" + (f" from {cfg.checkpoint}" if cfg.checkpoint else " (random weights: no --checkpoint)"))
+    model, qat, source = _build_model(cfg, recipe)
+    size = cfg.input_size or (qat.input_size if qat else model.cfg.input_size)
+    _stage(f"loading {cfg.calib_images} calibration/validation images from {cfg.calib!r} at {size}x{size}")
+    images = calibration_batches(cfg.calib, cfg.calib_images, size, model.cfg.mean, model.cfg.std)
+    quantized = _quantize(cfg, recipe, model, qat, images)
+    name = artifact_name(model.cfg.name, cfg.backend, cfg.precision, recipe.name, fmt, cfg.profile_blocks)
+
+    with staged_outputs(out) as stage:
+        artifact = stage / name
+        _stage(f"lowering to {cfg.backend} ({fmt})")
+        lowered_at = time.perf_counter()
+        profiling: dict = {}
+        if cfg.backend == "xnnpack":
+            buffer, etrecord, census, profiling = _lower_xnnpack(cfg, recipe, model, quantized, images[:1])
+            if cfg.strict and census["delegated_gemm_pct"] < 100.0:
+                raise ExportError(f"--strict: conv/linear/matmul left outside the delegate: {census['outside']}")
+            artifact.write_bytes(buffer)
+            etrecord.save(str(artifact.with_suffix(".etrecord")))
+            _stage("validating on the host ExecuTorch runtime")
+            validation = _validate_pte(cfg, artifact, model, quantized, images)
+        elif cfg.backend == "coreml":
+            from .coreml import export_coreml
+
+            census, validation = export_coreml(quantized, images[:1], artifact, fmt, cfg.precision)
+        else:
+            from .tflite import export_tflite
+
+            census, validation = export_tflite(model, recipe, images, artifact, cfg.precision, progress=cfg.progress)
+        lower_seconds = time.perf_counter() - lowered_at
+        manifest = {
+            "format": "mobileformer-manifest/1",
+            "artifact": name,
+            "model": model.cfg.name,
+            "variant": model.cfg.name.removeprefix("mobile_former_"),
+            "backend": cfg.backend,
+            "format_kind": fmt,
+            "precision": cfg.precision,
+            "recipe": recipe.name if cfg.precision == "int8" else None,
+            "input": {"shape": [1, 3, size, size], "dtype": "float32", "layout": "NCHW", "mean": list(model.cfg.mean),
+                      "std": list(model.cfg.std), "range": "RGB in [0, 1] before normalisation"},
+            "num_classes": model.num_classes,
+            "sha256": sha256_of(artifact),
+            "size_bytes": size_of(artifact),
+            "source": source,
+            "calibration": {"data": cfg.calib, "images": len(images)},
+            "op_census": census,
+            "validation": validation,
+            "profiling": profiling,
+            "timings_s": {"lowering": round(lower_seconds, 1), "total": round(time.perf_counter() - started, 1)},
+            "versions": versions(),
+        }
+        write_json_atomic(manifest_path_for(artifact), manifest)
+    artifact = out / name
+    return ExportResult(artifact, manifest_path_for(artifact), manifest)
+
+
+def summary(result: ExportResult) -> str:
+    m = result.manifest
+    census, val = m["op_census"], m["validation"]
+    lines = [f"artifact  {result.artifact}  ({m['size_bytes'] / 1e6:.2f} MB)", f"manifest  {result.manifest_path}"]
+    if "delegated_gemm_pct" in census:
+        lines.append(f"delegated {census['delegated_gemm_pct']:.1f}% of conv/linear/matmul in {census['delegates']} "
+                     f"delegate(s), {census.get('int8_gemm_pct', 0):.1f}% int8; outside: {census['outside'] or 'nothing'}")
+    if val.get("sqnr_db_vs_fp32") is not None:
+        lines.append(f"validated on {val['images']} images: SQNR {val['sqnr_db_vs_fp32']:.1f} dB vs fp32, "
+                     f"top-1 agreement {100 * val['top1_agreement_vs_fp32']:.1f}%, max |diff| {val['max_abs_diff_vs_fp32']:.2e}")
+    elif val.get("note"):
+        lines.append(f"validation: {val['note']}")
+    lines.append(f"took {m['timings_s']['total']:.0f} s (lowering {m['timings_s']['lowering']:.0f} s)")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m quant.export", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--backend", required=True, help=f"one of {', '.join(BACKENDS)}")
+    p.add_argument("--model", default="mobile_former_26m", help=f"variant: {', '.join(mf.list_models())}")
+    p.add_argument("--checkpoint", type=Path, help="authors' float checkpoint or our QAT checkpoint (default: random weights)")
+    p.add_argument("--precision", default="int8", choices=("int8", "fp32"))
+    p.add_argument("--recipe", help="quantization recipe (default: the backend's own); xnnpack-stock = ExecuTorch's quantizer as shipped")
+    p.add_argument("--calib", default="digits", help="calibration images: a class-per-folder directory, 'digits' or 'fashion-mnist'")
+    p.add_argument("--calib-images", type=int, default=32, help="images for calibration and host validation")
+    p.add_argument("--input-size", type=int, help="square input size (default: the variant's, 224)")
+    p.add_argument("--num-classes", type=int, help="classifier size when loading a float checkpoint (default 1000)")
+    p.add_argument("--out", type=Path, default=Path("out"), help="output directory")
+    p.add_argument("--format", help="coreml: mlpackage (default) or pte (ExecuTorch with the Core ML delegate)")
+    p.add_argument("--profile-blocks", action="store_true",
+                   help="xnnpack: one delegate per paper block so that on-device profiles map to blocks")
+    p.add_argument("--strict", action="store_true", help="fail if any conv/linear/matmul stays outside the delegate")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.calib_images < 1:
+        print("error: --calib-images must be at least 1", file=sys.stderr)
+        return 2
+    if args.input_size is not None and (args.input_size < 32 or args.input_size % 32):
+        print("error: --input-size must be a positive multiple of 32", file=sys.stderr)
+        return 2
+    cfg = ExportConfig(
+        backend=args.backend, model=args.model, checkpoint=args.checkpoint, precision=args.precision, recipe=args.recipe,
+        calib=args.calib, calib_images=args.calib_images, input_size=args.input_size, num_classes=args.num_classes,
+        out=args.out, format=args.format, profile_blocks=args.profile_blocks, strict=args.strict,
+        progress=not args.no_progress,
+    )
+    try:
+        result = export(cfg)
+    except (ExportError, mf.UnknownModelError, mf.CheckpointError, QATCheckpointError, DataError, OutputError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(summary(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Quantization recipes: which quantizer, on which model, for which backend.
+
+A recipe is data; :func:`prepare`, :func:`calibrate` and :func:`convert` act on it
+(the PT2E flow: ``torch.export`` -> ``prepare_pt2e`` / ``prepare_qat_pt2e`` ->
+observe -> ``convert_pt2e``).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e, prepare_qat_pt2e
+from torchao.quantization.pt2e.quantizer import Quantizer
+from tqdm import tqdm
+
+from mobileformer.model import MobileFormer
+
+from .quantizer import coreml_quantizer, stock_xnnpack_quantizer, xnnpack_quantizer
+from .twin import quantizable
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    backend: str  # the runtime it targets: "xnnpack" or "coreml"
+    description: str
+    make_quantizer: Callable[[bool], Quantizer]  # qat -> quantizer
+    twin: bool  # quantize the quantizable twin (True) or the float model as it is
+
+
+RECIPES = {
+    r.name: r
+    for r in (
+        Recipe("xnnpack", "xnnpack", "this project's int8: stock XNNPACK quantizer + int8 attention matmuls, "
+               "int8 DyReLU, quantizable twin", xnnpack_quantizer, twin=True),
+        Recipe("xnnpack-stock", "xnnpack", "ExecuTorch's XNNPACKQuantizer as shipped, on the float model",
+               stock_xnnpack_quantizer, twin=False),
+        Recipe("coreml", "coreml", "ExecuTorch's CoreMLQuantizer W8A8 on the quantizable twin", coreml_quantizer, twin=True),
+    )
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; valid: {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def example_input(model: MobileFormer, input_size: int | None = None, batch: int = 1) -> torch.Tensor:
+    size = input_size or model.cfg.input_size
+    return torch.zeros(batch, 3, size, size)
+
+
+def prepare(model: MobileFormer, recipe: Recipe, example: torch.Tensor, qat: bool = False) -> torch.fx.GraphModule:
+    """Export ``model`` (or its quantizable twin) and insert observers (PTQ) or fake-quant (QAT)."""
+    source = quantizable(model) if recipe.twin else model
+    source = source.train() if qat else source.eval()
+    # QAT trains and evaluates on batches of any size; PTQ exports at the deployment batch of 1.
+    dynamic = {"x": {0: torch.export.Dim("batch", min=2, max=4096)}} if qat else None
+    graph = torch.export.export(source, (example,), dynamic_shapes=dynamic).module()
+    quantizer = recipe.make_quantizer(qat)
+    return prepare_qat_pt2e(graph, quantizer) if qat else prepare_pt2e(graph, quantizer)
+
+
+@torch.no_grad()
+def calibrate(prepared: torch.fx.GraphModule, batches: Iterable[torch.Tensor], total: int | None = None,
+              progress: bool = True) -> int:
+    """Run calibration batches through the observers; returns the number of images seen."""
+    seen = 0
+    for x in tqdm(batches, total=total, desc="calibrate", unit="batch", disable=not progress, leave=False):
+        prepared(x)
+        seen += x.shape[0]
+    return seen
+
+
+def convert(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Observers -> quantize/dequantize pairs with the calibrated parameters."""
+    return convert_pt2e(prepared)

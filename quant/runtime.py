@@ -1,0 +1,49 @@
+"""Running ``.pte`` programs on the host ExecuTorch runtime (the pybindings in the wheel)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+
+class ProgramError(ValueError):
+    """A ``.pte`` that is missing, truncated, corrupt, or fails to run."""
+
+
+def set_threads(threads: int) -> None:
+    """Size the runtime's XNNPACK thread pool (0 keeps the default: one per core)."""
+    if threads > 0:
+        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+        _unsafe_reset_threadpool(threads)
+
+
+class Program:
+    """A loaded ``.pte``. Holds on to its bytes: the runtime reads them lazily."""
+
+    def __init__(self, source: str | Path | bytes, etdump: bool = False) -> None:
+        from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer
+
+        if isinstance(source, (str, Path)):
+            path = Path(source)
+            if not path.is_file():
+                raise ProgramError(f"program not found: {path}")
+            self.name = path.name
+            self._buffer = path.read_bytes()
+        else:
+            self.name, self._buffer = "<bytes>", bytes(source)
+        if len(self._buffer) < 8 or self._buffer[4:8] != b"ET12":
+            raise ProgramError(f"{self.name} is not an ExecuTorch program (no ET12 header)")
+        try:
+            self._module = _load_for_executorch_from_buffer(self._buffer, enable_etdump=etdump, debug_buffer_size=0)
+        except RuntimeError as e:
+            raise ProgramError(f"cannot load {self.name}: {e}") from None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        try:
+            return self._module.forward((x.contiguous(),))[0]
+        except RuntimeError as e:
+            raise ProgramError(f"{self.name} failed to run (truncated or corrupt?): {e}") from None
+
+    def write_etdump(self, path: str | Path) -> None:
+        self._module.write_etdump_result_to_file(str(path))
