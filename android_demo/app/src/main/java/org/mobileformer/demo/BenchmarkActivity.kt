@@ -6,6 +6,7 @@ import android.util.Log
 import android.view.WindowManager
 import android.widget.TextView
 import java.io.File
+import java.util.Locale
 import java.util.concurrent.Executors
 import org.mobileformer.demo.bench.BenchmarkEngine
 import org.mobileformer.demo.bench.BenchmarkException
@@ -72,8 +73,10 @@ class BenchmarkActivity : Activity() {
                 val summary = ResultSummary.parse(json, ModelFiles.manifestFor(File(request.modelPath)))
                 Log.i(
                     TAG,
-                    "MFBENCH_RESULT out=${out.path} p50_ms=%.3f p90_ms=%.3f operators=%d engine=%s".format(
-                        summary.latency.p50, summary.latency.p90, summary.operators.size, request.engine.id,
+                    String.format(
+                        Locale.ROOT, "MFBENCH_RESULT out=%s p50_ms=%.3f p90_ms=%.3f operators=%d engine=%s",
+                        out.path, summary.latency.p50, summary.latency.p90, summary.operators.size,
+                        engine.title,
                     ),
                 )
             } catch (e: BenchmarkException) {

@@ -15,6 +15,7 @@ import androidx.compose.foundation.text.KeyboardOptions
 import androidx.compose.material3.Button
 import androidx.compose.material3.Card
 import androidx.compose.material3.CircularProgressIndicator
+import androidx.compose.material3.ExperimentalMaterial3Api
 import androidx.compose.material3.FilterChip
 import androidx.compose.material3.MaterialTheme
 import androidx.compose.material3.OutlinedTextField
@@ -33,6 +34,7 @@ import org.mobileformer.demo.bench.ModelFiles
 import org.mobileformer.demo.bench.ResultSummary
 
 /** One screen: model, settings, Run, and the result as numbers, bars and a table. */
+@OptIn(ExperimentalMaterial3Api::class)  // FilterChip in older Material 3 releases
 @Composable
 fun BenchmarkScreen(vm: BenchmarkViewModel = viewModel()) {
     val state by vm.state.collectAsStateWithLifecycle()
@@ -43,20 +45,22 @@ fun BenchmarkScreen(vm: BenchmarkViewModel = viewModel()) {
         item { Text("MobileFormer Bench", style = MaterialTheme.typography.headlineSmall) }
 
         item {
-            Text("Model (.pte)", style = MaterialTheme.typography.titleSmall)
-            OutlinedTextField(
-                value = state.modelPath,
-                onValueChange = { v -> vm.edit { it.copy(modelPath = v) } },
-                label = { Text("path") },
-                singleLine = true,
-                modifier = Modifier.fillMaxWidth(),
-            )
-            Text(
-                "Found in the app's files dirs and ${ModelFiles.DEVICE_TMP_DIR} " +
-                    "(that one may not be listable: type the path).",
-                style = MaterialTheme.typography.bodySmall,
-            )
-            TextButton(onClick = vm::refreshModels) { Text("Refresh list") }
+            Column {
+                Text("Model (.pte)", style = MaterialTheme.typography.titleSmall)
+                OutlinedTextField(
+                    value = state.modelPath,
+                    onValueChange = { v -> vm.edit { it.copy(modelPath = v) } },
+                    label = { Text("path") },
+                    singleLine = true,
+                    modifier = Modifier.fillMaxWidth(),
+                )
+                Text(
+                    "Found in the app's files dirs and ${ModelFiles.DEVICE_TMP_DIR} " +
+                        "(that one may not be listable: type the path).",
+                    style = MaterialTheme.typography.bodySmall,
+                )
+                TextButton(onClick = vm::refreshModels) { Text("Refresh list") }
+            }
         }
         items(state.models) { path ->
             FilterChip(
@@ -75,40 +79,44 @@ fun BenchmarkScreen(vm: BenchmarkViewModel = viewModel()) {
         }
 
         item {
-            Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
-                for (choice in state.engines) {
-                    FilterChip(
-                        selected = choice == state.engine,
-                        onClick = { vm.edit { it.copy(engine = choice) } },
-                        label = { Text(choice.id) },
+            Column {
+                Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
+                    for (choice in state.engines) {
+                        FilterChip(
+                            selected = choice == state.engine,
+                            onClick = { vm.edit { it.copy(engine = choice) } },
+                            label = { Text(choice.id) },
+                        )
+                    }
+                }
+                Text("Engine: ${state.engineTitle}", style = MaterialTheme.typography.bodySmall)
+                if (!state.perOperator) {
+                    Text(
+                        "Whole-model latency only. Per-operator and per-block times need ExecuTorch built " +
+                            "from source with the event tracer (EXECUTORCH_BUILD_DEVTOOLS=ON, " +
+                            "EXECUTORCH_ENABLE_EVENT_TRACER=ON) and this app built with " +
+                            "-PexecutorchAndroidRoot; the release AAR has no event tracer.",
+                        style = MaterialTheme.typography.bodySmall,
+                        color = MaterialTheme.colorScheme.secondary,
                     )
                 }
-            }
-            Text("Engine: ${state.engineTitle}", style = MaterialTheme.typography.bodySmall)
-            if (!state.perOperator) {
-                Text(
-                    "Whole-model latency only. Per-operator and per-block times need ExecuTorch built " +
-                        "from source with the event tracer (EXECUTORCH_BUILD_DEVTOOLS=ON, " +
-                        "EXECUTORCH_ENABLE_EVENT_TRACER=ON) and this app built with " +
-                        "-PexecutorchAndroidRoot; the release AAR has no event tracer.",
-                    style = MaterialTheme.typography.bodySmall,
-                    color = MaterialTheme.colorScheme.secondary,
-                )
             }
         }
 
         item {
-            Row(verticalAlignment = Alignment.CenterVertically) {
-                Button(onClick = vm::run, enabled = !state.running && state.modelPath.isNotBlank()) {
-                    Text(if (state.running) "Running…" else "Run")
+            Column {
+                Row(verticalAlignment = Alignment.CenterVertically) {
+                    Button(onClick = vm::run, enabled = !state.running && state.modelPath.isNotBlank()) {
+                        Text(if (state.running) "Running…" else "Run")
+                    }
+                    if (state.running) {
+                        Spacer(Modifier.width(12.dp))
+                        CircularProgressIndicator(Modifier.size(24.dp))
+                    }
                 }
-                if (state.running) {
-                    Spacer(Modifier.width(12.dp))
-                    CircularProgressIndicator(Modifier.size(24.dp))
+                state.error?.let {
+                    Text(it, color = MaterialTheme.colorScheme.error, style = MaterialTheme.typography.bodyMedium)
                 }
-            }
-            state.error?.let {
-                Text(it, color = MaterialTheme.colorScheme.error, style = MaterialTheme.typography.bodyMedium)
             }
         }
 
