@@ -210,3 +210,34 @@ def test_bad_input(mfbench, pte, tmp_path, case, message):
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert message in proc.stderr
     assert set(tmp_path.iterdir()) == before  # no result, no ETDump, no temp file
+
+
+@pytest.fixture(scope="module")
+def mfbench_no_tracer() -> Path:
+    """The core as the apps build it against the release AAR / iOS frameworks:
+    without ExecuTorch's event tracer (MFBENCH_NO_EVENT_TRACER)."""
+    env = dict(os.environ, PYTHON=sys.executable)
+    proc = subprocess.run(
+        ["bash", str(REPO / "native" / "build.sh"), str(REPO / "build" / "native-notrace"),
+         "-DMFBENCH_EVENT_TRACER=OFF"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def test_without_event_tracer_latency_only(mfbench_no_tracer, pte, tmp_path):
+    out = tmp_path / "r.json"
+    proc = run(mfbench_no_tracer, "--model", str(pte), "--iterations", "3", "--warmup", "1", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "built without the event tracer" in proc.stdout
+    doc = json.loads(out.read_text())
+    assert doc["operators"] == [] and doc["etdump"] is None
+    assert len(doc["samples_ms"]) == 3 and doc["latency_ms"]["p50"] > 0
+
+
+def test_without_event_tracer_refuses_etdump(mfbench_no_tracer, pte, tmp_path):
+    proc = run(mfbench_no_tracer, "--model", str(pte), "--iterations", "1", "--etdump", str(tmp_path / "x.etdp"),
+               "--out", str(tmp_path / "r.json"))
+    assert proc.returncode == 2 and "no event tracer" in proc.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -24,7 +24,8 @@ const char* kUsage =
     "Runs an ExecuTorch program's forward method N times after warm-up and writes a\n"
     "mobileformer-latency/1 JSON result (docs/latency-format.md) with whole-model\n"
     "latency and XNNPACK per-operator times. Latency comes from an untraced pass;\n"
-    "per-operator times and the ETDump from a second, traced pass of the same runs.\n"
+    "per-operator times and the ETDump from a second, traced pass of the same runs\n"
+    "(only in a build with ExecuTorch's event tracer; see native/README.md).\n"
     "\n"
     "  --model PATH        the .pte to measure (required)\n"
     "  --iterations N      timed runs, >= 1 (default 100)\n"
@@ -111,10 +112,11 @@ int main(int argc, char** argv) {
     std::FILE* summary = out_path.empty() ? stderr : stdout;
     std::fprintf(summary,
                  "mfbench: %s p50 %.3f ms, p90 %.3f ms (%d runs, threads %d, %zu ops in %d "
-                 "delegate calls)%s%s\n",
+                 "delegate calls%s)%s%s\n",
                  r.artifact_file.c_str(), r.latency_ms.p50, r.latency_ms.p90, r.iterations,
-                 r.threads, r.operators.size(), delegates, out_path.empty() ? "" : " -> ",
-                 out_path.c_str());
+                 r.threads, r.operators.size(), delegates,
+                 mfbench::has_event_tracer() ? "" : "; built without the event tracer",
+                 out_path.empty() ? "" : " -> ", out_path.c_str());
     if (out_path.empty()) std::fputs(json.c_str(), stdout);
     return 0;
   } catch (const mfbench::Error& e) {

@@ -14,7 +14,6 @@
 #include <executorch/extension/tensor/tensor.h>
 
 #include "mfbench/bench.h"
-#include "op_tracer.h"
 #include "platform.h"
 #include "sha256.h"
 #include "threads.h"
@@ -22,6 +21,18 @@
 // The ExecuTorch version the build links; CMake passes it, app builds may.
 #ifndef MFBENCH_EXECUTORCH_VERSION
 #define MFBENCH_EXECUTORCH_VERSION ""
+#endif
+
+// Per-operator times and the ETDump need a runtime built with the event tracer
+// (ET_EVENT_TRACER_ENABLED) and the devtools ETDump headers and library. The
+// release Android AAR and iOS frameworks have neither: app builds against them
+// leave ET_EVENT_TRACER_ENABLED undefined (or define MFBENCH_NO_EVENT_TRACER),
+// and run() then measures whole-model latency only.
+#if defined(ET_EVENT_TRACER_ENABLED) && !defined(MFBENCH_NO_EVENT_TRACER)
+#define MFBENCH_EVENT_TRACER 1
+#include "op_tracer.h"
+#else
+#define MFBENCH_EVENT_TRACER 0
 #endif
 
 namespace mfbench {
@@ -105,6 +116,7 @@ std::vector<executorch::extension::TensorPtr> make_inputs(const et::MethodMeta& 
   return inputs;
 }
 
+#if MFBENCH_EVENT_TRACER
 // Per operator position over the traced runs. Positions are stable for a
 // static graph; a run that reported fewer operators only lowers `calls`.
 std::vector<OperatorTiming> aggregate(const std::vector<std::vector<OpTracer::OpEvent>>& runs) {
@@ -128,6 +140,7 @@ std::vector<OperatorTiming> aggregate(const std::vector<std::vector<OpTracer::Op
   }
   return ops;
 }
+#endif
 
 // A loaded `forward` with its inputs set once (they stay set between calls).
 struct Loaded {
@@ -135,7 +148,8 @@ struct Loaded {
   std::unique_ptr<Module> module;
 };
 
-Loaded load(const std::string& path, const std::string& file, std::unique_ptr<OpTracer> tracer) {
+Loaded load(const std::string& path, const std::string& file,
+            std::unique_ptr<et::EventTracer> tracer) {
   Loaded m;
   m.module = std::make_unique<Module>(path, Module::LoadMode::Mmap, std::move(tracer));
   // Full flatbuffer verification: a corrupt file becomes an error, not a crash.
@@ -157,11 +171,19 @@ void forward(Module& module, const char* phase) {
 
 }  // namespace
 
+bool has_event_tracer() { return MFBENCH_EVENT_TRACER != 0; }
+
 Result run(const Options& opt) {
   if (opt.model_path.empty()) throw Error("no model given");
   if (opt.iterations < 1) throw Error("iterations must be at least 1");
   if (opt.warmup < 0) throw Error("warmup must not be negative");
   if (opt.threads < 0) throw Error("threads must not be negative");
+  if (!opt.etdump_path.empty() && !has_event_tracer()) {
+    throw Error(
+        "this build has no event tracer, so it cannot write an ETDump: build ExecuTorch with "
+        "EXECUTORCH_BUILD_DEVTOOLS=ON and EXECUTORCH_ENABLE_EVENT_TRACER=ON and compile mfbench "
+        "with ET_EVENT_TRACER_ENABLED");
+  }
 
   Result r;
   r.created = utc_now_iso8601();
@@ -204,6 +226,8 @@ Result run(const Options& opt) {
 
   // Pass 2, per-operator times and the ETDump: the same runs again, traced.
   // A fresh Module, because the tracer is bound when the method loads.
+  // Without an event tracer in the build, `operators` stays empty.
+#if MFBENCH_EVENT_TRACER
   if (opt.operators || !opt.etdump_path.empty()) {
     auto tracer_owner = std::make_unique<OpTracer>();
     OpTracer* tracer = tracer_owner.get();
@@ -227,6 +251,7 @@ Result run(const Options& opt) {
       r.etdump = base_name(opt.etdump_path);
     }
   }
+#endif
   return r;
 }
 

@@ -2,9 +2,9 @@
 // and ios_demo (Objective-C++). It runs one ExecuTorch .pte many times and
 // returns a `mobileformer-latency/1` result (docs/latency-format.md).
 //
-// The bridges call exactly: mfbench::run, mfbench::to_json, and
-// mfbench::write_file_atomic. Nothing here exposes ExecuTorch types, so a
-// bridge includes this header only.
+// The bridges call exactly: mfbench::run, mfbench::to_json,
+// mfbench::write_file_atomic and mfbench::has_event_tracer. Nothing here
+// exposes ExecuTorch types, so a bridge includes this header only.
 #pragma once
 
 #include <cstdint>
@@ -73,10 +73,19 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// True when this build collects per-operator times and can write an ETDump:
+// it was compiled with ET_EVENT_TRACER_ENABLED (and without
+// MFBENCH_NO_EVENT_TRACER) against an ExecuTorch built with the devtools and
+// the event tracer. False for app builds against the release Android AAR or
+// iOS frameworks: run() then gives whole-model latency and no operators.
+bool has_event_tracer();
+
 // Loads the model and runs `warmup` + `iterations` inferences on deterministic
 // pseudo-random input, twice: first untraced for latency_ms / samples_ms, then
 // (if operators or etdump_path) with the event tracer for operators and the
-// ETDump, so tracing overhead stays out of the latency. Throws mfbench::Error.
+// ETDump, so tracing overhead stays out of the latency. Without an event
+// tracer in the build (has_event_tracer() false) the second pass is skipped
+// and an etdump_path is an error. Throws mfbench::Error.
 // Not reentrant: the XNNPACK thread pool is process-wide.
 Result run(const Options& options);
 

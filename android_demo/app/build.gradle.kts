@@ -1,0 +1,121 @@
+import org.jetbrains.kotlin.gradle.dsl.JvmTarget
+
+plugins {
+    alias(libs.plugins.android.application)
+    alias(libs.plugins.kotlin.android)
+    alias(libs.plugins.kotlin.compose)
+}
+
+// Two ways to get ExecuTorch, chosen at build time:
+//
+//  * always: the release AAR org.pytorch:executorch-android (Java/Kotlin Module
+//    API + its own libexecutorch.so). The app times whole-model latency through
+//    it. That .so exports only its JNI entry points and is built without the
+//    event tracer, so it can neither be linked by our C++ nor give per-operator
+//    times.
+//  * optional: -PexecutorchAndroidRoot=<prefix> (or EXECUTORCH_ANDROID_ROOT) =
+//    the install prefix of ExecuTorch built from source for Android with
+//    EXECUTORCH_BUILD_DEVTOOLS=ON and EXECUTORCH_ENABLE_EVENT_TRACER=ON. Then
+//    src/main/cpp/CMakeLists.txt compiles the shared core native/mfbench against
+//    it into libmfbench_jni.so, which gives per-operator times and the ETDump.
+val executorchAndroidRoot: String? =
+    (findProperty("executorchAndroidRoot") as String?)?.takeIf { it.isNotBlank() }
+        ?: System.getenv("EXECUTORCH_ANDROID_ROOT")?.takeIf { it.isNotBlank() }
+val executorchAar: String? = (findProperty("executorchAar") as String?)?.takeIf { it.isNotBlank() }
+val abis: List<String> =
+    ((findProperty("mobileformer.abis") as String?) ?: "arm64-v8a,x86_64")
+        .split(",").map { it.trim() }.filter { it.isNotEmpty() }
+val appVersion = "0.1.0"
+
+android {
+    namespace = "org.mobileformer.demo"
+    compileSdk = 35
+    ndkVersion = libs.versions.ndk.get()
+
+    defaultConfig {
+        applicationId = "org.mobileformer.demo"
+        minSdk = 26
+        targetSdk = 35
+        versionCode = 1
+        versionName = appVersion
+
+        buildConfigField("String", "EXECUTORCH_VERSION", "\"${libs.versions.executorch.get()}\"")
+        buildConfigField("boolean", "HAS_NATIVE_CORE", (executorchAndroidRoot != null).toString())
+
+        ndk { abiFilters += abis }
+
+        if (executorchAndroidRoot != null) {
+            externalNativeBuild {
+                cmake {
+                    arguments += listOf(
+                        "-DEXECUTORCH_ANDROID_ROOT=$executorchAndroidRoot",
+                        "-DANDROID_STL=c++_shared",
+                        "-DMFBENCH_APP_VERSION=$appVersion",
+                        "-DMFBENCH_EXECUTORCH_VERSION=${libs.versions.executorch.get()}",
+                    )
+                }
+            }
+        }
+    }
+
+    if (executorchAndroidRoot != null) {
+        externalNativeBuild {
+            cmake {
+                path = file("src/main/cpp/CMakeLists.txt")
+                version = libs.versions.cmake.get()
+            }
+        }
+    }
+
+    buildTypes {
+        release {
+            // Benchmark the release build; it is signed with the debug key so
+            // `installRelease` works without a keystore.
+            isMinifyEnabled = false
+            proguardFiles(getDefaultProguardFile("proguard-android-optimize.txt"), "proguard-rules.pro")
+            signingConfig = signingConfigs.getByName("debug")
+        }
+    }
+
+    compileOptions {
+        sourceCompatibility = JavaVersion.VERSION_17
+        targetCompatibility = JavaVersion.VERSION_17
+    }
+
+    buildFeatures {
+        compose = true
+        buildConfig = true
+    }
+
+    packaging {
+        jniLibs {
+            // fbjni (via the AAR) and our native core both bring the NDK's shared STL.
+            pickFirsts += "**/libc++_shared.so"
+        }
+    }
+}
+
+kotlin {
+    compilerOptions {
+        jvmTarget.set(JvmTarget.JVM_17)
+    }
+}
+
+dependencies {
+    if (executorchAar != null) {
+        implementation(files(executorchAar))
+        implementation(libs.fbjni)
+        implementation(libs.soloader.nativeloader)
+    } else {
+        implementation(libs.executorch.android)
+    }
+    implementation(libs.androidx.core.ktx)
+    implementation(libs.androidx.activity.compose)
+    implementation(libs.androidx.lifecycle.runtime.compose)
+    implementation(libs.androidx.lifecycle.viewmodel.compose)
+    implementation(platform(libs.androidx.compose.bom))
+    implementation(libs.androidx.compose.ui)
+    implementation(libs.androidx.compose.ui.tooling.preview)
+    implementation(libs.androidx.compose.material3)
+    implementation(libs.kotlinx.coroutines.android)
+}

@@ -1,0 +1,2 @@
+// Objective-C headers visible to the app's Swift code.
+#import "MFBenchBridge.h"

@@ -1,0 +1,583 @@
+"""What can be checked of android_demo/ and ios_demo/ without a phone, an
+Android SDK/NDK or Xcode:
+
+- the shared C++ core and the JNI bridge compile (syntax and types) with the
+  Android and iOS configurations, against the ExecuTorch headers of the pip
+  package, with tiny stand-ins for the two platform headers platform.cpp uses;
+- the Objective-C++ bridge compiles against GNUstep's Foundation (optional:
+  apt packages clang and libgnustep-base-dev);
+- Kotlin, Swift and Objective-C headers parse (tree-sitter grammars from PyPI);
+- the shell scripts pass bash -n and shellcheck, and run end to end against
+  stand-in adb / xcrun devicectl / python (tests/apps/fakes);
+- Gradle, XcodeGen and manifest files parse, and the names that tie the parts
+  together agree (JNI symbols, intent extras, launch arguments, versions).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+ANDROID = REPO / "android_demo"
+IOS = REPO / "ios_demo"
+CORE = REPO / "native" / "mfbench"
+STUBS = Path(__file__).parent / "stubs"
+FAKES = Path(__file__).parent / "fakes"
+KOTLIN_SRC = ANDROID / "app" / "src" / "main" / "java" / "org" / "mobileformer" / "demo"
+JNI_BRIDGE = ANDROID / "app" / "src" / "main" / "cpp" / "mfbench_jni.cpp"
+OBJC_BRIDGE = IOS / "MobileFormerBench" / "Bridge" / "MFBenchBridge.mm"
+CORE_SOURCES = sorted((CORE / "src").glob("*.cpp"))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def executorch_include() -> Path:
+    """The C++ headers inside the executorch pip package (found without importing it)."""
+    spec = importlib.util.find_spec("executorch")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("the executorch package is not installed (pip install -e .)")
+    inc = Path(spec.submodule_search_locations[0]) / "include"
+    if not (inc / "executorch" / "extension" / "module" / "module.h").is_file():
+        pytest.skip(f"no ExecuTorch C++ headers under {inc}")
+    return inc
+
+
+def jni_include() -> list[Path]:
+    """jni.h and jni_md.h of a JDK (the Android NDK has its own, same API)."""
+    homes = [Path(os.environ["JAVA_HOME"])] if os.environ.get("JAVA_HOME") else []
+    homes += sorted(Path("/usr/lib/jvm").glob("*"))
+    if shutil.which("javac"):
+        homes.append(Path(os.path.realpath(shutil.which("javac"))).parents[1])
+    for home in homes:
+        if (home / "include" / "jni.h").is_file():
+            md = next((p.parent for p in (home / "include").glob("*/jni_md.h")), None)
+            return [home / "include"] + ([md] if md else [])
+    pytest.skip("no JDK with include/jni.h (apt-get install default-jdk-headless, or set JAVA_HOME)")
+
+
+def compiler(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=kw.pop("timeout", 300), **kw)
+
+
+def tool(name: str) -> str:
+    """A console script installed with the test dependencies (next to this Python) or on PATH."""
+    local = Path(sys.executable).parent / name
+    if local.is_file():
+        return str(local)
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+    return path
+
+
+def et_flags(inc: Path) -> list[str]:
+    return ["-isystem", inc, "-isystem", inc / "executorch/runtime/core/portable_type/c10",
+            "-DC10_USING_CUSTOM_GENERATED_MACROS", '-DMFBENCH_EXECUTORCH_VERSION="1.5.1"']
+
+
+CXX = ["-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror"]
+
+
+# --------------------------------------------------------------------------- C++
+
+
+def test_core_sources_are_the_ones_the_apps_build():
+    """android's CMakeLists names every core source; XcodeGen takes the whole src/ folder."""
+    cmake = (ANDROID / "app/src/main/cpp/CMakeLists.txt").read_text()
+    listed = set(re.findall(r"\$\{MFBENCH_DIR\}/src/(\w+\.cpp)", cmake))
+    assert listed == {p.name for p in CORE_SOURCES}
+    sources = [s["path"] for s in _project_yml()["targets"]["MobileFormerBench"]["sources"]]
+    assert "../native/mfbench/src" in sources
+
+
+@pytest.mark.parametrize("cxx", ["g++", "clang++"])
+@pytest.mark.parametrize("tracer", [True, False], ids=["with-event-tracer", "release-libs"])
+def test_android_core_and_jni_bridge_compile(cxx, tracer):
+    """The NDK build of libmfbench_jni.so: core + bridge with __ANDROID__, with and
+    without the event tracer (source build with devtools / without)."""
+    flags = [*CXX, "-D__ANDROID__", "-I", STUBS / "android", "-I", CORE / "include", *et_flags(executorch_include())]
+    flags += ["-DET_EVENT_TRACER_ENABLED"] if tracer else ["-DMFBENCH_NO_EVENT_TRACER"]
+    for inc in jni_include():
+        flags += ["-I", inc]
+    proc = run([compiler(cxx), *flags, '-DMFBENCH_APP_VERSION="0.1.0"', *CORE_SOURCES, JNI_BRIDGE])
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("cxx", ["g++", "clang++"])
+def test_ios_core_compiles_latency_only(cxx):
+    """The Xcode build of the core with the Swift PM release frameworks: __APPLE__
+    (iOS device), no event tracer; Apple's two headers are stand-ins."""
+    flags = [*CXX, "-D__APPLE__", "-U__linux__", "-U__unix__", "-U__gnu_linux__", "-I", STUBS / "apple",
+             "-I", CORE / "include", *et_flags(executorch_include()), "-DMFBENCH_NO_EVENT_TRACER"]
+    proc = run([compiler(cxx), *flags, *CORE_SOURCES])
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    "platform, flags, present, absent",
+    [
+        ("android", ["-D__ANDROID__", "-I", STUBS / "android"],
+         ["__system_property_get", '"ro.product.model"', '"ro.soc.model"'], ["uname(&u)", "sysctlbyname"]),
+        ("ios", ["-D__APPLE__", "-U__linux__", "-U__unix__", "-U__gnu_linux__", "-I", STUBS / "apple"],
+         ["sysctlbyname", '"hw.machine"', '"iOS "'], ["__system_property_get", "/proc/cpuinfo", '"macOS "']),
+        ("linux", [], ["uname(&u)", "/proc/cpuinfo"], ["__system_property_get", "sysctlbyname"]),
+    ],
+)
+def test_platform_cpp_takes_the_right_branch(platform, flags, present, absent):
+    """platform.cpp's #if branches: each platform compiles its own code and no other's."""
+    src = CORE / "src" / "platform.cpp"
+    cxx = compiler("g++")
+    proc = run([cxx, *CXX, *flags, "-I", CORE / "include", src])
+    assert proc.returncode == 0, proc.stderr
+    pre = run([cxx, "-std=c++17", "-E", "-P", *flags, "-I", CORE / "include", src])
+    assert pre.returncode == 0, pre.stderr
+    body = pre.stdout[pre.stdout.find("namespace mfbench"):]
+    for text in present:
+        assert text in body, f"{platform}: {text} missing"
+    for text in absent:
+        assert text not in body, f"{platform}: {text} should not be compiled"
+
+
+def test_objective_cxx_bridge_compiles_against_gnustep():
+    """MFBenchBridge.mm with clang against GNUstep's Foundation (Apple's is not on
+    Linux). NS_SWIFT_NAME becomes clang's swift_name attribute, so the Swift names
+    are checked against the selectors too. No ARC here (GNUstep's GCC runtime)."""
+    clang = compiler("clang++")
+    gnustep = Path("/usr/include/GNUstep")
+    gcc_objc = sorted(Path("/usr/lib/gcc").glob("*/*/include/objc/objc.h"))
+    if not (gnustep / "Foundation" / "Foundation.h").is_file() or not gcc_objc:
+        pytest.skip("GNUstep Foundation headers missing (apt-get install clang libgnustep-base-dev)")
+    objc_dir = gcc_objc[-1].parents[1]  # .../include, holding objc/
+    flags = ["-x", "objective-c++", *CXX, "-fobjc-runtime=gcc", "-fobjc-exceptions", "-fexceptions",
+             "-DGNUSTEP", "-DGNUSTEP_BASE_LIBRARY=1", "-DGNU_RUNTIME=1", "-D_NATIVE_OBJC_EXCEPTIONS",
+             "-fconstant-string-class=NSConstantString", "-Werror=swift-name-attribute",
+             "-DNS_SWIFT_NAME(_name)=__attribute__((swift_name(#_name)))",
+             # only objc/ from GCC's dir: its other headers would shadow clang's own
+             "-isystem", _objc_only(objc_dir), "-isystem", gnustep, "-I", CORE / "include"]
+    proc = run([clang, *flags, OBJC_BRIDGE])
+    assert proc.returncode == 0, proc.stderr
+
+
+def _objc_only(gcc_include: Path) -> Path:
+    d = Path(os.environ.get("PYTEST_TMPDIR", "/tmp")) / "mfbench-objc-include"
+    d.mkdir(parents=True, exist_ok=True)
+    link = d / "objc"
+    if not link.exists():
+        link.symlink_to(gcc_include / "objc")
+    return d
+
+
+# --------------------------------------------------------------------------- Kotlin, Swift, ObjC syntax
+
+
+def _parse_errors(grammar: str, path: Path, text: str | None = None) -> list[str]:
+    ts = pytest.importorskip("tree_sitter", reason="pip install tree-sitter (test extra)")
+    mod = pytest.importorskip(grammar, reason=f"pip install {grammar.replace('_', '-')} (test extra)")
+    parser = ts.Parser(ts.Language(mod.language()))
+    src = (path.read_text() if text is None else text).encode()
+    tree = parser.parse(src)
+    lines = src.decode().splitlines()
+    found: list[str] = []
+
+    def walk(node):
+        if node.is_error or node.is_missing:
+            row = node.start_point[0]
+            kind = "missing " + node.type if node.is_missing else "syntax error"
+            found.append(f"{path.name}:{row + 1}: {kind}: {lines[row].strip()[:120]}")
+        elif node.has_error:
+            for child in node.children:
+                walk(child)
+
+    walk(tree.root_node)
+    return found
+
+
+KOTLIN_FILES = sorted([*ANDROID.rglob("*.kt"), *ANDROID.rglob("*.kts")])
+SWIFT_FILES = sorted(IOS.rglob("*.swift"))
+OBJC_HEADERS = sorted((IOS / "MobileFormerBench" / "Bridge").glob("*.h"))
+
+
+@pytest.mark.parametrize("path", KOTLIN_FILES, ids=lambda p: str(p.relative_to(ANDROID)))
+def test_kotlin_parses(path):
+    assert _parse_errors("tree_sitter_kotlin", path) == []
+
+
+@pytest.mark.parametrize("path", SWIFT_FILES, ids=lambda p: str(p.relative_to(IOS)))
+def test_swift_parses(path):
+    assert _parse_errors("tree_sitter_swift", path) == []
+
+
+# Foundation macros the grammar does not know, expanded as the Apple SDK defines them
+# (line structure kept, so error lines still match the file).
+FOUNDATION_MACROS = [
+    (r"^NS_ASSUME_NONNULL_(BEGIN|END)$", ""),
+    (r"\bFOUNDATION_EXPORT\b", "extern"),
+    (r"\bNS_ENUM\((\w+), (\w+)\)", r"enum \2 : \1 \2; enum \2 : \1"),
+]
+
+
+@pytest.mark.parametrize("path", OBJC_HEADERS, ids=lambda p: p.name)
+def test_objc_header_parses(path):
+    text = path.read_text()
+    for pattern, repl in FOUNDATION_MACROS:
+        text = re.sub(pattern, repl, text, flags=re.M)
+    assert _parse_errors("tree_sitter_objc", path, text) == []
+
+
+def test_parsers_catch_errors(tmp_path):
+    """The syntax checks above can fail: a broken file of each language does."""
+    bad = {"x.kt": "fun main( { val = }", "x.swift": "struct A { var x: = }", "x.h": "@interface A : { @end"}
+    for name, text in bad.items():
+        (tmp_path / name).write_text(text)
+    assert _parse_errors("tree_sitter_kotlin", tmp_path / "x.kt")
+    assert _parse_errors("tree_sitter_swift", tmp_path / "x.swift")
+    assert _parse_errors("tree_sitter_objc", tmp_path / "x.h")
+
+# --------------------------------------------------------------------------- names that must agree
+
+
+def _kotlin(rel: str) -> str:
+    return (KOTLIN_SRC / rel).read_text()
+
+
+def test_jni_symbols_match_kotlin_declarations():
+    """Every `external fun` of NativeBench has its Java_<package>_<class>_<name> in the
+    bridge with one C parameter per Kotlin parameter (plus JNIEnv*, jclass)."""
+    kt = _kotlin("bench/NativeBench.kt")
+    package = re.search(r"^package ([\w.]+)", kt, re.M).group(1)
+    cls = re.search(r"^object (\w+)", kt, re.M).group(1)
+    cpp = JNI_BRIDGE.read_text()
+    externals = re.findall(r"@JvmStatic\s+external fun (\w+)\(([^)]*)\)", kt)
+    assert {name for name, _ in externals} == {"runBenchmark", "hasEventTracer", "executorchVersion"}
+    for name, params in externals:
+        symbol = f"Java_{package.replace('.', '_')}_{cls}_{name}"
+        m = re.search(re.escape(symbol) + r"\(([^)]*)\)", cpp)
+        assert m, f"{symbol} missing in {JNI_BRIDGE.name}"
+        kotlin_params = [p for p in params.split(",") if p.strip()]
+        c_params = [p for p in m.group(1).split(",") if p.strip()]
+        assert len(c_params) == len(kotlin_params) + 2, (name, c_params, kotlin_params)
+    run_params = dict(externals)["runBenchmark"]
+    assert [p.split(":")[0].strip() for p in run_params.split(",") if p.strip()] == [
+        "modelPath", "iterations", "warmup", "threads", "etdumpPath", "label", "deviceName"]
+    # the exception class the bridge throws exists under that name
+    thrown = re.search(r'kBenchmarkException = "([\w/]+)"', cpp).group(1)
+    exc = KOTLIN_SRC.parents[2] / (thrown + ".kt")
+    assert exc.is_file() and f"class {thrown.rsplit('/', 1)[1]}(message: String)" in exc.read_text()
+    assert 'System.loadLibrary("mfbench_jni")' in kt
+    assert "add_library(mfbench_jni SHARED" in (ANDROID / "app/src/main/cpp/CMakeLists.txt").read_text()
+
+
+def test_intent_extras_agree():
+    """The extras run_benchmark.sh and the README pass are the ones BenchmarkActivity reads."""
+    kt = _kotlin("BenchmarkActivity.kt")
+    extras = dict(re.findall(r'const val (\w+) = "(\w+)"', kt.split("object Extras", 1)[1].split("}", 1)[0]))
+    names = set(extras.values())
+    assert names == {"model", "iters", "warmup", "threads", "out", "label", "engine", "etdump"}
+    script = (ANDROID / "run_benchmark.sh").read_text()
+    used = set(re.findall(r"--e[siz] (\w+)", script))
+    assert used and used <= names, used - names
+    readme = (ANDROID / "README.md").read_text()
+    assert set(re.findall(r"--e[siz] (\w+)", readme)) <= names
+    for name in names:
+        assert f"`{name}`" in readme, f"extra {name} not documented in the README"
+
+
+def test_manifest_declares_both_activities():
+    ns = "{http://schemas.android.com/apk/res/android}"
+    root = ET.parse(ANDROID / "app/src/main/AndroidManifest.xml").getroot()
+    activities = {a.get(ns + "name"): a for a in root.iter("activity")}
+    assert set(activities) == {".MainActivity", ".BenchmarkActivity"}
+    for name, activity in activities.items():
+        assert activity.get(ns + "exported") == "true"  # adb's am start needs it for BenchmarkActivity
+        assert (KOTLIN_SRC / (name.lstrip(".") + ".kt")).is_file()
+    launcher = activities[".MainActivity"].find("intent-filter/category")
+    assert launcher is not None and launcher.get(ns + "name") == "android.intent.category.LAUNCHER"
+    for res in (ANDROID / "app/src/main/res").rglob("*.xml"):
+        ET.parse(res)
+
+
+def test_ios_launch_arguments_agree():
+    """The options run_benchmark.sh passes after --headless are the ones Headless.swift parses."""
+    swift = (IOS / "MobileFormerBench/Bench/Headless.swift").read_text()
+    parsed = set(re.findall(r'case "(--[\w-]+)"', swift))
+    script = (IOS / "run_benchmark.sh").read_text()
+    args_block = script[script.index("args=(--headless"):script.index('echo "== running')]
+    passed = set(re.findall(r"(--[a-z][\w-]*)", args_block))
+    assert passed <= parsed, passed - parsed
+    assert {"--headless", "--model", "--iters", "--compute-units", "--run-id"} <= passed
+
+
+def test_swift_calls_the_bridge_by_its_swift_names():
+    header = (IOS / "MobileFormerBench/Bridge/MFBenchBridge.h").read_text()
+    swift = "\n".join(p.read_text() for p in SWIFT_FILES)
+    for swift_name in re.findall(r"NS_SWIFT_NAME\((\w+)\(", header):
+        assert f"MFBenchBridge.{swift_name}(" in swift, swift_name
+    assert "MFBenchBridge.hasEventTracer" in swift
+    assert '#import "MFBenchBridge.h"' in (IOS / "MobileFormerBench/Bridge/MobileFormerBench-Bridging-Header.h").read_text()
+
+
+# --------------------------------------------------------------------------- build files
+
+
+def _toml(path: Path) -> dict:
+    return tomllib.loads(path.read_text())
+
+
+def _project_yml() -> dict:
+    yaml = pytest.importorskip("yaml", reason="pip install pyyaml (test extra)")
+    return yaml.safe_load((IOS / "project.yml").read_text())
+
+
+def _version(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", v))
+
+
+def test_gradle_versions_go_together():
+    catalog = _toml(ANDROID / "gradle/libs.versions.toml")
+    v = catalog["versions"]
+    props = (ANDROID / "gradle/wrapper/gradle-wrapper.properties").read_text()
+    gradle = re.search(r"gradle-([\d.]+)-bin\.zip", props).group(1)
+    # AGP's minimum Gradle (developer.android.com/build/releases/gradle-plugin#updating-gradle)
+    min_gradle = {(8, 5): "8.7", (8, 6): "8.7", (8, 7): "8.9", (8, 8): "8.10.2", (8, 9): "8.11.1",
+                  (8, 10): "8.11.1", (8, 11): "8.13"}
+    agp = _version(v["agp"])[:2]
+    assert agp in min_gradle, f"AGP {v['agp']}: add its minimum Gradle here"
+    assert _version(gradle) >= _version(min_gradle[agp]), (v["agp"], gradle)
+    assert _version(v["kotlin"]) >= (2, 0)  # the Compose compiler plugin exists from Kotlin 2.0
+    plugins = catalog["plugins"]
+    assert plugins["kotlin-compose"]["version"]["ref"] == plugins["kotlin-android"]["version"]["ref"] == "kotlin"
+    assert _version(v["cmake"]) >= (3, 24)  # ExecuTorch's package config
+    lib = catalog["libraries"]["executorch-android"]
+    assert lib["module"] == "org.pytorch:executorch-android"
+
+
+def test_executorch_versions_match_the_exporter():
+    """The AAR, the Swift PM branch and the C++ define use the executorch version of pyproject."""
+    pin = re.search(r'"executorch==([\d.]+)"', (REPO / "pyproject.toml").read_text()).group(1)
+    assert _toml(ANDROID / "gradle/libs.versions.toml")["versions"]["executorch"] == pin
+    proj = _project_yml()
+    assert proj["packages"]["executorch"]["branch"] == f"swiftpm-{pin}"
+    defines = proj["targets"]["MobileFormerBench"]["settings"]["base"]["GCC_PREPROCESSOR_DEFINITIONS"]
+    assert f'MFBENCH_EXECUTORCH_VERSION=\\"{pin}\\"' in defines
+
+
+def test_app_build_gradle():
+    text = (ANDROID / "app/build.gradle.kts").read_text()
+    assert int(re.search(r"minSdk = (\d+)", text).group(1)) >= 26
+    assert 'applicationId = "org.mobileformer.demo"' in text
+    assert "implementation(libs.executorch.android)" in text
+    assert 'path = file("src/main/cpp/CMakeLists.txt")' in text
+    assert "EXECUTORCH_ANDROID_ROOT" in text and "executorchAndroidRoot" in text
+    settings = (ANDROID / "settings.gradle.kts").read_text()
+    assert 'include(":app")' in settings and "google()" in settings and "mavenCentral()" in settings
+    props = dict(
+        line.split("=", 1) for line in (ANDROID / "gradle.properties").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert props["android.useAndroidX"] == "true"
+    assert not list(ANDROID.rglob("*.jar")), "no binary jars in the repository (README: gradle wrapper)"
+
+
+def test_xcodegen_project():
+    proj = _project_yml()
+    assert proj["options"]["deploymentTarget"]["iOS"] == "17.0"
+    target = proj["targets"]["MobileFormerBench"]
+    assert target["platform"] == "iOS" and target["type"] == "application"
+    info = target["info"]["properties"]
+    assert info["UIFileSharingEnabled"] is True and info["LSSupportsOpeningDocumentsInPlace"] is True
+    settings = target["settings"]["base"]
+    assert settings["PRODUCT_BUNDLE_IDENTIFIER"] == "org.mobileformer.demo"
+    assert "MFBENCH_NO_EVENT_TRACER" in settings["GCC_PREPROCESSOR_DEFINITIONS"]
+    assert "-all_load" in settings["OTHER_LDFLAGS"]
+    assert (IOS / settings["SWIFT_OBJC_BRIDGING_HEADER"]).is_file()
+    products = {d["product"] for d in target["dependencies"] if "package" in d}
+    # the products of ExecuTorch's Swift package (Package.swift on its swiftpm-* branches)
+    known = {"executorch", "executorch_llm", "backend_coreml", "backend_mps", "backend_xnnpack", "kernels_llm",
+             "kernels_optimized", "kernels_quantized", "kernels_torchao"}
+    known |= {p + "_debug" for p in known}
+    assert {"executorch", "backend_xnnpack", "kernels_optimized"} <= products <= known
+    assert {"sdk": "CoreML.framework"} in target["dependencies"]
+    for source in target["sources"]:
+        assert (IOS / source["path"]).is_dir(), source
+
+
+# --------------------------------------------------------------------------- shell scripts
+
+SCRIPTS = [ANDROID / "run_benchmark.sh", IOS / "run_benchmark.sh"]
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=["android", "ios"])
+def test_script_bash_syntax(script):
+    assert os.access(script, os.X_OK)
+    proc = run(["bash", "-n", script])
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("script", [*SCRIPTS, FAKES / "python"], ids=["android", "ios", "fake-python"])
+def test_script_shellcheck(script):
+    proc = run([tool("shellcheck"), "--severity=style", script])
+    assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=["android", "ios"])
+def test_script_help_and_usage_errors(script, tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = run([script, "--help"], env=env)
+    assert proc.returncode == 0 and "usage:" in proc.stdout and "--model" in proc.stdout
+    proc = run([script], env=env)
+    assert proc.returncode == 1 and "--model" in proc.stderr
+    proc = run([script, "--model", tmp_path / "nope.pte"], env=env)
+    assert proc.returncode == 1 and "no such model" in proc.stderr
+    proc = run([script, "--model", "x.pte", "--iters", "ten"], env=env)
+    assert proc.returncode == 1 and "whole number" in proc.stderr
+
+
+def _fake_env(tmp_path: Path, **extra) -> dict:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name in ("adb", "xcrun"):
+        target = bin_dir / name
+        if not target.exists():
+            target.symlink_to(FAKES / name)
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "FAKE_ADB_ROOT": str(tmp_path / "device"), "FAKE_ADB_LOG": str(tmp_path / "adb.log"),
+        "FAKE_XCRUN_ROOT": str(tmp_path / "container"), "FAKE_XCRUN_LOG": str(tmp_path / "xcrun.log"),
+        "FAKE_PY_LOG": str(tmp_path / "py.log"), "FAKE_REAL_PYTHON": sys.executable,
+    }
+    env.update(extra)
+    return env
+
+
+def _model(tmp_path: Path, name: str) -> Path:
+    models = tmp_path / "models"
+    models.mkdir(exist_ok=True)
+    path = models / name
+    if name.endswith(".mlpackage"):
+        (path / "Data").mkdir(parents=True)
+        (path / "Manifest.json").write_text("{}")
+    else:
+        path.write_bytes(b"fake program")
+    (models / "manifest.json").write_text('{"profiling": {"delegate_blocks": ["stem", "head"]}}')
+    return path
+
+
+def _log(path: Path) -> list[list[str]]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_android_script_end_to_end_with_fake_adb(tmp_path):
+    model = _model(tmp_path, "mf26 int8.pte")
+    out = tmp_path / "runs"
+    env = _fake_env(tmp_path)
+    proc = run([ANDROID / "run_benchmark.sh", "--model", model, "--iters", "7", "--warmup", "2", "--threads", "3",
+                "--label", "it's int8", "--out-dir", out, "--python", FAKES / "python"], env=env)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    calls = _log(tmp_path / "adb.log")
+    pushed = [c for c in calls if "push" in c]
+    assert [c[-1] for c in pushed] == ["/data/local/tmp/mobileformer/mf26 int8.pte",
+                                       "/data/local/tmp/mobileformer/mf26 int8.manifest.json"]
+    start = next(c for c in calls if c[:3] == ["-s", "emulator-5554", "shell"] and c[3].startswith("am start"))
+    assert "-n org.mobileformer.demo/.BenchmarkActivity" in start[3]
+    results = list(out.glob("mf26 int8-*.json"))
+    assert len(results) == 1
+    extras = json.loads(results[0].read_text())["extras"]
+    assert extras["model"] == "/data/local/tmp/mobileformer/mf26 int8.pte"
+    assert (extras["iters"], extras["warmup"], extras["threads"], extras["label"]) == ("7", "2", "3", "it's int8")
+    assert extras["out"].startswith("/sdcard/Android/data/org.mobileformer.demo/files/results/")
+    report = _log(tmp_path / "py.log")[0]
+    assert report[:3] == ["-m", "quant.report", str(results[0])]
+    assert report[3:] == ["--manifest", str(model.parent / "manifest.json")]
+
+
+def test_android_script_export_then_run(tmp_path):
+    env = _fake_env(tmp_path)
+    proc = run([ANDROID / "run_benchmark.sh", "--export", "mobile_former_26m", "--out-dir", tmp_path / "runs",
+                "--python", FAKES / "python", "--no-report"], env=env)
+    assert proc.returncode == 0, proc.stderr
+    calls = _log(tmp_path / "py.log")
+    assert calls == [["-m", "quant.export", "--backend", "xnnpack", "--model", "mobile_former_26m",
+                      "--out", f"{tmp_path}/runs/export/mobile_former_26m"]]
+    assert list((tmp_path / "runs").glob("tiny-*.json"))
+
+
+@pytest.mark.parametrize(
+    "case, extra_env, message",
+    [
+        ("no adb", {"PATH": "/usr/bin:/bin"}, "adb not found"),
+        ("no device", {"FAKE_ADB_DEVICES": ""}, "no Android device"),
+        ("two devices", {"FAKE_ADB_DEVICES": "a b"}, "several devices"),
+        ("app missing", {"FAKE_ADB_NO_APP": "1"}, "is not installed"),
+        ("run fails", {"FAKE_ADB_FAIL": "1"}, "failed on the device: cannot load x.pte"),
+    ],
+)
+def test_android_script_errors(tmp_path, case, extra_env, message):
+    env = _fake_env(tmp_path, **extra_env)
+    proc = run([ANDROID / "run_benchmark.sh", "--model", _model(tmp_path, "m.pte"), "--out-dir", tmp_path / "runs",
+                "--python", FAKES / "python", "--timeout", "10"], env=env)
+    assert proc.returncode == 1 and message in proc.stderr, (case, proc.stderr)
+
+
+def test_ios_script_coreml_end_to_end_with_fake_devicectl(tmp_path):
+    model = _model(tmp_path, "mf26.mlpackage")
+    env = _fake_env(tmp_path)
+    proc = run([IOS / "run_benchmark.sh", "--model", model, "--iters", "5", "--out-dir", tmp_path / "runs",
+                "--python", FAKES / "python"], env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    calls = _log(tmp_path / "xcrun.log")
+    copies = [c for c in calls if c[:4] == ["devicectl", "device", "copy", "to"]]
+    dests = [c[c.index("--destination") + 1] for c in copies]
+    assert dests[0].startswith("Documents/inbox/") and dests[0].endswith("/mf26.mlpackage")
+    assert dests[1].endswith("/mf26.manifest.json")
+    launch = next(c for c in calls if c[:4] == ["devicectl", "device", "process", "launch"])
+    assert "--terminate-existing" in launch and "--cleanup" in launch
+    results = sorted(p.name for p in (tmp_path / "runs").glob("mf26-*/*.json"))
+    assert results == [f"mf26.{u}.json" for u in sorted(["all", "cpuAndGPU", "cpuAndNeuralEngine", "cpuOnly"])]
+    reports = _log(tmp_path / "py.log")
+    assert len(reports) == 4 and all(r[:2] == ["-m", "quant.report"] and "--manifest" in r for r in reports)
+
+
+def test_ios_script_executorch_one_unit(tmp_path):
+    env = _fake_env(tmp_path)
+    proc = run([IOS / "run_benchmark.sh", "--model", _model(tmp_path, "mf26.pte"), "--threads", "2", "--etdump",
+                "--out-dir", tmp_path / "runs", "--python", FAKES / "python", "--no-report"], env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(next((tmp_path / "runs").glob("mf26-*/mf26.json")).read_text())
+    app = doc["app_args"]
+    assert app[app.index("--threads") + 1] == "2" and "--etdump" in app
+
+
+@pytest.mark.parametrize(
+    "case, extra_env, message",
+    [
+        ("no xcrun", {"PATH": "/usr/bin:/bin"}, "xcrun not found"),
+        ("no device", {"FAKE_XCRUN_DEVICES": ""}, "no paired iOS device"),
+        ("two devices", {"FAKE_XCRUN_DEVICES": "a b"}, "several iOS devices"),
+        ("run fails", {"FAKE_XCRUN_FAIL": "1"}, "failed on the device: cannot load model"),
+    ],
+)
+def test_ios_script_errors(tmp_path, case, extra_env, message):
+    env = _fake_env(tmp_path, **extra_env)
+    proc = run([IOS / "run_benchmark.sh", "--model", _model(tmp_path, "m.pte"), "--out-dir", tmp_path / "runs",
+                "--python", FAKES / "python", "--timeout", "10"], env=env, timeout=120)
+    assert proc.returncode == 1 and message in proc.stderr, (case, proc.stderr)
