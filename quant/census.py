@@ -3,9 +3,10 @@
 Two views:
 
 * :func:`graph_census`: every compute op of a converted PT2E graph. An op is int8 when
-  every activation it reads comes straight from a dequantize (the ``dq -> op -> q``
-  pattern backends match) and the backend has an int8 kernel for it; conv and linear
-  also need a dequantized int8 weight.
+  every activation it reads comes straight from a dequantize and the backend has an
+  int8 kernel for it; conv, linear and matmul also need their output quantized (the
+  ``dq -> op -> q`` pattern backends match) and conv and linear a dequantized int8
+  weight.
 * :func:`xnnpack_census`: the ground truth after lowering, read from the XNNPACK
   graphs the delegate serializes (captured with :func:`capture_xnnpack_graphs`): each
   XNNPACK node with the data type of its output.
@@ -56,10 +57,24 @@ def is_compute(node: Node) -> bool:
     return node.op == "call_function" and not any(b in op_name(node) for b in BOOKKEEPING)
 
 
+def _is_q(node: Node) -> bool:
+    return node.op == "call_function" and "quantize_per" in op_name(node) and not _is_dq(node)
+
+
+def _output_quantized(node: Node) -> bool:
+    """Every consumer is a quantize, possibly after a fused relu/hardtanh."""
+    fused = ("relu", "hardtanh", "relu6", "clamp")
+    return bool(node.users) and all(
+        _is_q(u) or (_base(op_name(u)) in fused and all(_is_q(v) for v in u.users)) for u in node.users
+    )
+
+
 def node_precision(node: Node) -> str:
     """``int8`` or ``float`` for a compute node of a converted graph (see module docstring)."""
     inputs = [a for a in node.all_input_nodes if a.op == "call_function"]
     if not inputs or not all(_is_dq(a) for a in inputs) or _base(op_name(node)) in FLOAT_KERNELS:
+        return "float"
+    if not _output_quantized(node) and op_kind(op_name(node)) != "other":
         return "float"
     if op_kind(op_name(node)) in ("conv", "linear") and not _is_dq(node.args[1]):
         return "float"

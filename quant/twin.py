@@ -8,7 +8,8 @@ float op has no int8 path in the target runtimes:
 * ``Mobile2Former``: the same two matmuls, transposed so that the big operand (the
   feature map) is the left one. XNNPACK's int8 batch-matmul repacks its right operand
   on every call; with the few tokens on the right that costs next to nothing.
-* the head's ``BatchNorm1d``: run on a 4-D view, which QAT's train/eval switch handles.
+* the head's ``BatchNorm1d``: folded into the Linear before it (its statistics stay as
+  trained; QAT fine-tunes the folded Linear).
 
 Everything else (Former, Former->Mobile, the Mobile convs) is already written from ops
 that quantize (see :mod:`mobileformer.layers`).
@@ -50,29 +51,45 @@ class QuantizableMobile2Former(Mobile2Former):
         return self.layer_norm(tokens + self.proj(out))
 
 
-class QuantizableBatchNorm1d(nn.BatchNorm1d):
-    """The head's BatchNorm1d run as BatchNorm2d on a ``[B, C, 1, 1]`` view.
+class FoldedBatchNorm1d(nn.BatchNorm1d):
+    """The head's BatchNorm1d after :func:`fold_into_linear`: an identity that keeps its keys.
 
-    Same statistics, same parameters. PT2E's train/eval switch for QAT graphs
-    (``move_exported_model_to_eval``) only recognises the 4-D batch norm; a 2-D one
-    would stay in training mode after QAT and normalise by the batch.
+    XNNPACK has no int8 batch norm and cannot fuse one into an int8 linear, and PT2E only
+    folds batch norms into convs. So the twin folds the head's BatchNorm1d into the
+    Linear before it, once, and this module then passes data through. Its parameters
+    are set so that a plain BatchNorm1d in eval mode with them is also the identity.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x[:, :, None, None]).flatten(1)
-
-    def _check_input_dim(self, x: torch.Tensor) -> None:
-        if x.dim() != 4:
-            raise ValueError(f"expected a [B, C, 1, 1] view, got {x.dim()}-D input")
+        return x
 
 
-TWINS = {DyReLU: QuantizableDyReLU, Mobile2Former: QuantizableMobile2Former, nn.BatchNorm1d: QuantizableBatchNorm1d}
+@torch.no_grad()
+def fold_into_linear(linear: nn.Linear, bn: nn.BatchNorm1d) -> None:
+    """``bn(linear(x)) == linear'(x)`` in eval mode; ``bn`` becomes an exact identity."""
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    linear.weight.mul_(scale[:, None])
+    linear.bias.copy_((linear.bias - bn.running_mean) * scale + bn.bias)
+    bn.weight.fill_(1.0)
+    bn.bias.zero_()
+    bn.running_mean.zero_()
+    bn.running_var.fill_(1.0 - bn.eps)
+
+
+TWINS = {DyReLU: QuantizableDyReLU, Mobile2Former: QuantizableMobile2Former}
 
 
 def quantizable(model: MobileFormer) -> MobileFormer:
-    """A copy of ``model`` whose modules are their quantizable twins (weights copied, keys unchanged)."""
+    """A copy of ``model`` whose modules are their quantizable twins (weights copied, keys unchanged).
+
+    The result computes what ``model`` computes in eval mode.
+    """
     twin = copy.deepcopy(model)
     for module in twin.modules():
         if type(module) in TWINS:
             module.__class__ = TWINS[type(module)]
+    fc = twin.classifier.fc
+    if type(fc[1]) is nn.BatchNorm1d:
+        fold_into_linear(fc[0], fc[1])
+        fc[1].__class__ = FoldedBatchNorm1d
     return twin

@@ -1,0 +1,196 @@
+"""``python -m quant.report RESULT.json...``: latency results as a table, a CSV and a PNG chart.
+
+Reads results from ``quant.bench``, ``mfbench`` or the phone apps. Results that lack
+what only the export knows (model, precision, which paper block each operator is in)
+get it from the manifest next to them or given with ``--manifest``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .files import OutputError, atomic_path, ensure_writable_dir
+from .latency import ResultError, apply_manifest, find_manifest, op_type, read_result
+
+
+@dataclass
+class Outputs:
+    table: str
+    csv: Path
+    png: Path
+    markdown: Path
+
+
+def _fmt_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    fmt = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, rows)])
+
+
+def _baseline(result: dict, results: list[dict]) -> dict | None:
+    """The fp32 result of the same model, if one is in the set (the speed-up reference)."""
+    model = result["artifact"].get("model")
+    for other in results:
+        if other["artifact"].get("model") == model and other["artifact"].get("precision") == "fp32":
+            return other
+    return None
+
+
+def summary_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    header = ["result", "device", "threads", "p50 ms", "p90 ms", "size MB", "vs fp32"]
+    rows = []
+    for r in results:
+        base = _baseline(r, results)
+        speedup = f"{base['latency_ms']['p50'] / r['latency_ms']['p50']:.2f}x" if base else "-"
+        rows.append([r["label"], r["device"].get("name") or r["device"].get("kind"), r["threads"],
+                     f"{r['latency_ms']['p50']:.3f}", f"{r['latency_ms']['p90']:.3f}",
+                     f"{r['artifact']['size_bytes'] / 1e6:.2f}", speedup])
+    return header, rows
+
+
+def block_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+    with_blocks = [r for r in results if r["blocks"]]
+    names: list[str] = []
+    for r in with_blocks:
+        names += [b["name"] for b in r["blocks"] if b["name"] not in names]
+    header = ["block"] + [r["label"] for r in with_blocks]
+    rows = []
+    for name in names:
+        cells = [next((f"{b['ms']:.3f}" for b in r["blocks"] if b["name"] == name), "-") for r in with_blocks]
+        rows.append([name] + cells)
+    return header, rows
+
+
+def op_type_totals(result: dict, top: int = 8) -> list[tuple[str, float]]:
+    totals: dict[str, float] = {}
+    for op in result["operators"]:
+        totals[op_type(op["name"])] = totals.get(op_type(op["name"]), 0.0) + float(op.get("mean_ms") or 0.0)
+    return sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+
+
+def _chart(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with_blocks = [r for r in results if r["blocks"]]
+    panels = 2 if with_blocks or any(r["operators"] for r in results) else 1
+    fig, axes = plt.subplots(1, panels, figsize=(7 + 7 * (panels - 1), max(3.5, 0.45 * len(results) + 2)), squeeze=False)
+    ax = axes[0][0]
+    labels = [r["label"] for r in results]
+    p50 = [r["latency_ms"]["p50"] for r in results]
+    err = [r["latency_ms"]["p90"] - r["latency_ms"]["p50"] for r in results]
+    ax.barh(range(len(results)), p50, xerr=[[0] * len(err), err], color="#4C72B0", capsize=3)
+    ax.set_yticks(range(len(results)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("latency, ms (bar: p50, whisker: p90)")
+    ax.set_title("whole model")
+    for i, v in enumerate(p50):
+        ax.text(v, i, f" {v:.2f}", va="center", fontsize=8)
+    if panels == 2:
+        ax = axes[0][1]
+        if with_blocks:
+            names: list[str] = []
+            for r in with_blocks:
+                names += [b["name"] for b in r["blocks"] if b["name"] not in names]
+            height = 0.8 / len(with_blocks)
+            for k, r in enumerate(with_blocks):
+                ms = {b["name"]: b["ms"] for b in r["blocks"]}
+                ax.barh([i + k * height for i in range(len(names))], [ms.get(n, 0) for n in names], height=height,
+                        label=r["label"])
+            ax.set_yticks([i + 0.4 - height / 2 for i in range(len(names))], names, fontsize=6)
+            ax.invert_yaxis()
+            ax.set_xlabel("time per inference, ms (sum of the block's operators)")
+            ax.set_title("where the time goes, by paper block")
+            ax.legend(fontsize=7)
+        else:
+            first = next(r for r in results if r["operators"])
+            kinds = op_type_totals(first)
+            ax.barh(range(len(kinds)), [v for _, v in kinds], color="#DD8452")
+            ax.set_yticks(range(len(kinds)), [k for k, _ in kinds], fontsize=7)
+            ax.invert_yaxis()
+            ax.set_xlabel("time per inference, ms")
+            ax.set_title(f"by operator type: {first['label']}")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
+def render(results: list[dict], out: Path, name: str = "report") -> Outputs:
+    """Table (returned), ``<name>.csv``, ``<name>.md`` and ``<name>.png`` in ``out``."""
+    header, rows = summary_rows(results)
+    text = _fmt_table(header, rows)
+    bheader, brows = block_rows(results)
+    if brows:
+        text += "\n\n" + _fmt_table(bheader, brows)
+    for r in results:
+        if r["operators"] and not r["blocks"]:
+            kinds = op_type_totals(r, top=6)
+            text += f"\n\ntop operator types, {r['label']}:\n" + "\n".join(f"  {v:8.3f} ms  {k}" for k, v in kinds)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["section"] + header)
+    writer.writerows(["summary"] + row for row in rows)
+    if brows:
+        writer.writerow(["blocks"] + bheader)
+        writer.writerows(["blocks"] + row for row in brows)
+    csv_path, md_path, png_path = out / f"{name}.csv", out / f"{name}.md", out / f"{name}.png"
+    with atomic_path(csv_path) as tmp:
+        tmp.write_text(buffer.getvalue())
+    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    if brows:
+        md += ["", "| " + " | ".join(bheader) + " |", "|" + "---|" * len(bheader)]
+        md += ["| " + " | ".join(map(str, r)) + " |" for r in brows]
+    with atomic_path(md_path) as tmp:
+        tmp.write_text("\n".join(md) + "\n")
+    _chart(results, png_path)
+    return Outputs(text, csv_path, png_path, md_path)
+
+
+def load_results(paths: list[Path], manifest: Path | None) -> list[dict]:
+    given = json.loads(manifest.read_text()) if manifest else None
+    results = []
+    for path in paths:
+        result = read_result(path)
+        found = given
+        if found is None:
+            beside = find_manifest(result["artifact"]["file"], [path.parent])
+            found = json.loads(beside.read_text()) if beside else None
+        results.append(apply_manifest(result, found) if found else result)
+    return results
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m quant.report", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("results", nargs="+", type=Path, help="latency result JSON files")
+    p.add_argument("--manifest", type=Path, help="export manifest for results that lack model/blocks (phone results)")
+    p.add_argument("--out", type=Path, default=Path("out/report"), help="where the CSV, Markdown and PNG go")
+    p.add_argument("--name", default="report", help="file name stem of the outputs")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.manifest and not args.manifest.is_file():
+            raise ResultError(f"manifest not found: {args.manifest}")
+        results = load_results(args.results, args.manifest)
+        outputs = render(results, ensure_writable_dir(args.out), args.name)
+    except (ResultError, OutputError, json.JSONDecodeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(outputs.table)
+    print(f"\ncsv: {outputs.csv}\nmarkdown: {outputs.markdown}\nchart: {outputs.png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Shared fixtures: a tiny registered variant for fast end-to-end tests."""
+from __future__ import annotations
+
+import pytest
+
+import mobileformer as mf
+from mobileformer.config import VARIANTS, BlockRow, VariantConfig
+
+TINY = VariantConfig(
+    "mobile_former_tiny", stem_channels=8, token_num=3, token_dim=32, head_features=64, paper_madds_m=1,
+    paper_params_m=0.1, input_size=64,
+    blocks=(BlockRow("bneck-lite", 2, 8, 1), BlockRow("down", 4, 16, 2, 2), BlockRow("block", 3, 16, 1)),
+)
+
+
+@pytest.fixture
+def tiny_variant(monkeypatch) -> str:
+    """``mobile_former_tiny``: three blocks at 64x64, registered for the duration of a test."""
+    monkeypatch.setitem(VARIANTS, TINY.name, TINY)
+    return TINY.name
+
+
+@pytest.fixture(scope="session")
+def tiny_model_factory():
+    def make(num_classes: int = 10):
+        return mf.MobileFormer(TINY, num_classes=num_classes).eval()
+
+    return make

@@ -1,0 +1,101 @@
+"""Image folders, built-in sets and transforms."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from quant import data
+from quant.data import DataError, ImageFolder, calibration_batches, eval_transform, load_dataset, train_transform, transform_config
+
+
+def _image(path, color, size=(20, 16)):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, color).save(path)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for i in range(3):
+        _image(tmp_path / "cat" / f"{i}.png", (255, 0, 0))
+        _image(tmp_path / "dog" / f"{i}.jpg", (0, 0, 255))
+    (tmp_path / "dog" / "broken.jpg").write_bytes(b"not an image")
+    (tmp_path / "dog" / "notes.txt").write_text("ignored: not an image extension")
+    return tmp_path
+
+
+def test_image_folder_reads_classes_and_skips_unreadable(folder):
+    ds = ImageFolder(folder, eval_transform(transform_config("dir", 32)))
+    assert ds.classes == ["cat", "dog"]
+    assert len(ds) == 6 and ds.skipped == 1
+    x, label = ds[0]
+    assert x.shape == (3, 32, 32) and label == 0
+
+
+def test_image_that_breaks_at_load_time_is_replaced_and_counted(folder):
+    ds = ImageFolder(folder, eval_transform(transform_config("dir", 32)))
+    path, label = ds.samples[-1]
+    path.write_bytes(path.read_bytes()[:40])  # header intact, pixels gone
+    x, got = ds[len(ds) - 1]
+    assert got == label and x.shape == (3, 32, 32) and ds.skipped == 2
+
+
+def test_missing_and_empty_directories(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        ImageFolder(tmp_path / "nope", eval_transform(transform_config("dir", 32)))
+    with pytest.raises(DataError, match="no class folders"):
+        ImageFolder(tmp_path, eval_transform(transform_config("dir", 32)))
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "x.jpg").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="no readable images"):
+        ImageFolder(tmp_path, eval_transform(transform_config("dir", 32)))
+
+
+def test_split_folders(folder, tmp_path_factory):
+    root = tmp_path_factory.mktemp("split")
+    _image(root / "train" / "a" / "1.png", (1, 2, 3))
+    _image(root / "val" / "a" / "1.png", (1, 2, 3))
+    _image(root / "val" / "b" / "1.png", (1, 2, 3))
+    t = eval_transform(transform_config("dir", 32))
+    assert load_dataset(str(root), "train", t).classes == ["a"]
+    assert load_dataset(str(root), "val", t).classes == ["a", "b"]
+
+
+def test_unknown_spec():
+    with pytest.raises(DataError, match="neither a data directory nor a built-in set"):
+        load_dataset("imagenet-please", "train", lambda img: img)
+
+
+def test_digits_split_is_fixed_and_disjoint():
+    t = eval_transform(transform_config("digits", 32))
+    train, val = load_dataset("digits", "train", t), load_dataset("digits", "val", t)
+    assert len(train) + len(val) == 1797 and len(train.classes) == 10
+    x, y = train[0]
+    assert x.shape == (3, 32, 32) and 0 <= y < 10
+
+
+def test_fashion_mnist_missing_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path)
+    with pytest.raises(DataError, match="make data"):
+        load_dataset("fashion-mnist", "train", lambda img: img)
+
+
+def test_train_transform_follows_torch_rng():
+    cfg = transform_config("digits", 32, min_scale=0.3)
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    torch.manual_seed(3)
+    a = train_transform(cfg)(img)
+    torch.manual_seed(3)
+    b = train_transform(cfg)(img)
+    assert torch.equal(a, b) and a.shape == (3, 32, 32)
+
+
+def test_eval_transform_normalises():
+    cfg = transform_config("dir", 16, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    x = eval_transform(cfg)(Image.new("RGB", (30, 20), (255, 255, 255)))
+    assert torch.allclose(x, torch.ones_like(x))
+
+
+def test_calibration_batches_are_repeatable():
+    a = calibration_batches("digits", 5, 32, (0.5,) * 3, (0.5,) * 3)
+    b = calibration_batches("digits", 5, 32, (0.5,) * 3, (0.5,) * 3)
+    assert a.shape == (5, 3, 32, 32) and torch.equal(a, b)

@@ -1,0 +1,83 @@
+"""The quantizable twin computes what the float model does; our quantizer makes the right ops int8."""
+import pytest
+import torch
+
+import mobileformer as mf
+from quant.census import graph_census
+from quant.recipes import calibrate, convert, example_input, get_recipe, prepare
+from quant.twin import fold_into_linear, quantizable
+from tests.reference import reference_input, reference_keys, reference_state_dict
+
+
+@pytest.mark.parametrize("variant", ["26m", "151m"])
+def test_twin_matches_float_model(variant):
+    model = mf.create_model(variant)
+    model.load_state_dict(reference_state_dict(reference_keys(variant)["state_dict"]))
+    twin = quantizable(model)
+    assert list(twin.state_dict()) == list(model.state_dict())
+    x = reference_input(2, 224, seed=1)
+    with torch.no_grad():
+        assert (twin(x) - model(x)).abs().max().item() <= 1e-4
+    assert type(model.features[1].act1).__name__ == "DyReLU"  # the original is untouched
+
+
+def test_head_batchnorm_is_folded_exactly():
+    linear, bn = torch.nn.Linear(5, 6), torch.nn.BatchNorm1d(6)
+    with torch.no_grad():
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2.0)
+        bn.weight.normal_()
+        bn.bias.normal_()
+    x = torch.randn(4, 5)
+    expected = bn.eval()(linear(x))
+    fold_into_linear(linear, bn)
+    torch.testing.assert_close(linear(x), expected)
+    torch.testing.assert_close(bn.eval()(linear(x)), expected)  # what is left is an identity
+
+
+def _ptq_census(model, recipe):
+    prepared = prepare(model, get_recipe(recipe), example_input(model))
+    calibrate(prepared, [torch.randn(1, 3, 64, 64) for _ in range(2)], progress=False)
+    return graph_census(convert(prepared))
+
+
+def test_our_recipe_makes_every_gemm_int8(tiny_model_factory):
+    rows = _ptq_census(tiny_model_factory(), "xnnpack")
+    gemm = [r for r in rows if r["kind"] in ("conv", "linear", "matmul")]
+    assert {r["kind"] for r in gemm} == {"conv", "linear", "matmul"}
+    assert all(r["precision"] == "int8" for r in gemm), [r for r in gemm if r["precision"] != "int8"]
+    assert not any("maximum" in r["op"] for r in rows), "DyReLU's max must be rewritten"
+    dyrelu = [r for r in rows if ".act" in r["module"]]
+    assert dyrelu and all(r["precision"] == "int8" for r in dyrelu if r["op"] in ("aten.mul.Tensor", "aten.add.Tensor"))
+    arithmetic = ("mean", "sub", "mul", "add", "rsqrt")
+    layernorm = [r for r in rows if "layer_norm" in r["module"] and any(f".{a}." in r["op"] for a in arithmetic)]
+    assert layernorm and all(r["precision"] == "float" for r in layernorm)
+
+
+def _lowered_census(model, recipe):
+    from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
+    from executorch.exir import to_edge_transform_and_lower
+
+    from quant.census import capture_xnnpack_graphs, xnnpack_census
+    from quant.partition import xnnpack_partitioner
+
+    prepared = prepare(model, get_recipe(recipe), example_input(model))
+    calibrate(prepared, [torch.randn(1, 3, 64, 64) for _ in range(2)], progress=False)
+    exported = torch.export.export(convert(prepared), (example_input(model),))
+    with capture_xnnpack_graphs() as graphs:
+        edge = to_edge_transform_and_lower(exported, transform_passes=[RemoveCloneOpsTransform()],
+                                           partitioner=[xnnpack_partitioner(stock=recipe.endswith("stock"))])
+    return xnnpack_census(graphs, edge.exported_program())
+
+
+@pytest.mark.parametrize("recipe, bmm, maximum", [("xnnpack", "int8", None), ("xnnpack-stock", "float", "float")])
+def test_lowered_precision_of_attention_and_dyrelu(tiny_model_factory, recipe, bmm, maximum):
+    """What XNNPACK really runs: our recipe has int8 batch-matmuls and no max; the stock one neither."""
+    census = _lowered_census(tiny_model_factory(), recipe)
+    assert set(census["ops"]["XNNBatchMatrixMultiply"]) == {bmm}
+    assert census["delegated_gemm_pct"] == 100.0
+    if maximum:
+        assert set(census["ops"]["XNNMaximum"]) == {maximum}
+    else:
+        assert "XNNMaximum" not in census["ops"]
+        assert census["int8_gemm_pct"] == 100.0
