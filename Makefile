@@ -5,7 +5,15 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv clean
+# make demo MODEL=mobile_former_96m CHECKPOINT=path/to/authors.pth CALIB=path/to/images
+MODEL      ?= mobile_former_26m
+CHECKPOINT ?=
+CALIB      ?= digits
+OUT        ?= out/demo
+CKPT_ARG    = $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
+EXPORT      = $(PY) -m quant.export --model $(MODEL) $(CKPT_ARG) --calib $(CALIB) --out $(OUT)
+
+.PHONY: demo test venv data accuracy clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +23,29 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The main job on defaults: build, quantize on built-in images, export, validate, benchmark, report.
 demo: $(STAMP)
-	$(PY) -m mobileformer.summary
+	$(PY) -m mobileformer.summary --variant $(MODEL) --layers
+	$(EXPORT) --backend xnnpack --precision fp32
+	$(EXPORT) --backend xnnpack --recipe xnnpack-stock
+	$(EXPORT) --backend xnnpack
+	$(EXPORT) --backend xnnpack --profile-blocks
+	$(EXPORT) --backend coreml
+	$(PY) -m quant.bench $(OUT)/$(MODEL)_xnnpack_fp32.pte $(OUT)/$(MODEL)_xnnpack_int8_stock.pte \
+		$(OUT)/$(MODEL)_xnnpack_int8.pte $(OUT)/$(MODEL)_xnnpack_int8_blocks.pte --out $(OUT)/bench --name $(MODEL)
+	@echo "demo done: artifacts and manifests in $(OUT)/, benchmark table, CSV and chart in $(OUT)/bench/"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# Fashion-MNIST for the accuracy experiment (Debian package, ~31 MB; needs root).
+data:
+	@test -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz || \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
+
+# fp32 training, PTQ and QAT on Fashion-MNIST (docs/benchmarks.md, "Accuracy"); about two hours on 2 cores.
+accuracy: $(STAMP) data
+	scripts/accuracy.sh
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info out

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import HardSigmoid, LayerNorm, attention
+from .layers import HardSigmoid, LayerNorm, TokenSoftmax, attention
 
 
 class Mobile2Former(nn.Module):
@@ -39,6 +39,9 @@ class Former2Mobile(nn.Module):
     """Former -> Mobile: every pixel queries the tokens and adds what it reads.
 
     Queries are the raw features; keys and values are linear maps of the tokens.
+    Computed in the transposed layout, ``out^T = v^T softmax_T(k x)``: the feature
+    map is used as it lies in memory (no transposes of it) and the softmax runs over
+    the T tokens for all pixels at once (:class:`TokenSoftmax`).
     """
 
     def __init__(self, channels: int, token_dim: int, heads: int = 2) -> None:
@@ -47,13 +50,14 @@ class Former2Mobile(nn.Module):
         self.scale = (channels // heads) ** -0.5
         self.k = nn.Linear(token_dim, channels)
         self.proj = nn.Linear(token_dim, channels)
+        self.softmax = TokenSoftmax()
 
     def forward(self, x: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """``x``: ``[B, C, H, W]``, ``tokens``: ``[B, T, D]`` -> new feature map ``[B, C, H, W]``."""
         b, c, hgt, wid = x.shape
         t, h = tokens.shape[1], self.heads
-        q = x.reshape(b, h, c // h, hgt * wid).transpose(-1, -2)  # B, h, HW, C/h
-        k = self.k(tokens).reshape(b, t, h, c // h).permute(0, 2, 3, 1)  # B, h, C/h, T
-        v = self.proj(tokens).reshape(b, t, h, c // h).transpose(1, 2)  # B, h, T, C/h
-        out = attention(q, k, v, self.scale)  # B, h, HW, C/h
-        return x + out.transpose(-1, -2).reshape(b, c, hgt, wid)
+        k = self.k(tokens).reshape(b, t, h, c // h).transpose(1, 2).reshape(b * h, t, c // h)  # B*h, T, C/h
+        v_t = self.proj(tokens).reshape(b, t, h, c // h).permute(0, 2, 3, 1).reshape(b * h, c // h, t)
+        scores_t = torch.bmm(k, x.reshape(b * h, c // h, hgt * wid)) * self.scale  # B*h, T, HW
+        out_t = torch.bmm(v_t, self.softmax(scores_t))  # B*h, C/h, HW: the NCHW layout
+        return x + out_t.reshape(b, c, hgt, wid)

@@ -30,6 +30,10 @@ FLOAT_KERNELS = {"softmax", "_softmax", "gelu", "hardswish", "rsqrt", "exp", "di
                  "maximum", "minimum", "log", "sqrt", "layer_norm", "native_layer_norm"}
 BOOKKEEPING = ("quantize_per", "dequantize_per", "getitem", "executorch_call_delegate", "alloc",
                "_assert", "sym_size")
+# Ops that only move data: counted as neither int8 nor float work.
+SHAPE_OPS = {"reshape", "view", "view_copy", "permute", "permute_copy", "transpose", "slice", "slice_copy",
+             "unsqueeze", "unsqueeze_copy", "squeeze", "flatten", "expand", "expand_copy", "clone", "select",
+             "_unsafe_view", "contiguous", "dropout"}
 
 
 def op_name(node: Node) -> str:
@@ -53,8 +57,14 @@ def _is_dq(node: object) -> bool:
     return isinstance(node, Node) and node.op == "call_function" and "dequantize_per" in op_name(node)
 
 
-def is_compute(node: Node) -> bool:
+def is_op(node: Node) -> bool:
+    """Any op of the model (not q/dq bookkeeping)."""
     return node.op == "call_function" and not any(b in op_name(node) for b in BOOKKEEPING)
+
+
+def is_compute(node: Node) -> bool:
+    """An op that does arithmetic (not bookkeeping, not a pure data move)."""
+    return is_op(node) and _base(op_name(node)) not in SHAPE_OPS
 
 
 def _is_q(node: Node) -> bool:
@@ -136,7 +146,7 @@ def xnnpack_census(graphs: list, edge_program: torch.export.ExportedProgram) -> 
             if kind == "XNNConvert":
                 continue  # q/dq between int8 and float islands
             ops.setdefault(kind, Counter())[_datatype(graph, getattr(union, "output_id", -1))] += 1
-    outside = Counter(op_name(n) for n in edge_program.graph_module.graph.nodes if is_compute(n))
+    outside = Counter(op_name(n) for n in edge_program.graph_module.graph.nodes if is_op(n))
     kinds: dict[str, Counter] = {}
     for name, counts in ops.items():
         kinds.setdefault(XNN_KINDS.get(name, "other"), Counter()).update(counts)

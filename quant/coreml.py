@@ -96,10 +96,10 @@ def to_coreml_pte(graph: torch.nn.Module, example: torch.Tensor, path: Path) -> 
     from executorch.backends.apple.coreml.partition import CoreMLPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    from .census import is_compute, op_name
+    from .census import is_op, op_name
 
     edge = to_edge_transform_and_lower(torch.export.export(graph, (example,)), partitioner=[CoreMLPartitioner()])
-    outside = Counter(op_name(n) for n in edge.exported_program().graph_module.graph.nodes if is_compute(n))
+    outside = Counter(op_name(n) for n in edge.exported_program().graph_module.graph.nodes if is_op(n))
     delegates = sum("executorch_call_delegate" in str(n.target) for n in edge.exported_program().graph_module.graph.nodes)
     path.write_bytes(edge.to_executorch().buffer)
     return {"delegates": delegates, "outside": dict(outside)}

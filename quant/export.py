@@ -95,9 +95,11 @@ def _build_model(cfg: ExportConfig, recipe: Recipe) -> tuple[MobileFormer, QATMo
             raise ExportError(f"{cfg.checkpoint} was trained at {qat.input_size}x{qat.input_size}; "
                               f"--input-size {cfg.input_size} does not fit its graph")
         source.update(kind="qat", recipe=qat.recipe, input_size=qat.input_size)
-        return qat.float_model, qat, source
+        return qat.model, qat, source
     num_classes = cfg.num_classes or (checkpoint_num_classes(cfg.checkpoint) if cfg.checkpoint else None) or 1000
-    model = mf.create_model(cfg.model, checkpoint=cfg.checkpoint, num_classes=num_classes)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # without a checkpoint the weights are random, but the same every time
+        model = mf.create_model(cfg.model, checkpoint=cfg.checkpoint, num_classes=num_classes)
     source["kind"] = "float" if cfg.checkpoint else "random-init"
     return model, None, source
 
@@ -105,7 +107,7 @@ def _build_model(cfg: ExportConfig, recipe: Recipe) -> tuple[MobileFormer, QATMo
 def _quantize(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, qat: QATModel | None,
               images: torch.Tensor) -> torch.nn.Module:
     if cfg.precision == "fp32":
-        return model
+        return qat.reference if qat is not None else model  # a QAT checkpoint's fp32 network is its own
     if qat is not None:
         _stage("converting the QAT checkpoint (fake-quant -> int8)")
         return convert(qat.graph)
@@ -196,7 +198,8 @@ def export(cfg: ExportConfig) -> ExportResult:
             artifact.write_bytes(buffer)
             etrecord.save(str(artifact.with_suffix(".etrecord")))
             _stage("validating on the host ExecuTorch runtime")
-            validation = _validate_pte(cfg, artifact, model, quantized, images)
+            reference = qat.reference if qat is not None else model
+            validation = _validate_pte(cfg, artifact, reference, quantized, images)
         elif cfg.backend == "coreml":
             from .coreml import export_coreml
 

@@ -9,7 +9,7 @@ from torch.fx import Node
 from torch.fx.passes.infra.partitioner import Partition
 
 from executorch.backends.xnnpack.partition.config import ALL_PARTITIONER_CONFIGS
-from executorch.backends.xnnpack.partition.config.generic_node_configs import BMMConfig
+from executorch.backends.xnnpack.partition.config.generic_node_configs import BMMConfig, CatConfig
 from executorch.backends.xnnpack.partition.config.xnnpack_config import ConfigPrecisionType
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
@@ -23,8 +23,19 @@ class QuantBMMConfig(BMMConfig):
         return [ConfigPrecisionType.FP32, ConfigPrecisionType.STATIC_QUANT]
 
 
-# Same target names must not appear twice, so the stock BMM config is replaced, not added to.
-CONFIGS = [c for c in ALL_PARTITIONER_CONFIGS if c is not BMMConfig] + [QuantBMMConfig]
+class RepeatedCatConfig(CatConfig):
+    """``cat`` whose inputs repeat one tensor (``cat([x] * m)``, see ``CatDepthwiseConv2d``).
+
+    The stock check counts distinct input nodes and turns it away; XNNPACK itself takes
+    the same value for several inputs.
+    """
+
+    def check_constraints(self, node: torch.fx.Node, ep: torch.export.ExportedProgram) -> bool:
+        return self.check_common_constraints(node, ep) and len(node.args[0]) >= 2
+
+
+# Same target names must not appear twice, so stock configs are replaced, not added to.
+CONFIGS = [c for c in ALL_PARTITIONER_CONFIGS if c not in (BMMConfig, CatConfig)] + [QuantBMMConfig, RepeatedCatConfig]
 
 
 def _is_q(node: Node) -> bool:
@@ -53,21 +64,26 @@ class BlockPartitioner(XnnpackPartitioner):
         super().__init__(configs=CONFIGS, **kwargs)
         self.block_of = block_of
 
-    def _block(self, node: Node, memo: dict[Node, str]) -> str:
+    def _block(self, node: Node, memo: dict[Node, str | None]) -> str | None:
+        """The block of ``node``; None while undecided (a node already being resolved)."""
         if node in memo:
             return memo[node]
+        memo[node] = None  # guards against cycles through q/dq pairs of pathless ops
         users = [u for u in node.users if u.op == "call_function"]
+        producer = node.args[0] if node.args and isinstance(node.args[0], Node) else None
         path = _module_path(node)
-        if node.op in ("placeholder", "get_attr") or (_is_dq(node) and users):
-            block = self._block(users[0], memo)
-        elif _is_q(node) and isinstance(node.args[0], Node) and node.args[0].op == "call_function":
-            block = self._block(node.args[0], memo)
-        elif path:
+        if path and not (_is_q(node) or _is_dq(node)):
+            candidates = []
             block = self.block_of(path)
-        elif users:  # ops of the network's own forward (token broadcast): with their consumer
-            block = self._block(users[0], memo)
-        else:
-            block = self._block(node.args[0], memo)
+        elif _is_q(node):  # quantize: with the op that produced its input
+            candidates = [producer, *users]
+            block = None
+        else:  # dequantize, weights, and ops of the network's own forward: with their consumer
+            candidates = [*users, producer]
+            block = None
+        for other in candidates:
+            if block is None and other is not None and other.op != "output":
+                block = self._block(other, memo)
         memo[node] = block
         return block
 
@@ -76,7 +92,7 @@ class BlockPartitioner(XnnpackPartitioner):
         for part in super().generate_partitions(ep):
             groups: dict[str, list[Node]] = {}
             for node in part.nodes:
-                groups.setdefault(self._block(node, memo), []).append(node)
+                groups.setdefault(self._block(node, memo) or "head", []).append(node)
             out += [Partition(id=next(ids), nodes=nodes) for nodes in groups.values()]
         return out
 

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torchao.quantization.pt2e import disable_observer, move_exported_model_to_eval, move_exported_model_to_train
+from torchao.quantization.pt2e import (
+    disable_fake_quant,
+    disable_observer,
+    move_exported_model_to_eval,
+    move_exported_model_to_train,
+)
 
 import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
@@ -44,8 +49,9 @@ class QATCheckpointError(ValueError):
 
 @dataclass
 class QATModel:
-    float_model: MobileFormer  # fp32 weights as fine-tuned (the reference for validation)
+    model: MobileFormer  # the variant's structure (names, blocks, config); its weights are not the trained ones
     graph: torch.fx.GraphModule  # the prepared graph, fake-quant in place, in eval mode
+    reference: torch.fx.GraphModule  # the same graph with fake-quant off: the fine-tuned network in fp32
     recipe: str
     input_size: int
 
@@ -87,9 +93,9 @@ def load_qat_model(path: str | Path, expected_model: str | None = None) -> QATMo
                                  f"({len(missing)} missing, {len(unexpected)} unexpected keys)")
     move_exported_model_to_eval(graph)
     drop_batchnorm_counters(graph)
-    own = model.state_dict()
-    model.load_state_dict({k: v for k, v in state["model"].items() if k in own})
-    return QATModel(model.eval(), graph, state["recipe"], cfg["input_size"])
+    reference = copy.deepcopy(graph)
+    reference.apply(disable_fake_quant)
+    return QATModel(model.eval(), graph, reference, state["recipe"], cfg["input_size"])
 
 
 def qat_hooks(cfg: TrainConfig, recipe: str, num_classes: int, init: str | None) -> Hooks:

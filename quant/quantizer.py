@@ -14,7 +14,9 @@ half-quantized ops. :class:`MobileFormerAnnotator` fills those gaps:
 * LayerNorm stays float (inside the delegate): measured more accurate than its
   int8 decomposition at no speed cost, see docs/quantization.md.
 
-Softmax stays float too: XNNPACK has no int8 softmax (creating one fails).
+Softmax stays float too: XNNPACK has no int8 softmax (creating one fails); that
+includes :class:`~mobileformer.layers.TokenSoftmax`, Former->Mobile's softmax over
+the tokens written from elementwise ops.
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ SHAPE_OPS = {
     torch.ops.aten.reshape.default, torch.ops.aten.view.default, torch.ops.aten.permute.default,
     torch.ops.aten.transpose.int, torch.ops.aten.slice.Tensor, torch.ops.aten.flatten.using_ints,
 }
-FLOAT_MODULES = ("mobileformer.layers.LayerNorm",)
+FLOAT_MODULES = ("mobileformer.layers.LayerNorm", "mobileformer.layers.TokenSoftmax")
 
 
 def _in_float_module(node: Node) -> bool:

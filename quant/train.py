@@ -212,6 +212,9 @@ def train(cfg: TrainConfig, model: nn.Module, teacher: nn.Module | None, hooks: 
     """Run (or continue) the loop; returns the final checkpoint payload."""
     out = ensure_writable_dir(cfg.out) if world.main else Path(cfg.out)
     ckpt_path = out / "last.pt"
+    if world.main:
+        for stale in out.glob(".*.pt.*.tmp"):  # a save cut short by a kill
+            stale.unlink()
     model.to(world.device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -5,6 +5,7 @@ import pytest
 
 import mobileformer as mf
 from mobileformer.config import VARIANTS, BlockRow, VariantConfig
+from quant.export import main as export_main
 
 TINY = VariantConfig(
     "mobile_former_tiny", stem_channels=8, token_num=3, token_dim=32, head_features=64, paper_madds_m=1,
@@ -26,3 +27,16 @@ def tiny_model_factory():
         return mf.MobileFormer(TINY, num_classes=num_classes).eval()
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tmp_path_factory):
+    """int8 (ours), int8 with one delegate per block, and fp32 exports of the tiny variant."""
+    out = tmp_path_factory.mktemp("export")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(VARIANTS, TINY.name, TINY)
+        common = ["--backend", "xnnpack", "--model", TINY.name, "--calib-images", "8", "--out", str(out), "--no-progress"]
+        assert export_main(common) == 0
+        assert export_main(common + ["--profile-blocks"]) == 0
+        assert export_main(common + ["--precision", "fp32"]) == 0
+    return out

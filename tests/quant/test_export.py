@@ -1,0 +1,144 @@
+"""``quant.export`` end to end on a tiny variant, and every bad-input path."""
+import json
+
+import pytest
+import torch
+
+from quant import export as export_mod
+from quant.export import main
+from quant.runtime import Program, ProgramError
+from tests.conftest import TINY
+
+
+def _manifest(out, name):
+    return json.loads((out / f"{name}.manifest.json").read_text())
+
+
+def test_int8_artifact_manifest_and_census(tiny_exports):
+    name = "mobile_former_tiny_xnnpack_int8"
+    assert {p.name for p in tiny_exports.iterdir()} >= {f"{name}.pte", f"{name}.etrecord", f"{name}.manifest.json"}
+    m = _manifest(tiny_exports, name)
+    assert m["model"] == TINY.name and m["backend"] == "xnnpack" and m["precision"] == "int8" and m["recipe"] == "xnnpack"
+    assert m["input"]["shape"] == [1, 3, 64, 64] and m["input"]["mean"] == list(TINY.mean)
+    assert m["num_classes"] == 1000 and m["size_bytes"] == (tiny_exports / f"{name}.pte").stat().st_size
+    assert len(m["sha256"]) == 64 and m["versions"]["executorch"] == "1.5.1"
+    census = m["op_census"]
+    assert census["delegates"] == 1 and census["delegated_gemm_pct"] == 100.0 and census["int8_gemm_pct"] == 100.0
+    assert set(census["ops"]["XNNBatchMatrixMultiply"]) == {"int8"}
+    v = m["validation"]
+    assert v["images"] == 8 and v["sqnr_db_vs_pytorch_quantized"] > 20 and 0 <= v["top1_agreement_vs_fp32"] <= 1
+
+
+def test_fp32_artifact_matches_pytorch(tiny_exports):
+    m = _manifest(tiny_exports, "mobile_former_tiny_xnnpack_fp32")
+    assert m["validation"]["max_abs_diff_vs_fp32"] <= 1e-4
+    assert m["op_census"]["delegated_gemm_pct"] == 100.0 and m["recipe"] is None
+
+
+def test_int8_file_is_smaller_than_fp32(tiny_exports):
+    int8 = (tiny_exports / "mobile_former_tiny_xnnpack_int8.pte").stat().st_size
+    fp32 = (tiny_exports / "mobile_former_tiny_xnnpack_fp32.pte").stat().st_size
+    assert int8 < 0.5 * fp32
+
+
+def test_profile_blocks_has_one_delegate_per_paper_block(tiny_exports):
+    m = _manifest(tiny_exports, "mobile_former_tiny_xnnpack_int8_blocks")
+    blocks = m["profiling"]["delegate_blocks"]
+    assert m["op_census"]["delegates"] == len(blocks)
+    assert blocks[0] == "stem" and blocks[-1] == "head"
+    assert {"bneck-lite", "block 1: mobile→former", "block 1: former", "block 1: mobile", "block 1: former→mobile",
+            "block 2: mobile"} <= set(blocks)
+
+
+def test_program_runs_and_rejects_damaged_files(tiny_exports, tmp_path):
+    pte = tiny_exports / "mobile_former_tiny_xnnpack_int8.pte"
+    assert Program(pte)(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)
+    cut = tmp_path / "cut.pte"
+    cut.write_bytes(pte.read_bytes()[: pte.stat().st_size // 2])
+    with pytest.raises(ProgramError):
+        Program(cut)(torch.zeros(1, 3, 64, 64))
+    junk = tmp_path / "junk.pte"
+    junk.write_bytes(b"\0" * 100)
+    with pytest.raises(ProgramError, match="not an ExecuTorch program"):
+        Program(junk)
+
+
+def test_same_inputs_give_the_same_bytes(tiny_exports, tiny_variant, tmp_path):
+    assert main(["--backend", "xnnpack", "--model", tiny_variant, "--calib-images", "8", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    name = "mobile_former_tiny_xnnpack_int8.pte"
+    assert (tmp_path / name).read_bytes() == (tiny_exports / name).read_bytes()
+
+
+def _assert_fails_cleanly(argv, out, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir()), "a failed export must leave nothing behind"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--backend", "onnx"], "unknown backend 'onnx'"),
+    (["--backend", "xnnpack", "--model", "mobile_former_9m"], "unknown model 'mobile_former_9m'"),
+    (["--backend", "xnnpack", "--checkpoint", "/nonexistent.pth"], "checkpoint not found"),
+    (["--backend", "coreml", "--profile-blocks"], "--profile-blocks is for the xnnpack backend"),
+    (["--backend", "xnnpack", "--recipe", "coreml"], "targets coreml, not xnnpack"),
+    (["--backend", "xnnpack", "--recipe", "magic"], "unknown recipe 'magic'"),
+    (["--backend", "xnnpack", "--format", "mlpackage"], "--format for xnnpack"),
+    (["--backend", "xnnpack", "--calib", "/no/such/dir"], "neither a data directory nor a built-in set"),
+    (["--backend", "xnnpack", "--calib-images", "0"], "--calib-images must be at least 1"),
+    (["--backend", "xnnpack", "--input-size", "100"], "--input-size must be a positive multiple of 32"),
+])
+def test_bad_input(argv, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    _assert_fails_cleanly(argv + ["--out", str(out)], out, message, capsys)
+
+
+def test_corrupt_checkpoint(tmp_path, capsys):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    out = tmp_path / "out"
+    _assert_fails_cleanly(["--backend", "xnnpack", "--checkpoint", str(bad), "--out", str(out)], out,
+                          "cannot read checkpoint", capsys)
+
+
+def test_qat_checkpoint_of_another_variant(tmp_path, capsys):
+    ckpt = tmp_path / "qat.pt"
+    torch.save({"format": "mobileformer-qat/1", "config": {"model": "mobile_former_52m", "input_size": 64}}, ckpt)
+    out = tmp_path / "out"
+    _assert_fails_cleanly(["--backend", "xnnpack", "--checkpoint", str(ckpt), "--out", str(out)], out,
+                          "QAT checkpoint of mobile_former_52m, not of mobile_former_26m", capsys)
+
+
+def test_unwritable_out_dir(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["--backend", "xnnpack", "--out", str(blocker / "out")]) == 2
+    assert "cannot write to output directory" in capsys.readouterr().err
+
+
+def test_failed_validation_leaves_nothing(tiny_variant, tmp_path, monkeypatch, capsys):
+    def fail(*args, **kwargs):
+        raise export_mod.ExportError("validation failed on purpose")
+
+    monkeypatch.setattr(export_mod, "_validate_pte", fail)
+    out = tmp_path / "out"
+    _assert_fails_cleanly(["--backend", "xnnpack", "--model", tiny_variant, "--precision", "fp32", "--calib-images", "2",
+                           "--out", str(out), "--no-progress"], out, "validation failed on purpose", capsys)
+
+
+def test_strict_fails_when_a_gemm_stays_outside(tiny_variant, tmp_path, monkeypatch, capsys):
+    import quant.partition as partition
+
+    real = partition.xnnpack_partitioner
+
+    def without_linear(**kwargs):
+        from executorch.backends.xnnpack.partition.config.gemm_configs import AddmmConfig, LinearConfig
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+        real(**kwargs)  # same arguments still accepted
+        return XnnpackPartitioner(configs=[c for c in partition.CONFIGS if c not in (LinearConfig, AddmmConfig)])
+
+    monkeypatch.setattr(partition, "xnnpack_partitioner", without_linear)
+    out = tmp_path / "out"
+    _assert_fails_cleanly(["--backend", "xnnpack", "--model", tiny_variant, "--precision", "fp32", "--calib-images", "2",
+                           "--out", str(out), "--strict", "--no-progress"], out, "--strict", capsys)

@@ -1,0 +1,158 @@
+"""Float training and QAT: checkpoints, exact resume, kills, torchrun, and bad input."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import quant.train as train_mod
+from quant.export import main as export_main
+from quant.qat import load_qat_model
+from quant.qat import main as qat_main
+from quant.train import main as train_main
+
+ROOT = Path(__file__).resolve().parents[2]
+# Runs a CLI in a fresh interpreter with the tiny variant registered.
+BOOTSTRAP = ("import sys; from mobileformer.config import VARIANTS; from tests.conftest import TINY; "
+             "VARIANTS[TINY.name] = TINY; from quant.{mod} import main; sys.exit(main(sys.argv[1:]))")
+
+
+def _common(model, out, steps, every=2):
+    return ["--model", model, "--data", "digits", "--input-size", "64", "--steps", str(steps), "--batch-size", "8",
+            "--checkpoint-every", str(every), "--eval-images", "16", "--warmup-steps", "2", "--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def float_checkpoint(tmp_path_factory):
+    from mobileformer.config import VARIANTS
+    from tests.conftest import TINY
+
+    out = tmp_path_factory.mktemp("float")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(VARIANTS, TINY.name, TINY)
+        assert train_main(_common(TINY.name, out, 4)) == 0
+    return out / "final.pt"
+
+
+def test_float_checkpoint_loads_as_a_model(float_checkpoint, tiny_variant):
+    import mobileformer as mf
+
+    state = torch.load(float_checkpoint, weights_only=True)
+    assert state["format"] == "mobileformer-train/1" and state["step"] == 4 and 0 <= state["held_out_top1"] <= 1
+    model = mf.create_model(tiny_variant, num_classes=10, checkpoint=float_checkpoint)
+    assert model.classifier.classifier[1].out_features == 10
+
+
+def test_qat_then_export(float_checkpoint, tiny_variant, tmp_path):
+    out = tmp_path / "qat"
+    argv = _common(tiny_variant, out, 4) + ["--init", str(float_checkpoint), "--freeze-bn-step", "2",
+                                            "--freeze-observer-step", "3"]
+    assert qat_main(argv) == 0
+    qat = load_qat_model(out / "final.pt", tiny_variant)
+    assert qat.recipe == "xnnpack" and qat.input_size == 64
+    assert not any("add_" in str(n.target) for n in qat.graph.graph.nodes)  # no BatchNorm counters left
+    exported = tmp_path / "exported"
+    assert export_main(["--backend", "xnnpack", "--model", tiny_variant, "--checkpoint", str(out / "final.pt"),
+                        "--calib-images", "4", "--out", str(exported), "--no-progress"]) == 0
+    import json
+
+    manifest = json.loads((exported / "mobile_former_tiny_xnnpack_int8.manifest.json").read_text())
+    assert manifest["source"]["kind"] == "qat" and manifest["num_classes"] == 10
+    assert manifest["op_census"]["int8_gemm_pct"] == 100.0
+    assert manifest["validation"]["sqnr_db_vs_pytorch_quantized"] > 20
+
+
+def test_resume_continues_exactly(float_checkpoint, tiny_variant, tmp_path, monkeypatch):
+    args = ["--init", str(float_checkpoint), "--freeze-bn-step", "3", "--freeze-observer-step", "3"]
+    assert qat_main(_common(tiny_variant, tmp_path / "straight", 5) + args) == 0
+    straight = torch.load(tmp_path / "straight" / "final.pt", weights_only=True)
+
+    real = train_mod.batch_at
+
+    def crash_at_3(dataset, step, cfg, world):
+        if step == 3:
+            raise KeyboardInterrupt("killed")
+        return real(dataset, step, cfg, world)
+
+    monkeypatch.setattr(train_mod, "batch_at", crash_at_3)
+    with pytest.raises(KeyboardInterrupt):
+        qat_main(_common(tiny_variant, tmp_path / "broken", 5) + args)
+    monkeypatch.setattr(train_mod, "batch_at", real)
+    assert torch.load(tmp_path / "broken" / "last.pt", weights_only=True)["step"] == 2
+    assert qat_main(_common(tiny_variant, tmp_path / "broken", 5) + args + ["--resume", str(tmp_path / "broken" / "last.pt")]) == 0
+    resumed = torch.load(tmp_path / "broken" / "final.pt", weights_only=True)
+    assert resumed["step"] == straight["step"] == 5
+    for key, value in straight["model"].items():
+        assert torch.equal(value, resumed["model"][key]), key
+
+
+def test_resume_refuses_other_settings_and_bad_files(float_checkpoint, tiny_variant, tmp_path, capsys):
+    assert train_main(_common(tiny_variant, tmp_path / "a", 2) + ["--resume", str(float_checkpoint)]) == 2
+    assert "different settings" in capsys.readouterr().err
+    assert qat_main(_common(tiny_variant, tmp_path / "b", 2) + ["--resume", str(float_checkpoint)]) == 2
+    assert "not a qat checkpoint" in capsys.readouterr().err
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"garbage")
+    assert train_main(_common(tiny_variant, tmp_path / "c", 2) + ["--resume", str(bad)]) == 2
+    assert "cannot read resume checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("data, message", [("/no/such/dir", "neither a data directory"), ("EMPTY", "no class folders")])
+def test_bad_data(tiny_variant, tmp_path, capsys, data, message):
+    if data == "EMPTY":
+        data = str(tmp_path / "empty")
+        os.mkdir(data)
+    argv = _common(tiny_variant, tmp_path / "out", 2)
+    argv[argv.index("digits")] = data
+    assert qat_main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_numbers(tiny_variant, tmp_path, capsys):
+    argv = _common(tiny_variant, tmp_path / "out", 0)
+    assert train_main(argv) == 2
+    assert "--steps must be at least 1" in capsys.readouterr().err
+
+
+def test_kill_mid_run_leaves_a_checkpoint_that_resumes(tmp_path):
+    """SIGKILL at an arbitrary moment (maybe mid-save): last.pt stays loadable and resumes."""
+    out = tmp_path / "run"
+    argv = _common("mobile_former_tiny", out, 400, every=1)
+    cmd = [sys.executable, "-c", BOOTSTRAP.format(mod="train"), *argv]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 240
+        while not (out / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        time.sleep(1.5)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert 1 <= state["step"] < 400
+    result = subprocess.run([sys.executable, "-c", BOOTSTRAP.format(mod="train"), *argv, "--resume", str(out / "last.pt")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert torch.load(out / "final.pt", weights_only=True)["step"] == 400
+    assert not list(out.glob(".*.tmp")), "a temp file of the killed save was left behind"
+
+
+def test_runs_under_torchrun(tmp_path):
+    """Two CPU processes (gloo): the same command line, data split across ranks, one writer."""
+    out = tmp_path / "ddp"
+    script = tmp_path / "entry.py"
+    script.write_text(BOOTSTRAP.format(mod="train").replace("; ", "\n"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+           str(script), *_common("mobile_former_tiny", out, 3)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = torch.load(out / "final.pt", weights_only=True)
+    assert state["step"] == 3 and not any(k.startswith("module.") for k in state["model"])
