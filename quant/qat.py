@@ -12,6 +12,7 @@ import copy
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torchao.quantization.pt2e import (
@@ -98,22 +99,39 @@ def load_qat_model(path: str | Path, expected_model: str | None = None) -> QATMo
     return QATModel(model.eval(), graph, reference, state["recipe"], cfg["input_size"])
 
 
+def _rng_neutral(switch: Callable[[torch.fx.GraphModule], object]) -> Callable[[torch.fx.GraphModule], None]:
+    """``switch`` without touching the global RNG.
+
+    torchao's train/eval switches re-trace dropout and BatchNorm patterns on random example
+    inputs; left alone, that would shift the RNG that dropout and augmentation draw from, and a
+    resumed run (which switches at a different point) would no longer repeat the straight one.
+    """
+    def run(gm: torch.fx.GraphModule) -> None:
+        with torch.random.fork_rng():
+            switch(gm)
+
+    return run
+
+
+to_train, to_eval = _rng_neutral(move_exported_model_to_train), _rng_neutral(move_exported_model_to_eval)
+
+
 def qat_hooks(cfg: TrainConfig, recipe: str, num_classes: int, init: str | None) -> Hooks:
     frozen = {"bn": False, "observer": False}
 
     def set_train(gm):
         if not frozen["bn"]:
-            move_exported_model_to_train(gm)
+            to_train(gm)
 
     def on_step(gm, step):
         if cfg.freeze_bn_step is not None and step >= cfg.freeze_bn_step and not frozen["bn"]:
-            move_exported_model_to_eval(gm)  # BatchNorm uses its running statistics from here on
+            to_eval(gm)  # BatchNorm uses its running statistics from here on
             frozen["bn"] = True
         if cfg.freeze_observer_step is not None and step >= cfg.freeze_observer_step and not frozen["observer"]:
             gm.apply(disable_observer)  # quantization ranges stay where they are
             frozen["observer"] = True
 
-    return Hooks(set_train, move_exported_model_to_eval, on_step,
+    return Hooks(set_train, to_eval, on_step,
                  lambda: {"recipe": recipe, "num_classes": num_classes, "init": init})
 
 
