@@ -237,7 +237,8 @@ class TFLiteModel:
         quant = _quantization(self._in)
         if quant:
             info = np.iinfo(dtype)
-            data = np.clip(np.round(data / quant["scale"]) + quant["zero_point"], info.min, info.max)
+            scaled = data / quant["scale"]  # rounded half away from zero, as LiteRT's QUANTIZE does
+            data = np.clip(np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + quant["zero_point"], info.min, info.max)
         self.interpreter.set_tensor(self._in["index"], data.astype(dtype))
         try:
             self.interpreter.invoke()
