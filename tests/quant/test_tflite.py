@@ -15,7 +15,15 @@ import torch
 import mobileformer as mf
 from quant import export as ex
 from quant.files import sha256_of
-from quant.tflite import INSTALL_HINT, TFLiteError, TFLiteModel, load_tflite_interpreter, time_tflite, tflite_census
+from quant.tflite import (
+    INSTALL_HINT,
+    TFLiteError,
+    TFLiteModel,
+    litert_quantizer,
+    load_tflite_interpreter,
+    tflite_census,
+    time_tflite,
+)
 
 pytest.importorskip("litert_torch", reason=f"the tflite extra is not installed: {INSTALL_HINT}")
 pytest.importorskip("ai_edge_litert", reason=f"the tflite extra is not installed: {INSTALL_HINT}")
@@ -133,6 +141,12 @@ def test_interpreter_refuses_missing_empty_corrupt_and_truncated_files(int8, tmp
         load_tflite_interpreter(corrupt, threads=1)
     with pytest.raises(TFLiteError, match="threads"):
         load_tflite_interpreter(int8.artifact, threads=-1)
+
+
+def test_qat_is_refused_with_a_reason():
+    assert litert_quantizer(qat=False) is not None
+    with pytest.raises(TFLiteError, match="QAT with the tflite recipe"):
+        litert_quantizer(qat=True)
 
 
 @pytest.mark.parametrize("argv, message", [
