@@ -103,12 +103,12 @@ def _patch_layout_pass() -> None:
 
     ``OptimizeLayoutTransposesPass.insert_t_q_dq`` overwrites the metadata of the
     dequantize node it starts from (``input_dq.meta = transpose_node_meta``), dropping its
-    shape. When that int8 tensor has a second consumer that the pass wants in NHWC (a
-    residual add after a conv whose output also feeds an NCHW reshape), the pass then
-    sees a tensor of unknown rank and fails with ``AssertionError: Attempting to convert
-    non-NHWC compatible node to NHWC: dequantize_per_tensor_N``. Every int8 Mobile-Former
-    hits it. The patch keeps the original node's metadata; the inserted transpose,
-    quantize and dequantize nodes are built exactly as before.
+    shape. When that int8 tensor has a second consumer that the pass puts in the other
+    layout, the pass then sees a tensor of unknown rank and fails with ``AssertionError:
+    Attempting to convert non-NHWC compatible node to NHWC: dequantize_per_tensor_N``.
+    Int8 mobile_former_26m hits it in its first block. The patch keeps the original
+    node's metadata; the inserted transpose, quantize and dequantize nodes are built
+    exactly as before.
     """
     global _PATCHED
     if _PATCHED:
