@@ -15,10 +15,13 @@ EXPORT      = $(PY) -m quant.export --model $(MODEL) $(CKPT_ARG) --calib $(CALIB
 
 .PHONY: demo test venv data accuracy clean
 
+# The tflite extra (~0.9 GB) is installed so that the LiteRT backend is tested too, and in the
+# same pip command: added afterwards, pip downgrades typing-extensions to 4.12 (xdsl, a
+# litert-torch dependency, wants <4.13) under already-installed packages that need newer.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,tflite]'
 	touch $(STAMP)
 
 venv: $(STAMP)

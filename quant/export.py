@@ -2,7 +2,7 @@
 
 Stages: build the model (authors' float or our QAT checkpoint) -> quantize (PTQ on
 calibration images, or convert the QAT checkpoint) -> lower (ExecuTorch + XNNPACK,
-Core ML) -> write the artifact atomically -> validate it on the host -> write
+Core ML, LiteRT) -> write the artifact atomically -> validate it on the host -> write
 ``<artifact>.manifest.json`` beside it.
 """
 from __future__ import annotations
@@ -110,11 +110,11 @@ def _quantize(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, qat: QATMo
         return qat.reference if qat is not None else model  # a QAT checkpoint's fp32 network is its own
     if qat is not None:
         _stage("converting the QAT checkpoint (fake-quant -> int8)")
-        return convert(qat.graph)
+        return convert(qat.graph, recipe)
     _stage(f"PTQ: {recipe.name} recipe, calibrating on {len(images)} images")
     prepared = prepare(model, recipe, images[:1])
     calibrate(prepared, images.split(1), total=len(images), progress=cfg.progress)
-    return convert(prepared)
+    return convert(prepared, recipe)
 
 
 def _lower_xnnpack(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, graph: torch.nn.Module,
@@ -149,9 +149,14 @@ def _validate_pte(cfg: ExportConfig, artifact: Path, reference: torch.nn.Module,
     result = {"images": len(images), "max_abs_diff_vs_fp32": float((ours - ref).abs().max()),
               "sqnr_db_vs_fp32": sqnr(ref, ours), "top1_agreement_vs_fp32": top1_agreement(ref, ours),
               "sqnr_db_vs_pytorch_quantized": sqnr(pt2e, ours)}
-    if cfg.precision == "fp32" and result["max_abs_diff_vs_fp32"] > FP32_TOLERANCE:
-        raise ExportError(f"fp32 program differs from PyTorch by {result['max_abs_diff_vs_fp32']:.2e} > {FP32_TOLERANCE}")
+    _check_fp32(cfg, result)
     return result
+
+
+def _check_fp32(cfg: ExportConfig, validation: dict) -> None:
+    if cfg.precision == "fp32" and validation["max_abs_diff_vs_fp32"] > FP32_TOLERANCE:
+        raise ExportError(f"fp32 {cfg.backend} artifact differs from PyTorch by "
+                          f"{validation['max_abs_diff_vs_fp32']:.2e} > {FP32_TOLERANCE}")
 
 
 def _check_options(cfg: ExportConfig) -> tuple[Recipe, str]:
@@ -168,6 +173,10 @@ def _check_options(cfg: ExportConfig) -> tuple[Recipe, str]:
         raise ExportError(f"--format for {cfg.backend} is one of {', '.join(allowed)}, got {fmt!r}")
     if cfg.profile_blocks and cfg.backend != "xnnpack":
         raise ExportError("--profile-blocks is for the xnnpack backend")
+    if cfg.backend == "tflite":
+        from .tflite import require_litert
+
+        require_litert()  # the optional extra: say so before any work
     mf.get_config(cfg.model)  # an unknown variant fails before any work
     return recipe, fmt
 
@@ -191,6 +200,7 @@ def export(cfg: ExportConfig) -> ExportResult:
         _stage(f"lowering to {cfg.backend} ({fmt})")
         lowered_at = time.perf_counter()
         profiling: dict = {}
+        io: dict = {}  # tflite: int8 input/output tensors and their quantization
         if cfg.backend == "xnnpack":
             buffer, etrecord, census, profiling = _lower_xnnpack(cfg, recipe, model, quantized, images[:1])
             if cfg.strict and census["delegated_gemm_pct"] < 100.0:
@@ -207,7 +217,8 @@ def export(cfg: ExportConfig) -> ExportResult:
         else:
             from .tflite import export_tflite
 
-            census, validation = export_tflite(model, recipe, images, artifact, cfg.precision, progress=cfg.progress)
+            census, validation, io = export_tflite(model, quantized, images, artifact, cfg.precision)
+            _check_fp32(cfg, validation)
         lower_seconds = time.perf_counter() - lowered_at
         manifest = {
             "format": "mobileformer-manifest/1",
@@ -219,7 +230,8 @@ def export(cfg: ExportConfig) -> ExportResult:
             "precision": cfg.precision,
             "recipe": recipe.name if cfg.precision == "int8" else None,
             "input": {"shape": [1, 3, size, size], "dtype": "float32", "layout": "NCHW", "mean": list(model.cfg.mean),
-                      "std": list(model.cfg.std), "range": "RGB in [0, 1] before normalisation"},
+                      "std": list(model.cfg.std), "range": "RGB in [0, 1] before normalisation", **io.get("input", {})},
+            **({"output": io["output"]} if "output" in io else {}),
             "num_classes": model.num_classes,
             "sha256": sha256_of(artifact),
             "size_bytes": size_of(artifact),

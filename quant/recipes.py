@@ -17,16 +17,20 @@ from tqdm import tqdm
 from mobileformer.model import MobileFormer
 
 from .quantizer import coreml_quantizer, stock_xnnpack_quantizer, xnnpack_quantizer
+from .tflite import litert_quantizer
 from .twin import quantizable
 
 
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    backend: str  # the runtime it targets: "xnnpack" or "coreml"
+    backend: str  # the runtime it targets: "xnnpack", "coreml" or "tflite"
     description: str
     make_quantizer: Callable[[bool], Quantizer]  # qat -> quantizer
     twin: bool  # quantize the quantizable twin (True) or the float model as it is
+    # convert_pt2e's fold_quantize: store weights as int8 constants (True) or keep float weights
+    # behind quantize -> dequantize (False), which is what litert-torch's converter reads.
+    fold_quantize: bool = True
 
 
 RECIPES = {
@@ -37,6 +41,10 @@ RECIPES = {
         Recipe("xnnpack-stock", "xnnpack", "ExecuTorch's XNNPACKQuantizer as shipped, on the float model",
                stock_xnnpack_quantizer, twin=False),
         Recipe("coreml", "coreml", "ExecuTorch's CoreMLQuantizer W8A8 on the quantizable twin", coreml_quantizer, twin=True),
+        # The float model, not the twin: LiteRT has an int8 MAXIMUM for DyReLU, while the twin's
+        # a1 - a2 and relu are ops LiteRT's quantizer leaves float (measured: 65 more float ops).
+        Recipe("tflite", "tflite", "LiteRT's PT2EQuantizer (litert-torch) as shipped, per-channel int8 weights, "
+               "on the float model", litert_quantizer, twin=False, fold_quantize=False),
     )
 }
 
@@ -74,6 +82,6 @@ def calibrate(prepared: torch.fx.GraphModule, batches: Iterable[torch.Tensor], t
     return seen
 
 
-def convert(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
+def convert(prepared: torch.fx.GraphModule, recipe: Recipe | None = None) -> torch.fx.GraphModule:
     """Observers -> quantize/dequantize pairs with the calibrated parameters."""
-    return convert_pt2e(prepared)
+    return convert_pt2e(prepared, fold_quantize=recipe.fold_quantize if recipe else True)
