@@ -24,6 +24,7 @@ from .files import OutputError, ensure_writable_dir, sha256_of, size_of, write_j
 from .latency import apply_manifest, find_manifest, host_device, now_utc, summarize
 from .report import render
 from .runtime import Program, ProgramError, set_threads
+from .tflite import TFLiteError
 
 
 class BenchError(ValueError):
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[bench] {artifact} ({args.iterations} runs, {args.threads} thread(s))", flush=True)
             results.append(bench_artifact(artifact, out, args.threads, args.warmup, args.iterations, not args.no_operators))
         outputs = render(results, out, args.name)
-    except (BenchError, ProgramError, OutputError) as e:
+    except (BenchError, ProgramError, OutputError, TFLiteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(outputs.table)

@@ -182,3 +182,18 @@ def test_missing_extra_says_how_to_install(monkeypatch, tmp_path, capsys):
     assert ex.main(["--backend", "xnnpack", "--recipe", "tflite", "--out", str(out)]) == 2
     assert "targets tflite, not xnnpack" in capsys.readouterr().err
     assert mf.get_config("mobile_former_26m")
+
+
+def test_bench_times_tflite_and_rejects_a_corrupt_one(int8, tmp_path, capsys):
+    from quant.bench import main as bench_main
+
+    out = tmp_path / "bench"
+    assert bench_main([str(int8.artifact), "--iterations", "3", "--warmup", "1", "--out", str(out)]) == 0
+    result = json.loads((out / f"{int8.artifact.stem}.latency.json").read_text())
+    assert result["runtime"]["name"] == "tflite" and result["artifact"]["backend"] == "tflite"
+    assert len(result["samples_ms"]) == 3 and result["latency_ms"]["p50"] > 0
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(int8.artifact.read_bytes()[:100])
+    capsys.readouterr()
+    assert bench_main([str(bad), "--iterations", "1", "--out", str(tmp_path / "b2")]) == 2
+    assert "bad.tflite" in capsys.readouterr().err
