@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--variant", help=f"one of {', '.join(list_models())} (or 26m, 52m, ...)")
     parser.add_argument("--layers", action="store_true", help="per-block breakdown of --variant")
-    parser.add_argument("--input-size", type=int, default=224, help="square input size (default 224)")
+    parser.add_argument("--input-size", type=int, default=224, help="square input size")
     args = parser.parse_args(argv)
     if args.input_size < 32 or args.input_size % 32:
         parser.error("--input-size must be a positive multiple of 32")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, versions
+from . import HelpFormatter, __version__, versions
 from .files import OutputError, ensure_writable_dir, sha256_of, size_of, write_json_atomic
 from .latency import apply_manifest, find_manifest, host_device, now_utc, summarize
 from .report import render
@@ -131,7 +131,7 @@ def bench_artifact(artifact: Path, out: Path, threads: int, warmup: int, iterati
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m quant.bench", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("artifacts", nargs="+", type=Path, help=".pte or .tflite files (their manifests are read if beside them)")
     p.add_argument("--threads", type=int, default=1, help="runtime worker threads (0: the runtime's default)")
     p.add_argument("--warmup", type=int, default=10)

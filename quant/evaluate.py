@@ -17,6 +17,7 @@ from tqdm import tqdm
 import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 
+from . import HelpFormatter
 from .data import DataError, eval_transform, load_dataset, transform_config
 from .files import write_json_atomic
 from .latency import find_manifest
@@ -57,7 +58,7 @@ def evaluate(target: Path, data: str, model_name: str | None = None, input_size:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m quant.evaluate", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("target", type=Path, help=".pte (with its manifest beside it) or a float checkpoint")
     p.add_argument("--data", default="digits", help="class-per-folder directory, 'digits' or 'fashion-mnist' (held-out split)")
     p.add_argument("--model", help="variant, for a checkpoint")

@@ -20,7 +20,7 @@ import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 from mobileformer.model import MobileFormer
 
-from . import __version__, versions
+from . import HelpFormatter, __version__, versions
 from .census import capture_xnnpack_graphs, xnnpack_census
 from .data import DataError, calibration_batches
 from .files import OutputError, ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
@@ -266,7 +266,7 @@ def summary(result: ExportResult) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m quant.export", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--backend", required=True, help=f"one of {', '.join(BACKENDS)}")
     p.add_argument("--model", default="mobile_former_26m", help=f"variant: {', '.join(mf.list_models())}")
     p.add_argument("--checkpoint", type=Path, help="authors' float checkpoint or our QAT checkpoint (default: random weights)")

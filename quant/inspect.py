@@ -25,6 +25,7 @@ from mobileformer.checkpoint import checkpoint_num_classes
 from mobileformer.model import MobileFormer
 
 from .census import graph_census
+from . import HelpFormatter
 from .data import DataError, calibration_batches
 from .files import OutputError, atomic_path, ensure_writable_dir
 from .metrics import sqnr, top1_agreement
@@ -114,7 +115,7 @@ def _chart(result: Inspection, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m quant.inspect", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("--model", default="mobile_former_26m", help="variant")
     p.add_argument("--all-variants", action="store_true", help="whole-model SQNR of every variant (no per-op files)")
     p.add_argument("--checkpoint", type=Path, help="float checkpoint (default: random weights)")

@@ -26,6 +26,7 @@ import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 from mobileformer.model import MobileFormer
 
+from . import HelpFormatter
 from .data import DataError
 from .recipes import RECIPES, example_input, get_recipe, prepare
 from .train import (
@@ -137,7 +138,7 @@ def qat_hooks(cfg: TrainConfig, recipe: str, num_classes: int, init: str | None)
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m quant.qat", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     defaults = TrainConfig(steps=300, lr=1e-4, warmup_steps=20, out="runs/qat")
     add_common_arguments(p, defaults)
     p.add_argument("--init", type=Path, help="fp32 checkpoint to start from (quant.train's final.pt, or the authors')")

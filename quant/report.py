@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import HelpFormatter
 from .files import OutputError, atomic_path, ensure_writable_dir
 from .latency import ResultError, apply_manifest, find_manifest, op_type, read_result
 
@@ -169,7 +170,7 @@ def load_results(paths: list[Path], manifest: Path | None) -> list[dict]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m quant.report", description=__doc__.splitlines()[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     p.add_argument("results", nargs="+", type=Path, help="latency result JSON files")
     p.add_argument("--manifest", type=Path, help="export manifest for results that lack model/blocks (phone results)")
     p.add_argument("--out", type=Path, default=Path("out/report"), help="where the CSV, Markdown and PNG go")

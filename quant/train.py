@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from . import HelpFormatter
 from .data import eval_transform, load_dataset, train_transform, transform_config
 from .files import atomic_path, ensure_writable_dir
 
@@ -330,7 +331,7 @@ def float_hooks(num_classes: int, init: str | None) -> Hooks:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m quant.train",
                                 description="Train or fine-tune the fp32 Mobile-Former (the starting point for PTQ and QAT).",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     add_common_arguments(p, TrainConfig(out="runs/float"))
     p.add_argument("--init", type=Path, help="fp32 checkpoint to start from (default: the authors' initialisation)")
     return p

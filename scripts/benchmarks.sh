@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The latency and size figures of docs/benchmarks.md: for each variant, export fp32, ExecuTorch's
+# stock int8 and this project's int8 (.pte, XNNPACK), plus LiteRT int8/fp32 for 26m and a
+# --profile-blocks build, then time them all with quant.bench on 1 thread, side by side.
+# Random (seeded) weights: latency, size and op coverage do not depend on them.
+# Resumable: an artifact that exists is not exported again (EXPORT_ONLY=1: no timing yet).
+# Time on a quiet machine: export wall times and latencies move with load.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+OUT=${OUT:-runs/benchmarks}
+THREADS=${THREADS:-1}
+ITERATIONS=${ITERATIONS:-200}
+
+export_once() {  # export_once ARTIFACT ARGS...: export unless ARTIFACT is already there
+  local artifact=$1; shift
+  [[ -f "$artifact" ]] || "$PY" -m quant.export --no-progress "$@"
+}
+
+for model in mobile_former_26m mobile_former_96m; do
+  dir="$OUT/$model"
+  common=(--backend xnnpack --model "$model" --out "$dir")
+  export_once "$dir/${model}_xnnpack_fp32.pte" "${common[@]}" --precision fp32
+  export_once "$dir/${model}_xnnpack_int8_stock.pte" "${common[@]}" --recipe xnnpack-stock
+  export_once "$dir/${model}_xnnpack_int8.pte" "${common[@]}"
+  artifacts=("$dir/${model}_xnnpack_fp32.pte" "$dir/${model}_xnnpack_int8_stock.pte" "$dir/${model}_xnnpack_int8.pte")
+  if [[ $model == mobile_former_26m ]]; then
+    export_once "$dir/${model}_xnnpack_int8_blocks.pte" "${common[@]}" --profile-blocks
+    artifacts+=("$dir/${model}_xnnpack_int8_blocks.pte")
+    if "$PY" -c "import litert_torch, ai_edge_litert" 2>/dev/null; then
+      export_once "$dir/${model}_tflite_fp32.tflite" --backend tflite --model "$model" --out "$dir" --precision fp32
+      export_once "$dir/${model}_tflite_int8.tflite" --backend tflite --model "$model" --out "$dir"
+      artifacts+=("$dir/${model}_tflite_fp32.tflite" "$dir/${model}_tflite_int8.tflite")
+    fi
+  fi
+  [[ -n "${EXPORT_ONLY:-}" ]] || "$PY" -m quant.bench "${artifacts[@]}" --threads "$THREADS" --iterations "$ITERATIONS" --out "$dir/bench" --name "$model"
+done
+# Export wall time, size and validation of every artifact, from the manifests.
+"$PY" - "$OUT" <<'PYEOF'
+import json, pathlib, sys
+for m in sorted(pathlib.Path(sys.argv[1]).glob("*/*.manifest.json")):
+    d = json.loads(m.read_text()); v = d.get("validation", {})
+    print(f"{m.name.removesuffix('.manifest.json'):42s} {d['size_bytes'] / 1e6:6.2f} MB  export {d['timings_s']['total']:6.1f} s"
+          f"  SQNR {v.get('sqnr_db_vs_fp32', float('nan')):5.1f} dB  top-1 agree {v.get('top1_agreement_vs_fp32', float('nan'))}")
+PYEOF
