@@ -18,7 +18,10 @@ DEVICE_RESULTS="/sdcard/Android/data/$PKG/files/results"
 TAG="MobileFormerBench"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
+# Shared with ios_demo/run_benchmark.sh: die, need_value/need_int, the common options with
+# their defaults, and the export / manifest / report steps.
+# shellcheck source=SCRIPTDIR/../scripts/phone_bench_lib.sh
+source "$here/../scripts/phone_bench_lib.sh"
 
 usage() {
   cat <<EOF
@@ -56,83 +59,29 @@ The app must be installed first (android_demo/README.md: ./gradlew installReleas
 EOF
 }
 
-die() {
-  echo "run_benchmark.sh: $*" >&2
-  exit 1
-}
-
-model="" variant="" manifest="" label="" engine="auto" etdump=0 report=1
-iters=50 warmup=10 threads=4 timeout=900 serial="${ANDROID_SERIAL:-}"
-out_dir="$here/runs"
-python="${PYTHON:-}"
-
-need_value() {
-  [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"
-}
-need_int() {
-  [[ "$2" =~ ^[0-9]+$ ]] || die "$1 needs a whole number, got '$2'"
-}
+engine="auto" timeout=900 serial="${ANDROID_SERIAL:-}"
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    -h | --help) usage; exit 0 ;;
-    --model) need_value "$@"; model="$2"; shift 2 ;;
-    --export) need_value "$@"; variant="$2"; shift 2 ;;
-    --manifest) need_value "$@"; manifest="$2"; shift 2 ;;
-    --iters) need_value "$@"; need_int "$1" "$2"; iters="$2"; shift 2 ;;
-    --warmup) need_value "$@"; need_int "$1" "$2"; warmup="$2"; shift 2 ;;
-    --threads) need_value "$@"; need_int "$1" "$2"; threads="$2"; shift 2 ;;
-    --label) need_value "$@"; label="$2"; shift 2 ;;
     --engine) need_value "$@"; engine="$2"; shift 2 ;;
-    --etdump) etdump=1; shift ;;
-    --out-dir) need_value "$@"; out_dir="$2"; shift 2 ;;
     --serial) need_value "$@"; serial="$2"; shift 2 ;;
-    --timeout) need_value "$@"; need_int "$1" "$2"; timeout="$2"; shift 2 ;;
-    --python) need_value "$@"; python="$2"; shift 2 ;;
-    --no-report) report=0; shift ;;
-    *) die "unknown option: $1 (see --help)" ;;
+    *) common_option "$@"; shift "$consumed" ;;
   esac
 done
 
-[[ -n "$model" || -n "$variant" ]] || die "give --model PATH.pte or --export VARIANT (see --help)"
-[[ -z "$model" || -z "$variant" ]] || die "give either --model or --export, not both"
-[[ "$iters" -ge 1 ]] || die "--iters must be at least 1"
+check_common_options PATH.pte
 case "$engine" in auto | mfbench | aar) ;; *) die "--engine must be auto, mfbench or aar, got '$engine'" ;; esac
 
-if [[ -z "$python" ]]; then
-  if [[ -x "$repo/.venv/bin/python" ]]; then python="$repo/.venv/bin/python"; else python="python3"; fi
-fi
-
-mkdir -p "$out_dir"
-out_dir="$(cd "$out_dir" && pwd)"
+find_python_make_out_dir
 
 # --- the model -------------------------------------------------------------
 if [[ -n "$variant" ]]; then
-  export_dir="$out_dir/export/$variant"
-  mkdir -p "$export_dir"
-  echo "== exporting $variant (XNNPACK) to $export_dir"
-  (cd "$repo" && "$python" -m quant.export --backend xnnpack --model "$variant" --out "$export_dir") ||
-    die "python -m quant.export failed"
-  # the newest .pte it wrote
-  for f in "$export_dir"/*.pte "$export_dir"/*/*.pte; do
-    [[ -f "$f" ]] || continue
-    if [[ -z "$model" || "$f" -nt "$model" ]]; then model="$f"; fi
-  done
-  [[ -n "$model" ]] || die "quant.export wrote no .pte under $export_dir"
+  export_model xnnpack XNNPACK "$out_dir/export/$variant" pte
 fi
 [[ -f "$model" ]] || die "no such model: $model"
 [[ "$model" == *.pte ]] || die "not a .pte: $model (Core ML models run on iOS: ios_demo/run_benchmark.sh)"
-model="$(cd "$(dirname "$model")" && pwd)/$(basename "$model")"
-name="$(basename "$model")"
-stem="${name%.pte}"
-
-if [[ -z "$manifest" ]]; then
-  for candidate in "$(dirname "$model")/$stem.manifest.json" "$(dirname "$model")/manifest.json"; do
-    if [[ -f "$candidate" ]]; then manifest="$candidate"; break; fi
-  done
-elif [[ ! -f "$manifest" ]]; then
-  die "no such manifest: $manifest"
-fi
+resolve_model
+find_manifest
 
 # --- the device ------------------------------------------------------------
 command -v adb >/dev/null 2>&1 ||
@@ -202,8 +151,4 @@ fi
 adb_ logcat -d -s "$TAG:I" | grep MFBENCH_RESULT | tail -n 1 || true
 echo "== result: $result"
 
-if [[ "$report" == 1 ]]; then
-  report_args=("$result")
-  if [[ -n "$manifest" ]]; then report_args+=(--manifest "$manifest"); fi
-  (cd "$repo" && "$python" -m quant.report "${report_args[@]}") || die "python -m quant.report failed"
-fi
+if [[ "$report" == 1 ]]; then report_on "$result" "python -m quant.report failed"; fi

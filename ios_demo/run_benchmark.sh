@@ -15,7 +15,10 @@ set -euo pipefail
 BUNDLE="org.mobileformer.demo"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
+# Shared with android_demo/run_benchmark.sh: die, need_value/need_int, the common options with
+# their defaults, and the export / manifest / report steps.
+# shellcheck source=SCRIPTDIR/../scripts/phone_bench_lib.sh
+source "$here/../scripts/phone_bench_lib.sh"
 
 usage() {
   cat <<EOF
@@ -56,49 +59,19 @@ The app must be installed first (ios_demo/README.md). Keep the device unlocked.
 EOF
 }
 
-die() {
-  echo "run_benchmark.sh: $*" >&2
-  exit 1
-}
-
-model="" variant="" backend="coreml" manifest="" label="" units="every" etdump=0 report=1 cleanup=1
-iters=50 warmup=10 threads=4 timeout=1200 device=""
-out_dir="$here/runs"
-python="${PYTHON:-}"
-
-need_value() {
-  [[ $# -ge 2 && -n "$2" ]] || die "$1 needs a value (see --help)"
-}
-need_int() {
-  [[ "$2" =~ ^[0-9]+$ ]] || die "$1 needs a whole number, got '$2'"
-}
+backend="coreml" units="every" cleanup=1 timeout=1200 device=""
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    -h | --help) usage; exit 0 ;;
-    --model) need_value "$@"; model="$2"; shift 2 ;;
-    --export) need_value "$@"; variant="$2"; shift 2 ;;
     --backend) need_value "$@"; backend="$2"; shift 2 ;;
-    --manifest) need_value "$@"; manifest="$2"; shift 2 ;;
-    --iters) need_value "$@"; need_int "$1" "$2"; iters="$2"; shift 2 ;;
-    --warmup) need_value "$@"; need_int "$1" "$2"; warmup="$2"; shift 2 ;;
-    --threads) need_value "$@"; need_int "$1" "$2"; threads="$2"; shift 2 ;;
     --compute-units) need_value "$@"; units="$2"; shift 2 ;;
-    --label) need_value "$@"; label="$2"; shift 2 ;;
-    --etdump) etdump=1; shift ;;
     --device) need_value "$@"; device="$2"; shift 2 ;;
-    --out-dir) need_value "$@"; out_dir="$2"; shift 2 ;;
-    --timeout) need_value "$@"; need_int "$1" "$2"; timeout="$2"; shift 2 ;;
-    --python) need_value "$@"; python="$2"; shift 2 ;;
     --keep-model) cleanup=0; shift ;;
-    --no-report) report=0; shift ;;
-    *) die "unknown option: $1 (see --help)" ;;
+    *) common_option "$@"; shift "$consumed" ;;
   esac
 done
 
-[[ -n "$model" || -n "$variant" ]] || die "give --model PATH or --export VARIANT (see --help)"
-[[ -z "$model" || -z "$variant" ]] || die "give either --model or --export, not both"
-[[ "$iters" -ge 1 ]] || die "--iters must be at least 1"
+check_common_options PATH
 case "$backend" in coreml | xnnpack) ;; *) die "--backend must be coreml or xnnpack, got '$backend'" ;; esac
 for u in $(echo "$units" | tr ',' ' '); do
   case "$u" in every | all | cpuOnly | cpuAndGPU | cpuAndNeuralEngine) ;;
@@ -106,42 +79,19 @@ for u in $(echo "$units" | tr ',' ' '); do
   esac
 done
 
-if [[ -z "$python" ]]; then
-  if [[ -x "$repo/.venv/bin/python" ]]; then python="$repo/.venv/bin/python"; else python="python3"; fi
-fi
-
-mkdir -p "$out_dir"
-out_dir="$(cd "$out_dir" && pwd)"
+find_python_make_out_dir
 
 # --- the model -------------------------------------------------------------
 if [[ -n "$variant" ]]; then
-  export_dir="$out_dir/export/$variant-$backend"
-  mkdir -p "$export_dir"
-  echo "== exporting $variant ($backend) to $export_dir"
-  (cd "$repo" && "$python" -m quant.export --backend "$backend" --model "$variant" --out "$export_dir") ||
-    die "python -m quant.export failed"
-  for f in "$export_dir"/*.pte "$export_dir"/*.mlpackage "$export_dir"/*/*.pte "$export_dir"/*/*.mlpackage; do
-    [[ -e "$f" ]] || continue
-    if [[ -z "$model" || "$f" -nt "$model" ]]; then model="$f"; fi
-  done
-  [[ -n "$model" ]] || die "quant.export wrote no .pte or .mlpackage under $export_dir"
+  export_model "$backend" "$backend" "$out_dir/export/$variant-$backend" pte mlpackage
 fi
 [[ -e "$model" ]] || die "no such model: $model"
-model="$(cd "$(dirname "$model")" && pwd)/$(basename "$model")"
-name="$(basename "$model")"
-stem="${name%.*}"
+resolve_model
 case "$name" in
   *.pte | *.mlpackage | *.mlmodelc | *.mlmodel) ;;
   *) die "not a .pte, .mlpackage, .mlmodelc or .mlmodel: $model" ;;
 esac
-
-if [[ -z "$manifest" ]]; then
-  for candidate in "$(dirname "$model")/$stem.manifest.json" "$(dirname "$model")/manifest.json"; do
-    if [[ -f "$candidate" ]]; then manifest="$candidate"; break; fi
-  done
-elif [[ ! -f "$manifest" ]]; then
-  die "no such manifest: $manifest"
-fi
+find_manifest
 
 # --- the device ------------------------------------------------------------
 command -v xcrun >/dev/null 2>&1 ||
@@ -228,9 +178,5 @@ done < <("$python" -c 'import json,sys; print("\n".join(json.load(open(sys.argv[
 
 echo "== results in $result_dir"
 if [[ "$report" == 1 ]]; then
-  for result in "${results[@]}"; do
-    report_args=("$result")
-    if [[ -n "$manifest" ]]; then report_args+=(--manifest "$manifest"); fi
-    (cd "$repo" && "$python" -m quant.report "${report_args[@]}") || die "python -m quant.report failed on $result"
-  done
+  for result in "${results[@]}"; do report_on "$result" "python -m quant.report failed on $result"; done
 fi

@@ -423,19 +423,32 @@ def test_xcodegen_project():
 # --------------------------------------------------------------------------- shell scripts
 
 SCRIPTS = [ANDROID / "run_benchmark.sh", IOS / "run_benchmark.sh"]
+# What both scripts source (options, export, manifest, report); not run on its own.
+SCRIPT_LIB = REPO / "scripts" / "phone_bench_lib.sh"
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=["android", "ios"])
+@pytest.mark.parametrize("script", [*SCRIPTS, SCRIPT_LIB], ids=["android", "ios", "lib"])
 def test_script_bash_syntax(script):
-    assert os.access(script, os.X_OK)
+    assert os.access(script, os.X_OK) == (script != SCRIPT_LIB)
     proc = run(["bash", "-n", script])
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize("script", [*SCRIPTS, FAKES / "python"], ids=["android", "ios", "fake-python"])
+@pytest.mark.parametrize("script", [*SCRIPTS, SCRIPT_LIB, FAKES / "python"],
+                         ids=["android", "ios", "lib", "fake-python"])
 def test_script_shellcheck(script):
+    # follows the scripts' source of SCRIPT_LIB (the repo's .shellcheckrc: external-sources)
     proc = run([tool("shellcheck"), "--severity=style", script])
     assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("script", [IOS / "run_benchmark.sh", SCRIPT_LIB], ids=["ios", "lib"])
+def test_script_bash32(script):
+    """macOS runs them with bash 3.2: none of the bash 4+ features that turn up most."""
+    text = "\n".join(line for line in script.read_text().splitlines() if not line.lstrip().startswith("#"))
+    for feature in (r"\b(declare|local|typeset) -[a-zA-Z]*[An]", r"\$\{\w+(,,?|\^\^?)\}", r"\b(mapfile|readarray|coproc)\b",
+                    r"&>>", r"\|&", r";;&", r"\$\{\w+@[QEPAa]\}"):
+        assert not re.search(feature, text), (script.name, feature)
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=["android", "ios"])
