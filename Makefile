@@ -34,8 +34,10 @@ demo: $(STAMP)
 	$(EXPORT) --backend xnnpack
 	$(EXPORT) --backend xnnpack --profile-blocks
 	$(EXPORT) --backend coreml
+	$(EXPORT) --backend tflite
 	$(PY) -m quant.bench $(OUT)/$(MODEL)_xnnpack_fp32.pte $(OUT)/$(MODEL)_xnnpack_int8_stock.pte \
-		$(OUT)/$(MODEL)_xnnpack_int8.pte $(OUT)/$(MODEL)_xnnpack_int8_blocks.pte --out $(OUT)/bench --name $(MODEL)
+		$(OUT)/$(MODEL)_xnnpack_int8.pte $(OUT)/$(MODEL)_xnnpack_int8_blocks.pte $(OUT)/$(MODEL)_tflite_int8.tflite \
+		--out $(OUT)/bench --name $(MODEL)
 	@echo "demo done: artifacts and manifests in $(OUT)/, benchmark table, CSV and chart in $(OUT)/bench/"
 
 test: $(STAMP)
