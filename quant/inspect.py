@@ -24,13 +24,14 @@ import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 from mobileformer.model import MobileFormer
 
-from .census import graph_census
 from . import HelpFormatter
+from .census import graph_census
 from .data import DataError, calibration_batches
 from .files import OutputError, atomic_path, ensure_writable_dir
 from .metrics import sqnr, top1_agreement
 from .recipes import RECIPES, get_recipe
 from .twin import quantizable
+
 
 @dataclass
 class Inspection:
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m quant.inspect", description=__doc__.splitlines()[0],
                                 formatter_class=HelpFormatter)
     p.add_argument("--model", default="mobile_former_26m", help="variant")
-    p.add_argument("--all-variants", action="store_true", help="whole-model SQNR of every variant (no per-op files)")
+    p.add_argument("--all-variants", action="store_true", help="whole-model SQNR of every variant, one CSV row each (no per-op files)")
     p.add_argument("--checkpoint", type=Path, help="float checkpoint (default: random weights)")
     p.add_argument("--recipe", default="xnnpack", choices=sorted(RECIPES))
     p.add_argument("--calib", default="digits", help="class-per-folder directory, 'digits' or 'fashion-mnist'")
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("--calib-images must be at least 1")
         out = ensure_writable_dir(args.out)
         names = mf.list_models() if args.all_variants else [mf.get_config(args.model).name]
+        summary = []
         for name in names:
             classes = checkpoint_num_classes(args.checkpoint) if args.checkpoint else None
             model = mf.create_model(name, num_classes=classes or 1000, checkpoint=args.checkpoint)
@@ -140,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {args.recipe} PTQ, output SQNR {result.output_sqnr_db:.1f} dB, top-1 agreement "
                   f"{100 * result.top1_agreement:.0f}%, int8 conv/linear/matmul "
                   f"{sum(r['precision'] == 'int8' for r in gemm)}/{len(gemm)}", flush=True)
+            summary.append({"model": name, "recipe": args.recipe, "input_size": size, "images": args.calib_images,
+                            "output_sqnr_db": round(result.output_sqnr_db, 2),
+                            "top1_agreement": round(result.top1_agreement, 4),
+                            "int8_gemm": sum(r["precision"] == "int8" for r in gemm), "gemm": len(gemm)})
             if not args.all_variants:
                 stem = f"{name}_{args.recipe}"
                 _write_csv(out / f"{stem}_ops.csv", result.ops)
@@ -147,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                 _chart(result, out / f"{stem}_blocks.png")
                 print(f"per op: {out / (stem + '_ops.csv')}\nper block: {out / (stem + '_blocks.csv')}\n"
                       f"chart: {out / (stem + '_blocks.png')}")
+        if args.all_variants:
+            _write_csv(out / f"variants_{args.recipe}.csv", summary)
+            print(f"every variant: {out / f'variants_{args.recipe}.csv'}")
     except (mf.UnknownModelError, mf.CheckpointError, DataError, OutputError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
