@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torchao.quantization.pt2e import compare_results, extract_results_from_loggers, prepare_for_propagation_comparison
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+from torchao.quantization.pt2e.utils import _fuse_conv_bn_
 
 import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
@@ -48,6 +49,9 @@ def inspect_model(model: MobileFormer, recipe_name: str, images: torch.Tensor) -
     recipe = get_recipe(recipe_name)
     source = (quantizable(model) if recipe.twin else copy.deepcopy(model)).eval()
     float_graph = torch.export.export(source, (images[:1],)).module()
+    # prepare_pt2e folds BatchNorm into the conv before it; fold the reference the same way,
+    # or a conv's output would be compared with its pre-BatchNorm float twin.
+    _fuse_conv_bn_(float_graph)
     prepared = prepare_pt2e(copy.deepcopy(float_graph), recipe.make_quantizer(False))
     with torch.no_grad():
         for x in images.split(1):
