@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from .files import sha256_of
+
 GEMM_OPS = {"conv": "conv", "linear": "linear", "matmul": "matmul"}
 NOT_COMPUTE = {"quantize", "dequantize", "const"}
 VALIDATION_NOTE = ("Core ML prediction needs macOS/iOS; on this host the export is validated structurally "
@@ -65,14 +67,15 @@ def _deterministic_manifest(package: Path) -> None:
     """Replace the random item identifiers of ``Manifest.json`` with content-derived ones.
 
     coremltools names each item of an ``.mlpackage`` with a fresh UUID; deriving them
-    from the item's path and bytes makes the same export produce the same package.
+    from the item's path and contents (a file, or a folder such as ``weights/``) makes the
+    same export produce the same package.
     """
     manifest_path = package / "Manifest.json"
     manifest = json.loads(manifest_path.read_text())
     renamed = {}
     for old_id, item in manifest["itemInfoEntries"].items():
-        data = (package / "Data" / item["path"]).read_bytes()
-        digest = hashlib.sha256(item["path"].encode() + b"\0" + data).digest()
+        content = sha256_of(package / "Data" / item["path"])
+        digest = hashlib.sha256(f"{item['path']}\0{content}".encode()).digest()
         renamed[old_id] = str(uuid.UUID(bytes=digest[:16])).upper()
     manifest["itemInfoEntries"] = {renamed[k]: v for k, v in manifest["itemInfoEntries"].items()}
     manifest["rootModelIdentifier"] = renamed[manifest["rootModelIdentifier"]]
