@@ -1,5 +1,7 @@
-"""The .mlpackage manifest: item identifiers derived from content, files and folders alike."""
+"""Core ML export: the .mlpackage end to end (tiny variant), its MIL census, and content-derived item ids."""
 import json
+
+import pytest
 
 from quant.coreml import _deterministic_manifest
 
@@ -27,3 +29,25 @@ def test_other_weights_other_identifier(tmp_path):
     a = _package(tmp_path / "a", ["U1", "U2"])
     b = _package(tmp_path / "b", ["U1", "U2"], weights=b"w2")
     assert a["rootModelIdentifier"] == b["rootModelIdentifier"] and a != b
+
+
+@pytest.mark.slow
+def test_mlpackage_export_is_int8_deterministic_and_described(tiny_variant, tmp_path):
+    from quant.export import main as export_main
+    from quant.files import sha256_of
+
+    pytest.importorskip("coremltools")
+    shas = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        assert export_main(["--backend", "coreml", "--model", tiny_variant, "--calib-images", "2",
+                            "--out", str(out), "--no-progress"]) == 0
+        package = out / f"{tiny_variant}_coreml_int8.mlpackage"
+        assert (package / "Manifest.json").is_file()
+        manifest = json.loads((out / f"{tiny_variant}_coreml_int8.manifest.json").read_text())
+        assert manifest["sha256"] == sha256_of(package)
+        shas.append(manifest["sha256"])
+    census = manifest["op_census"]
+    assert census["int8_weight_tensors"] > 0 and census["int8_gemm_pct"] > 50
+    assert "macOS" in json.dumps(manifest["validation"])
+    assert shas[0] == shas[1]  # same inputs, byte-identical package
