@@ -81,6 +81,8 @@ def _label(artifact: Path, manifest: dict | None) -> str:
     label = f"{manifest['model']} {manifest['backend']} {manifest['precision']}"
     if manifest.get("recipe", "") and manifest["recipe"].endswith("-stock"):
         label += " (stock quantizer)"
+    elif manifest.get("recipe") == "tflite":
+        label += " (LiteRT quantizer)"
     elif manifest["precision"] == "int8":
         label += " (mobileformer)"
     return label + (" [blocks]" if (manifest.get("profiling") or {}).get("delegate_blocks") else "")

@@ -191,6 +191,7 @@ def test_bench_times_tflite_and_rejects_a_corrupt_one(int8, tmp_path, capsys):
     assert bench_main([str(int8.artifact), "--iterations", "3", "--warmup", "1", "--out", str(out)]) == 0
     result = json.loads((out / f"{int8.artifact.stem}.latency.json").read_text())
     assert result["runtime"]["name"] == "tflite" and result["artifact"]["backend"] == "tflite"
+    assert result["label"].endswith("(LiteRT quantizer)")
     assert len(result["samples_ms"]) == 3 and result["latency_ms"]["p50"] > 0
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(int8.artifact.read_bytes()[:100])
