@@ -143,13 +143,13 @@ def main(argv: list[str] | None = None) -> int:
             images = calibration_batches(args.calib, args.calib_images, size, model.cfg.mean, model.cfg.std)
             result = inspect_model(model, args.recipe, images)
             gemm = [r for r in result.ops if r["kind"] != "other"]
+            int8_gemm = sum(r["precision"] == "int8" for r in gemm)
             print(f"{name}: {args.recipe} PTQ, output SQNR {result.output_sqnr_db:.1f} dB, top-1 agreement "
-                  f"{100 * result.top1_agreement:.0f}%, int8 conv/linear/matmul "
-                  f"{sum(r['precision'] == 'int8' for r in gemm)}/{len(gemm)}", flush=True)
+                  f"{100 * result.top1_agreement:.0f}%, int8 conv/linear/matmul {int8_gemm}/{len(gemm)}", flush=True)
             summary.append({"model": name, "recipe": args.recipe, "input_size": size, "images": args.calib_images,
                             "output_sqnr_db": round(result.output_sqnr_db, 2),
                             "top1_agreement": round(result.top1_agreement, 4),
-                            "int8_gemm": sum(r["precision"] == "int8" for r in gemm), "gemm": len(gemm)})
+                            "int8_gemm": int8_gemm, "gemm": len(gemm)})
             if not args.all_variants:
                 stem = f"{name}_{args.recipe}"
                 _write_csv(out / f"{stem}_ops.csv", result.ops)
