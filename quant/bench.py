@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -88,15 +87,22 @@ def _label(artifact: Path, manifest: dict | None) -> str:
     return label + (" [blocks]" if (manifest.get("profiling") or {}).get("delegate_blocks") else "")
 
 
+def result_stems(artifacts: list[Path]) -> list[str]:
+    """File stems for the results: the artifact's name, led by its folder's where two names meet."""
+    stems = [a.name.rsplit(".", 1)[0] for a in artifacts]
+    stems = [f"{a.parent.name}_{s}" if stems.count(s) > 1 else s for a, s in zip(artifacts, stems)]
+    return [f"{s}_{i}" if stems.count(s) > 1 else s for i, s in enumerate(stems, 1)]
+
+
 def bench_artifact(artifact: Path, out: Path, threads: int, warmup: int, iterations: int, operators: bool,
-                   label: str | None = None) -> dict:
+                   label: str | None = None, stem: str | None = None) -> dict:
     """Measure one artifact and write ``<out>/<stem>.latency.json`` (and its ETDump)."""
     if not artifact.exists():
         raise BenchError(f"artifact not found: {artifact}")
     manifest_path = find_manifest(artifact, [artifact.parent])
     manifest = json.loads(manifest_path.read_text()) if manifest_path else None
     x = _input_for(manifest)
-    stem = artifact.name.rsplit(".", 1)[0]
+    stem = stem or artifact.name.rsplit(".", 1)[0]
     etdump = None
     suffix = artifact.suffix
     set_threads(threads)
@@ -151,16 +157,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         out = ensure_writable_dir(args.out)
-        results = []
-        for artifact in args.artifacts:
+        results, stems = [], result_stems(args.artifacts)
+        for artifact, stem in zip(args.artifacts, stems):
             print(f"[bench] {artifact} ({args.iterations} runs, {args.threads} thread(s))", flush=True)
-            results.append(bench_artifact(artifact, out, args.threads, args.warmup, args.iterations, not args.no_operators))
+            results.append(bench_artifact(artifact, out, args.threads, args.warmup, args.iterations, not args.no_operators,
+                                          stem=stem))
         outputs = render(results, out, args.name)
     except (BenchError, ProgramError, OutputError, TFLiteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(outputs.table)
-    print(f"results: {', '.join(str(out / (re.sub(r'[.](pte|tflite)$', '', a.name) + '.latency.json')) for a in args.artifacts)}")
+    print(f"results: {', '.join(str(out / f'{stem}.latency.json') for stem in stems)}")
     print(f"table: {outputs.csv}  chart: {outputs.png}")
     return 0
 

@@ -115,3 +115,15 @@ def test_bench_unwritable_out(tiny_exports, tmp_path, capsys):
     shutil.copy(tiny_exports / f"{INT8}.pte", tmp_path / "a.pte")
     assert bench_main([str(tmp_path / "a.pte"), "--out", str(blocker / "x")]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_same_named_artifacts_keep_their_own_results(tiny_exports, tmp_path):
+    copy = tmp_path / "other"
+    copy.mkdir()
+    for suffix in (".pte", ".manifest.json"):
+        shutil.copy(tiny_exports / f"{INT8}{suffix}", copy / f"{INT8}{suffix}")
+    out = tmp_path / "bench"
+    argv = [str(tiny_exports / f"{INT8}.pte"), str(copy / f"{INT8}.pte"), "--no-operators", "--iterations", "2"]
+    assert bench_main(argv + ["--out", str(out)]) == 0
+    results = sorted(p.name for p in out.glob("*.latency.json"))
+    assert results == sorted([f"{tiny_exports.name}_{INT8}.latency.json", f"other_{INT8}.latency.json"])
