@@ -69,10 +69,12 @@ def _stage(message: str) -> None:
 
 
 def artifact_name(model: str, backend: str, precision: str, recipe: str, fmt: str, profile_blocks: bool) -> str:
-    """``mobile_former_26m_xnnpack_int8.pte``; the stock recipe and block profiling are marked."""
+    """``mobile_former_26m_xnnpack_int8.pte``; a recipe other than the backend's own
+    (``xnnpack-stock`` -> ``_stock``) and block profiling are marked."""
     name = f"{model}_{backend}_{precision}"
-    if precision == "int8" and recipe.endswith("-stock"):
-        name += "_stock"
+    variant = recipe.removeprefix(backend).lstrip("-").replace("-", "_")
+    if precision == "int8" and variant:
+        name += f"_{variant}"
     if profile_blocks:
         name += "_blocks"
     return f"{name}.{fmt}"
@@ -122,12 +124,13 @@ def _lower_xnnpack(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, graph
     from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
     from executorch.exir import to_edge_transform_and_lower
 
+    from .lowering import fast_lowering
     from .partition import delegate_blocks, xnnpack_partitioner
 
     stock = recipe.name.endswith("-stock") or cfg.precision == "fp32"
     partitioner = xnnpack_partitioner(block_of=model.paper_block if cfg.profile_blocks else None, stock=stock and not cfg.profile_blocks)
     exported = torch.export.export(graph, (example,))
-    with capture_xnnpack_graphs() as graphs:
+    with capture_xnnpack_graphs() as graphs, fast_lowering():
         edge = to_edge_transform_and_lower(
             exported, transform_passes=[RemoveCloneOpsTransform()], partitioner=[partitioner], generate_etrecord=True
         )

@@ -1,0 +1,64 @@
+"""``fast_lowering`` skips work, never changes the program."""
+import pytest
+import torch
+import torch.fx.traceback as fx_traceback
+from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
+from executorch.exir import to_edge_transform_and_lower
+from executorch.exir.pass_base import ExportPass
+
+from quant.lowering import fast_lowering
+from quant.partition import xnnpack_partitioner
+from quant.recipes import calibrate, convert, example_input, get_recipe, prepare
+
+
+def _program(model, precision: str) -> torch.export.ExportedProgram:
+    graph, _ = model, torch.manual_seed(0)  # the same calibration, so the same program, every time
+    if precision == "int8":
+        graph = prepare(model, get_recipe("xnnpack"), example_input(model))
+        calibrate(graph, [torch.randn(1, 3, 64, 64) for _ in range(2)], progress=False)
+        graph = convert(graph)
+    return torch.export.export(graph, (example_input(model),))
+
+
+def _lower(program, fast: bool) -> tuple[bytes, int]:
+    """The .pte bytes, and how many times a pass re-traced the whole graph."""
+    retraces = 0
+    retrace = ExportPass.call
+
+    def counting(self, graph_module):
+        nonlocal retraces
+        retraces += 1
+        return retrace(self, graph_module)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ExportPass, "call", counting)
+        with fast_lowering() if fast else _nothing():
+            edge = to_edge_transform_and_lower(program, transform_passes=[RemoveCloneOpsTransform()],
+                                               partitioner=[xnnpack_partitioner(stock=True)])
+    return edge.to_executorch().buffer, retraces
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+# fp32 keeps its BatchNorms for XNNPACK to fuse: a pattern pass that does find work.
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_same_program_with_fewer_retraces(tiny_model_factory, precision):
+    model = tiny_model_factory()
+    stock_bytes, stock_retraces = _lower(_program(model, precision), fast=False)
+    fast_bytes, fast_retraces = _lower(_program(model, precision), fast=True)
+    assert fast_bytes == stock_bytes
+    assert fast_retraces < stock_retraces
+
+
+def test_patches_are_undone_on_error():
+    init, call = fx_traceback.NodeSource.__init__, ExportPass.call
+    with pytest.raises(RuntimeError), fast_lowering():
+        assert fx_traceback.NodeSource.__init__ is not init and ExportPass.call is not call
+        raise RuntimeError("lowering failed")
+    assert fx_traceback.NodeSource.__init__ is init and ExportPass.call is call
