@@ -136,8 +136,12 @@ def stock_xnnpack_quantizer(qat: bool = False) -> XNNPACKQuantizer:
     return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
 
 
-def xnnpack_quantizer(qat: bool = False) -> Quantizer:
-    """This project's XNNPACK quantizer: ours first, then the stock one for everything else."""
-    config = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
+def xnnpack_quantizer(qat: bool = False, per_channel: bool = True) -> Quantizer:
+    """This project's XNNPACK quantizer: ours first, then the stock one for everything else.
+
+    ``per_channel=False`` gives every weight one scale, as accelerators without
+    per-channel support need; folded-BN depthwise weights suffer, which QAT repairs.
+    """
+    config = get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat)
     stock = XNNPACKQuantizer().set_global(config).set_filter_function(lambda n: not _in_float_module(n))
     return ComposableQuantizer([MobileFormerAnnotator(config), stock])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e, prepare_qat_pt2e
@@ -38,6 +39,9 @@ RECIPES = {
     for r in (
         Recipe("xnnpack", "xnnpack", "this project's int8: stock XNNPACK quantizer + int8 attention matmuls, "
                "int8 DyReLU, quantizable twin", xnnpack_quantizer, twin=True),
+        Recipe("xnnpack-per-tensor", "xnnpack", "this project's int8 with one scale per weight tensor instead of "
+               "one per channel: the hard case where PTQ loses accuracy and QAT earns it back",
+               partial(xnnpack_quantizer, per_channel=False), twin=True),
         Recipe("xnnpack-stock", "xnnpack", "ExecuTorch's XNNPACKQuantizer as shipped, on the float model",
                stock_xnnpack_quantizer, twin=False),
         Recipe("coreml", "coreml", "ExecuTorch's CoreMLQuantizer W8A8 on the quantizable twin", coreml_quantizer, twin=True),

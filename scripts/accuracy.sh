@@ -3,40 +3,48 @@
 # fp32, PTQ int8 (ours and ExecuTorch's stock quantizer) and QAT int8 top-1 on the held-out
 # 10,000 test images, each int8 number from the exported .pte run by ExecuTorch.
 # Resumable: a finished stage is skipped; an interrupted training continues from its last.pt.
+# RECIPE picks the int8 recipe of the PTQ and QAT rows (e.g. xnnpack-per-tensor, the hard case);
+# FLOAT reuses the fp32 model of another run instead of training one; QAT_STEPS sets the QAT length.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 MODEL=${MODEL:-mobile_former_26m}
 SIZE=${SIZE:-64}
 RUN=${RUN:-runs/accuracy}
+RECIPE=${RECIPE:-xnnpack}
+QAT_STEPS=${QAT_STEPS:-600}
+FLOAT=${FLOAT:-$RUN/float}
 DATA=fashion-mnist
+SUFFIX=${RECIPE#xnnpack}; SUFFIX=${SUFFIX#-}; SUFFIX=${SUFFIX//-/_}; SUFFIX=${SUFFIX:+_$SUFFIX}
 
 resume_flag() { [[ -f "$1/last.pt" && ! -f "$1/final.pt" ]] && echo "--resume $1/last.pt" || true; }
 
-if [[ ! -f "$RUN/float/final.pt" ]]; then
+if [[ ! -f "$FLOAT/final.pt" ]]; then
   # shellcheck disable=SC2046
   "$PY" -m quant.train --model "$MODEL" --data "$DATA" --input-size "$SIZE" --steps 2500 --batch-size 64 \
-    --lr 2e-3 --warmup-steps 100 --checkpoint-every 250 --out "$RUN/float" $(resume_flag "$RUN/float")
+    --lr 2e-3 --warmup-steps 100 --checkpoint-every 250 --out "$FLOAT" $(resume_flag "$FLOAT")
 fi
 if [[ ! -f "$RUN/qat/final.pt" ]]; then
   # shellcheck disable=SC2046
-  "$PY" -m quant.qat --model "$MODEL" --data "$DATA" --input-size "$SIZE" --init "$RUN/float/final.pt" \
-    --steps 600 --batch-size 64 --lr 1e-4 --warmup-steps 30 --freeze-bn-step 400 --freeze-observer-step 500 \
+  "$PY" -m quant.qat --model "$MODEL" --data "$DATA" --input-size "$SIZE" --init "$FLOAT/final.pt" \
+    --recipe "$RECIPE" \
+    --steps "$QAT_STEPS" --batch-size 64 --lr 1e-4 --warmup-steps 30 \
+    --freeze-bn-step $((QAT_STEPS * 2 / 3)) --freeze-observer-step $((QAT_STEPS * 5 / 6)) \
     --checkpoint-every 100 --out "$RUN/qat" $(resume_flag "$RUN/qat")
 fi
 
 export_args=(--backend xnnpack --model "$MODEL" --calib "$DATA" --calib-images 256 --no-progress)
 [[ -f "$RUN/ptq/${MODEL}_xnnpack_fp32.pte" ]] || \
-  "$PY" -m quant.export "${export_args[@]}" --checkpoint "$RUN/float/final.pt" --input-size "$SIZE" --precision fp32 --out "$RUN/ptq"
-[[ -f "$RUN/ptq/${MODEL}_xnnpack_int8.pte" ]] || \
-  "$PY" -m quant.export "${export_args[@]}" --checkpoint "$RUN/float/final.pt" --input-size "$SIZE" --out "$RUN/ptq"
+  "$PY" -m quant.export "${export_args[@]}" --checkpoint "$FLOAT/final.pt" --input-size "$SIZE" --precision fp32 --out "$RUN/ptq"
+[[ -f "$RUN/ptq/${MODEL}_xnnpack_int8${SUFFIX}.pte" ]] || \
+  "$PY" -m quant.export "${export_args[@]}" --checkpoint "$FLOAT/final.pt" --input-size "$SIZE" --recipe "$RECIPE" --out "$RUN/ptq"
 [[ -f "$RUN/ptq/${MODEL}_xnnpack_int8_stock.pte" ]] || \
-  "$PY" -m quant.export "${export_args[@]}" --checkpoint "$RUN/float/final.pt" --input-size "$SIZE" --recipe xnnpack-stock --out "$RUN/ptq"
-[[ -f "$RUN/qat-export/${MODEL}_xnnpack_int8.pte" ]] || \
-  "$PY" -m quant.export "${export_args[@]}" --checkpoint "$RUN/qat/final.pt" --out "$RUN/qat-export"
+  "$PY" -m quant.export "${export_args[@]}" --checkpoint "$FLOAT/final.pt" --input-size "$SIZE" --recipe xnnpack-stock --out "$RUN/ptq"
+[[ -f "$RUN/qat-export/${MODEL}_xnnpack_int8${SUFFIX}.pte" ]] || \
+  "$PY" -m quant.export "${export_args[@]}" --checkpoint "$RUN/qat/final.pt" --recipe "$RECIPE" --out "$RUN/qat-export"
 
 for pte in "$RUN/ptq/${MODEL}_xnnpack_fp32.pte" "$RUN/ptq/${MODEL}_xnnpack_int8_stock.pte" \
-           "$RUN/ptq/${MODEL}_xnnpack_int8.pte" "$RUN/qat-export/${MODEL}_xnnpack_int8.pte"; do
+           "$RUN/ptq/${MODEL}_xnnpack_int8${SUFFIX}.pte" "$RUN/qat-export/${MODEL}_xnnpack_int8${SUFFIX}.pte"; do
   "$PY" -m quant.evaluate "$pte" --data "$DATA" --json "${pte%.pte}.top1.json"
 done
-echo "fp32 training top-1 (PyTorch): $("$PY" -c "import torch,sys; print(round(100*torch.load(sys.argv[1], weights_only=True)['held_out_top1'], 2))" "$RUN/float/final.pt")%"
+echo "fp32 training top-1 (PyTorch): $("$PY" -c "import torch,sys; print(round(100*torch.load(sys.argv[1], weights_only=True)['held_out_top1'], 2))" "$FLOAT/final.pt")%"

@@ -142,3 +142,14 @@ def test_strict_fails_when_a_gemm_stays_outside(tiny_variant, tmp_path, monkeypa
     out = tmp_path / "out"
     _assert_fails_cleanly(["--backend", "xnnpack", "--model", tiny_variant, "--precision", "fp32", "--calib-images", "2",
                            "--out", str(out), "--strict", "--no-progress"], out, "--strict", capsys)
+
+
+@pytest.mark.parametrize("recipe, precision, blocks, name", [
+    ("xnnpack", "int8", False, "m_xnnpack_int8.pte"),
+    ("xnnpack-stock", "int8", True, "m_xnnpack_int8_stock_blocks.pte"),
+    ("xnnpack-per-tensor", "int8", False, "m_xnnpack_int8_per_tensor.pte"),
+    ("xnnpack-per-tensor", "fp32", False, "m_xnnpack_fp32.pte"),
+])
+def test_artifact_names_mark_recipe_and_profiling(recipe, precision, blocks, name):
+    assert export_mod.artifact_name("m", "xnnpack", precision, recipe, "pte", blocks) == name
+    assert export_mod.artifact_name("m", "coreml", "int8", "coreml", "mlpackage", False) == "m_coreml_int8.mlpackage"

@@ -41,8 +41,9 @@ def _ptq_census(model, recipe):
     return graph_census(convert(prepared))
 
 
-def test_our_recipe_makes_every_gemm_int8(tiny_model_factory):
-    rows = _ptq_census(tiny_model_factory(), "xnnpack")
+@pytest.mark.parametrize("recipe", ["xnnpack", "xnnpack-per-tensor"])
+def test_our_recipe_makes_every_gemm_int8(tiny_model_factory, recipe):
+    rows = _ptq_census(tiny_model_factory(), recipe)
     gemm = [r for r in rows if r["kind"] in ("conv", "linear", "matmul")]
     assert {r["kind"] for r in gemm} == {"conv", "linear", "matmul"}
     assert all(r["precision"] == "int8" for r in gemm), [r for r in gemm if r["precision"] != "int8"]
@@ -54,6 +55,14 @@ def test_our_recipe_makes_every_gemm_int8(tiny_model_factory):
     assert layernorm and all(r["precision"] == "float" for r in layernorm)
     token_softmax = [r for r in rows if r["module"].endswith("global_local.softmax")]
     assert token_softmax and all(r["precision"] == "float" for r in token_softmax)
+
+
+@pytest.mark.parametrize("recipe, per_channel", [("xnnpack", True), ("xnnpack-per-tensor", False)])
+def test_weight_scales_per_channel_or_per_tensor(tiny_model_factory, recipe, per_channel):
+    prepared = prepare(tiny_model_factory(), get_recipe(recipe), example_input(tiny_model_factory()))
+    calibrate(prepared, [torch.randn(1, 3, 64, 64)], progress=False)
+    targets = [str(n.target) for n in convert(prepared).graph.nodes if n.op == "call_function"]
+    assert any("dequantize_per_channel" in t for t in targets) == per_channel
 
 
 def _lowered_census(model, recipe):
