@@ -8,9 +8,11 @@ Core ML, LiteRT) -> write the artifact atomically -> validate it on the host -> 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +68,13 @@ class ExportResult:
 
 def _stage(message: str) -> None:
     print(f"[export] {message}", flush=True)
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    timings[stage] = round(time.perf_counter() - started, 1)
 
 
 def artifact_name(model: str, backend: str, precision: str, recipe: str, fmt: str, profile_blocks: bool) -> str:
@@ -187,6 +196,7 @@ def _check_options(cfg: ExportConfig) -> tuple[Recipe, str]:
 def export(cfg: ExportConfig) -> ExportResult:
     """Run every stage; nothing lands in ``cfg.out`` unless all of them succeed."""
     started = time.perf_counter()
+    timings: dict[str, float] = {}
     recipe, fmt = _check_options(cfg)
     out = ensure_writable_dir(cfg.out)
 
@@ -195,34 +205,37 @@ def export(cfg: ExportConfig) -> ExportResult:
     size = cfg.input_size or (qat.input_size if qat else model.cfg.input_size)
     _stage(f"loading {cfg.calib_images} calibration/validation images from {cfg.calib!r} at {size}x{size}")
     images = calibration_batches(cfg.calib, cfg.calib_images, size, model.cfg.mean, model.cfg.std)
-    quantized = _quantize(cfg, recipe, model, qat, images)
+    with _timed(timings, "quantize"):
+        quantized = _quantize(cfg, recipe, model, qat, images)
     name = artifact_name(model.cfg.name, cfg.backend, cfg.precision, recipe.name, fmt, cfg.profile_blocks)
 
     with staged_outputs(out) as stage:
         artifact = stage / name
         _stage(f"lowering to {cfg.backend} ({fmt})")
-        lowered_at = time.perf_counter()
         profiling: dict = {}
         io: dict = {}  # tflite: int8 input/output tensors and their quantization
         if cfg.backend == "xnnpack":
-            buffer, etrecord, census, profiling = _lower_xnnpack(cfg, recipe, model, quantized, images[:1])
-            if cfg.strict and census["delegated_gemm_pct"] < 100.0:
-                raise ExportError(f"--strict: conv/linear/matmul left outside the delegate: {census['outside']}")
-            artifact.write_bytes(buffer)
-            etrecord.save(str(artifact.with_suffix(".etrecord")))
+            with _timed(timings, "lowering"):
+                buffer, etrecord, census, profiling = _lower_xnnpack(cfg, recipe, model, quantized, images[:1])
+                if cfg.strict and census["delegated_gemm_pct"] < 100.0:
+                    raise ExportError(f"--strict: conv/linear/matmul left outside the delegate: {census['outside']}")
+                artifact.write_bytes(buffer)
+                etrecord.save(str(artifact.with_suffix(".etrecord")))
             _stage("validating on the host ExecuTorch runtime")
-            reference = qat.reference if qat is not None else model
-            validation = _validate_pte(cfg, artifact, reference, quantized, images)
+            with _timed(timings, "validation"):
+                reference = qat.reference if qat is not None else model
+                validation = _validate_pte(cfg, artifact, reference, quantized, images)
         elif cfg.backend == "coreml":
             from .coreml import export_coreml
 
-            census, validation = export_coreml(quantized, images[:1], artifact, fmt, cfg.precision)
+            with _timed(timings, "lowering"):  # and the structural validation
+                census, validation = export_coreml(quantized, images[:1], artifact, fmt, cfg.precision)
         else:
             from .tflite import export_tflite
 
-            census, validation, io = export_tflite(model, quantized, images, artifact, cfg.precision)
+            with _timed(timings, "lowering"):  # and the LiteRT validation
+                census, validation, io = export_tflite(model, quantized, images, artifact, cfg.precision)
             _check_fp32(cfg, validation)
-        lower_seconds = time.perf_counter() - lowered_at
         manifest = {
             "format": "mobileformer-manifest/1",
             "artifact": name,
@@ -243,7 +256,7 @@ def export(cfg: ExportConfig) -> ExportResult:
             "op_census": census,
             "validation": validation,
             "profiling": profiling,
-            "timings_s": {"lowering": round(lower_seconds, 1), "total": round(time.perf_counter() - started, 1)},
+            "timings_s": {**timings, "total": round(time.perf_counter() - started, 1)},
             "versions": versions(),
         }
         write_json_atomic(manifest_path_for(artifact), manifest)
@@ -263,7 +276,8 @@ def summary(result: ExportResult) -> str:
                      f"top-1 agreement {100 * val['top1_agreement_vs_fp32']:.1f}%, max |diff| {val['max_abs_diff_vs_fp32']:.2e}")
     elif val.get("note"):
         lines.append(f"validation: {val['note']}")
-    lines.append(f"took {m['timings_s']['total']:.0f} s (lowering {m['timings_s']['lowering']:.0f} s)")
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in m["timings_s"].items() if k != "total")
+    lines.append(f"took {m['timings_s']['total']:.0f} s ({stages})")
     return "\n".join(lines)
 
 

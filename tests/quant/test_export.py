@@ -27,6 +27,8 @@ def test_int8_artifact_manifest_and_census(tiny_exports):
     assert set(census["ops"]["XNNBatchMatrixMultiply"]) == {"int8"}
     v = m["validation"]
     assert v["images"] == 8 and v["sqnr_db_vs_pytorch_quantized"] > 20 and 0 <= v["top1_agreement_vs_fp32"] <= 1
+    t = m["timings_s"]
+    assert set(t) == {"quantize", "lowering", "validation", "total"} and sum(t.values()) - t["total"] <= t["total"] + 0.2
 
 
 def test_fp32_artifact_matches_pytorch(tiny_exports):
