@@ -28,3 +28,15 @@ def top1_agreement(reference_logits: torch.Tensor, test_logits: torch.Tensor) ->
 
 def top1_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return (logits.argmax(-1) == labels).float().mean().item()
+
+
+def mcnemar_exact(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant pairs of a paired comparison.
+
+    ``only_a``: items model A got right and B wrong; ``only_b``: the reverse. Under "the two
+    are equally accurate" each discordant item is a fair coin, so the p-value is a binomial tail.
+    """
+    n, k = only_a + only_b, min(only_a, only_b)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)

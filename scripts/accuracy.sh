@@ -47,4 +47,7 @@ for pte in "$RUN/ptq/${MODEL}_xnnpack_fp32.pte" "$RUN/ptq/${MODEL}_xnnpack_int8_
            "$RUN/ptq/${MODEL}_xnnpack_int8${SUFFIX}.pte" "$RUN/qat-export/${MODEL}_xnnpack_int8${SUFFIX}.pte"; do
   "$PY" -m quant.evaluate "$pte" --data "$DATA" --json "${pte%.pte}.top1.json"
 done
+ptq="$RUN/ptq/${MODEL}_xnnpack_int8${SUFFIX}.top1.json" qat="$RUN/qat-export/${MODEL}_xnnpack_int8${SUFFIX}.top1.json"
+echo "PTQ (A) vs QAT (B):"; "$PY" -m quant.evaluate --compare "$ptq" "$qat"
+echo "QAT (A) vs fp32 (B):"; "$PY" -m quant.evaluate --compare "$qat" "$RUN/ptq/${MODEL}_xnnpack_fp32.top1.json"
 echo "fp32 training top-1 (PyTorch): $("$PY" -c "import torch,sys; print(round(100*torch.load(sys.argv[1], weights_only=True)['held_out_top1'], 2))" "$FLOAT/final.pt")%"
