@@ -288,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="mobile_former_26m", help=f"variant: {', '.join(mf.list_models())}")
     p.add_argument("--checkpoint", type=Path, help="authors' float checkpoint or our QAT checkpoint (default: random weights)")
     p.add_argument("--precision", default="int8", choices=("int8", "fp32"))
-    p.add_argument("--recipe", help="quantization recipe (default: the backend's own); xnnpack-stock = ExecuTorch's quantizer as shipped")
+    p.add_argument("--recipe", help="quantization recipe (default: the backend's own); xnnpack-stock = ExecuTorch's "
+                   "quantizer as shipped, xnnpack-per-tensor = ours with one scale per weight tensor")
     p.add_argument("--calib", default="digits", help="calibration images: a class-per-folder directory, 'digits' or 'fashion-mnist'")
     p.add_argument("--calib-images", type=int, default=32, help="images for calibration and host validation")
     p.add_argument("--input-size", type=int, help="square input size (default: the variant's, 224)")
