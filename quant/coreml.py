@@ -21,6 +21,9 @@ from .files import sha256_of
 
 GEMM_OPS = {"conv": "conv", "linear": "linear", "matmul": "matmul"}
 NOT_COMPUTE = {"quantize", "dequantize", "const"}
+# Activations the Core ML quantizer fuses into the conv/linear before them: the pair is one
+# int8 unit, quantized after the activation (``dq -> conv -> relu -> q``).
+FUSED_ACTIVATIONS = {"relu", "relu6", "clip", "gelu", "silu", "sigmoid", "sigmoid_hard", "leaky_relu"}
 VALIDATION_NOTE = ("Core ML prediction needs macOS/iOS; on this host the export is validated structurally "
                    "(MIL op census), not numerically")
 
@@ -36,8 +39,18 @@ def _source_type(var) -> str | None:
     return var.op.op_type if getattr(var, "op", None) is not None else None
 
 
+def _quantized(var) -> bool:
+    return any(c.op_type == "quantize" for c in var.child_ops)
+
+
+def _fused_then_quantized(var) -> bool:
+    users = list(var.child_ops)
+    return len(users) == 1 and users[0].op_type in FUSED_ACTIVATIONS and all(_quantized(o) for o in users[0].outputs)
+
+
 def mil_census(program) -> dict:
-    """Ops of a MIL program, each compute op marked int8 when Core ML receives it as dq -> op -> q."""
+    """Ops of a MIL program, each compute op marked int8 when Core ML receives it as dq -> op -> q
+    (for a conv, linear or matmul also dq -> op -> fused activation -> q)."""
     ops: dict[str, Counter] = {}
     weights_int8 = 0
     for function in program.functions.values():
@@ -50,11 +63,14 @@ def mil_census(program) -> dict:
                 continue
             inputs = [v for v in op.inputs.values() if _source_type(v) not in (None, "const")]
             inputs = [v for v in inputs if not str(_source_type(v)).startswith("constexpr")]
+            if not inputs and kind in GEMM_OPS:  # on weights only (e.g. the learned tokens): no runtime input
+                ops.setdefault(kind, Counter())["constant"] += 1
+                continue
             int8_in = bool(inputs) and all(_source_type(v) == "dequantize" for v in inputs)
-            int8_out = all(any(c.op_type == "quantize" for c in out.child_ops) for out in op.outputs)
+            int8_out = all(_quantized(out) or (kind in GEMM_OPS and _fused_then_quantized(out)) for out in op.outputs)
             ops.setdefault(kind, Counter())["int8" if int8_in and int8_out else "float"] += 1
     gemm = [ops.get(k, Counter()) for k in GEMM_OPS]
-    total = sum(sum(c.values()) for c in gemm)
+    total = sum(c["int8"] + c["float"] for c in gemm)  # constant GEMMs are neither
     return {
         "ops": {k: dict(v) for k, v in sorted(ops.items())},
         "int8_weight_tensors": weights_int8,

@@ -42,6 +42,7 @@ from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import OP_TO_
 Q_KEY = "quantization_annotation"
 BMM = torch.ops.aten.bmm.default
 SUB = torch.ops.aten.sub.Tensor
+HARDSWISH = torch.ops.aten.hardswish.default
 LINEAR = torch.ops.aten.linear.default
 # Ops that only move data: a tensor keeps its quantization parameters through them.
 SHAPE_OPS = {
@@ -118,8 +119,29 @@ class MobileFormerAnnotator(Quantizer):
         pass
 
 
+class CoreMLGapsAnnotator(Quantizer):
+    """What CoreMLQuantizer leaves float: every attention ``bmm`` (both operands and output)
+    and the head's hardswish (so that the Linear before it hands over int8)."""
+
+    def __init__(self, activation: QuantizationSpec) -> None:
+        super().__init__()
+        self.activation = activation
+
+    def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+        for node in model.graph.nodes:
+            if node.op == "call_function" and node.target in (BMM, HARDSWISH) and not _annotated(node):
+                inputs = node.args[:2] if node.target == BMM else node.args[:1]
+                node.meta[Q_KEY] = QuantizationAnnotation(
+                    input_qspec_map={a: self.activation for a in inputs}, output_qspec=self.activation, _annotated=True,
+                )
+        return model
+
+    def validate(self, model: torch.fx.GraphModule) -> None:
+        pass
+
+
 def coreml_quantizer(qat: bool = False) -> Quantizer:  # noqa: ARG001 - the same config serves QAT
-    """ExecuTorch's Core ML quantizer, W8A8: per-channel symmetric int8 weights, uint8 activations."""
+    """ExecuTorch's Core ML quantizer as shipped, W8A8: per-channel symmetric int8 weights, uint8 activations."""
     import coremltools as ct
     from executorch.backends.apple.coreml.quantizer import CoreMLQuantizer
 
@@ -129,6 +151,13 @@ def coreml_quantizer(qat: bool = False) -> Quantizer:  # noqa: ARG001 - the same
         weight_per_channel=True,
     ))
     return CoreMLQuantizer(config)
+
+
+def extended_coreml_quantizer(qat: bool = False) -> Quantizer:
+    """uint8 attention matmuls and head hardswish (Core ML's own activation type), then the Core ML quantizer."""
+    act = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat).input_activation
+    uint8 = dataclasses.replace(act, dtype=torch.uint8, quant_min=0, quant_max=255, qscheme=torch.per_tensor_affine)
+    return ComposableQuantizer([CoreMLGapsAnnotator(uint8), coreml_quantizer(qat)])
 
 
 def stock_xnnpack_quantizer(qat: bool = False) -> XNNPACKQuantizer:

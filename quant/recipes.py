@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from mobileformer.model import MobileFormer
 
-from .quantizer import coreml_quantizer, stock_xnnpack_quantizer, xnnpack_quantizer
+from .quantizer import extended_coreml_quantizer, stock_xnnpack_quantizer, xnnpack_quantizer
 from .tflite import litert_quantizer
 from .twin import quantizable
 
@@ -44,7 +44,8 @@ RECIPES = {
                partial(xnnpack_quantizer, per_channel=False), twin=True),
         Recipe("xnnpack-stock", "xnnpack", "ExecuTorch's XNNPACKQuantizer as shipped, on the float model",
                stock_xnnpack_quantizer, twin=False),
-        Recipe("coreml", "coreml", "ExecuTorch's CoreMLQuantizer W8A8 on the quantizable twin", coreml_quantizer, twin=True),
+        Recipe("coreml", "coreml", "ExecuTorch's CoreMLQuantizer W8A8 + uint8 attention matmuls, on the quantizable twin",
+               extended_coreml_quantizer, twin=True),
         # The float model, not the twin: LiteRT has an int8 MAXIMUM for DyReLU, while the twin's
         # a1 - a2 and relu are ops LiteRT's quantizer leaves float (measured: 65 more float ops).
         Recipe("tflite", "tflite", "LiteRT's PT2EQuantizer (litert-torch) as shipped, per-channel int8 weights, "
