@@ -43,6 +43,7 @@ Q_KEY = "quantization_annotation"
 BMM = torch.ops.aten.bmm.default
 SUB = torch.ops.aten.sub.Tensor
 HARDSWISH = torch.ops.aten.hardswish.default
+RELU = torch.ops.aten.relu.default
 LINEAR = torch.ops.aten.linear.default
 # Ops that only move data: a tensor keeps its quantization parameters through them.
 SHAPE_OPS = {
@@ -55,6 +56,10 @@ FLOAT_MODULES = ("mobileformer.layers.LayerNorm", "mobileformer.layers.TokenSoft
 def _in_float_module(node: Node) -> bool:
     """True for ops inside a module kept float on purpose (LayerNorm)."""
     return any(str(cls) in FLOAT_MODULES for _, cls in node.meta.get("nn_module_stack", {}).values())
+
+
+def _in_dyrelu(node: Node) -> bool:
+    return any("DyReLU" in str(cls) for _, cls in node.meta.get("nn_module_stack", {}).values())
 
 
 def _annotated(node: Node) -> bool:
@@ -120,8 +125,9 @@ class MobileFormerAnnotator(Quantizer):
 
 
 class CoreMLGapsAnnotator(Quantizer):
-    """What CoreMLQuantizer leaves float: every attention ``bmm`` (both operands and output)
-    and the head's hardswish (so that the Linear before it hands over int8)."""
+    """What CoreMLQuantizer leaves float: every attention ``bmm`` (both operands and output),
+    DyReLU's ``sub`` and ``relu`` (its max rewritten by the twin), and the head's hardswish
+    (so that the Linear before it hands over int8)."""
 
     def __init__(self, activation: QuantizationSpec) -> None:
         super().__init__()
@@ -129,8 +135,10 @@ class CoreMLGapsAnnotator(Quantizer):
 
     def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
         for node in model.graph.nodes:
-            if node.op == "call_function" and node.target in (BMM, HARDSWISH) and not _annotated(node):
-                inputs = node.args[:2] if node.target == BMM else node.args[:1]
+            if node.op != "call_function" or _annotated(node) or _in_float_module(node):
+                continue
+            if node.target == BMM or node.target == HARDSWISH or (node.target in (SUB, RELU) and _in_dyrelu(node)):
+                inputs = [a for a in node.args[:2] if isinstance(a, Node)]
                 node.meta[Q_KEY] = QuantizationAnnotation(
                     input_qspec_map={a: self.activation for a in inputs}, output_qspec=self.activation, _annotated=True,
                 )
@@ -154,7 +162,7 @@ def coreml_quantizer(qat: bool = False) -> Quantizer:  # noqa: ARG001 - the same
 
 
 def extended_coreml_quantizer(qat: bool = False) -> Quantizer:
-    """uint8 attention matmuls and head hardswish (Core ML's own activation type), then the Core ML quantizer."""
+    """``CoreMLGapsAnnotator`` in uint8 (Core ML's own activation type), then the Core ML quantizer."""
     act = get_symmetric_quantization_config(is_per_channel=True, is_qat=qat).input_activation
     uint8 = dataclasses.replace(act, dtype=torch.uint8, quant_min=0, quant_max=255, qscheme=torch.per_tensor_affine)
     return ComposableQuantizer([CoreMLGapsAnnotator(uint8), coreml_quantizer(qat)])

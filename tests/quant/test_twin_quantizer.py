@@ -94,8 +94,10 @@ def test_lowered_precision_of_attention_and_dyrelu(tiny_model_factory, recipe, b
         assert census["int8_gemm_pct"] == 100.0
 
 
-def test_coreml_recipe_makes_attention_matmuls_int8(tiny_model_factory):
-    """ExecuTorch's CoreMLQuantizer leaves every bmm float; our recipe annotates them."""
+def test_coreml_recipe_makes_attention_matmuls_and_dyrelu_int8(tiny_model_factory):
+    """ExecuTorch's CoreMLQuantizer leaves every bmm and DyReLU's sub/relu float; our recipe annotates them."""
     rows = _ptq_census(tiny_model_factory(), "coreml")
     bmm = [r for r in rows if r["kind"] == "matmul"]
     assert len(bmm) == 14 and all(r["precision"] == "int8" for r in bmm)
+    dyrelu = [r for r in rows if ".act" in r["module"] and r["op"].split(".")[1] in ("mul", "add", "sub", "relu")]
+    assert len(dyrelu) == 40 and all(r["precision"] == "int8" for r in dyrelu)
