@@ -148,8 +148,14 @@ class CoreMLGapsAnnotator(Quantizer):
         pass
 
 
-def coreml_quantizer(qat: bool = False) -> Quantizer:  # noqa: ARG001 - the same config serves QAT
+def coreml_quantizer(qat: bool = False) -> Quantizer:
     """ExecuTorch's Core ML quantizer as shipped, W8A8: per-channel symmetric int8 weights, uint8 activations."""
+    if qat:
+        # Measured with executorch 1.5.1: on the QAT graph (dynamic batch) it fake-quantizes an
+        # integer shape computation, and the first forward fails in fake_quantize ("not
+        # implemented for 'Long'"), with or without CoreMLGapsAnnotator.
+        raise ValueError("QAT with the coreml recipe does not work with ExecuTorch 1.5.1's CoreMLQuantizer "
+                         "(it fake-quantizes an integer shape computation); use PTQ for Core ML")
     import coremltools as ct
     from executorch.backends.apple.coreml.quantizer import CoreMLQuantizer
 

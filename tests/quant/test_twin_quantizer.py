@@ -101,3 +101,8 @@ def test_coreml_recipe_makes_attention_matmuls_and_dyrelu_int8(tiny_model_factor
     assert len(bmm) == 14 and all(r["precision"] == "int8" for r in bmm)
     dyrelu = [r for r in rows if ".act" in r["module"] and r["op"].split(".")[1] in ("mul", "add", "sub", "relu")]
     assert len(dyrelu) == 40 and all(r["precision"] == "int8" for r in dyrelu)
+
+
+def test_coreml_qat_is_refused_with_its_reason():
+    with pytest.raises(ValueError, match="QAT with the coreml recipe"):
+        get_recipe("coreml").make_quantizer(True)
