@@ -1,4 +1,4 @@
-"""Quantizers: the stock ones as shipped, and ours composed on top of XNNPACK's.
+"""Quantizers: the stock ones as shipped, and ours composed on top of XNNPACK's and Core ML's.
 
 The stock ``XNNPACKQuantizer`` annotates conv, linear, add, mul, cat and pooling, and
 lets shape ops and relu/hardtanh share their input's parameters. On Mobile-Former it
@@ -17,6 +17,10 @@ half-quantized ops. :class:`MobileFormerAnnotator` fills those gaps:
 Softmax stays float too: XNNPACK has no int8 softmax (creating one fails); that
 includes :class:`~mobileformer.layers.TokenSoftmax`, Former->Mobile's softmax over
 the tokens written from elementwise ops.
+
+ExecuTorch's ``CoreMLQuantizer`` leaves the same attention matmuls and DyReLU's
+``sub``/``relu`` float; :class:`CoreMLGapsAnnotator` annotates them (and the head's
+hardswish) in Core ML's uint8 before it runs.
 """
 from __future__ import annotations
 
