@@ -1,4 +1,6 @@
 """``fast_lowering`` skips work, never changes the program."""
+import contextlib
+
 import pytest
 import torch
 import torch.fx.traceback as fx_traceback
@@ -32,18 +34,10 @@ def _lower(program, fast: bool) -> tuple[bytes, int]:
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(ExportPass, "call", counting)
-        with fast_lowering() if fast else _nothing():
+        with fast_lowering() if fast else contextlib.nullcontext():
             edge = to_edge_transform_and_lower(program, transform_passes=[RemoveCloneOpsTransform()],
                                                partitioner=[xnnpack_partitioner(stock=True)])
     return edge.to_executorch().buffer, retraces
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 # fp32 keeps its BatchNorms for XNNPACK to fuse: a pattern pass that does find work.
