@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from mobileformer.model import MobileFormer
 
+from .observers import fast_histogram_search
 from .quantizer import extended_coreml_quantizer, stock_xnnpack_quantizer, xnnpack_quantizer
 from .tflite import litert_quantizer
 from .twin import quantizable
@@ -89,4 +90,5 @@ def calibrate(prepared: torch.fx.GraphModule, batches: Iterable[torch.Tensor], t
 
 def convert(prepared: torch.fx.GraphModule, recipe: Recipe | None = None) -> torch.fx.GraphModule:
     """Observers -> quantize/dequantize pairs with the calibrated parameters."""
-    return convert_pt2e(prepared, fold_quantize=recipe.fold_quantize if recipe else True)
+    with fast_histogram_search():  # same ranges, about 10x faster (quant/observers.py)
+        return convert_pt2e(prepared, fold_quantize=recipe.fold_quantize if recipe else True)
