@@ -133,20 +133,22 @@ def _lower_xnnpack(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, graph
     from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
     from executorch.exir import to_edge_transform_and_lower
 
-    from .lowering import fast_lowering
+    from .lowering import edge_compile_config, fast_lowering, verify_edge_program
     from .partition import delegate_blocks, xnnpack_partitioner
 
     stock = recipe.name.endswith("-stock") or cfg.precision == "fp32"
     partitioner = xnnpack_partitioner(block_of=model.paper_block if cfg.profile_blocks else None, stock=stock and not cfg.profile_blocks)
     exported = torch.export.export(graph, (example,))
+    config = edge_compile_config()
     with capture_xnnpack_graphs() as graphs, fast_lowering():
-        edge = to_edge_transform_and_lower(
-            exported, transform_passes=[RemoveCloneOpsTransform()], partitioner=[partitioner], generate_etrecord=True
-        )
+        edge = to_edge_transform_and_lower(exported, transform_passes=[RemoveCloneOpsTransform()], partitioner=[partitioner],
+                                           compile_config=config, generate_etrecord=True)
     census = xnnpack_census(graphs, edge.exported_program())
     program = edge.to_executorch()
+    etrecord = program.get_etrecord()
+    verify_edge_program(etrecord.edge_dialect_program, config)
     profiling = {"delegate_blocks": delegate_blocks(edge.exported_program(), model.paper_block)} if cfg.profile_blocks else {}
-    return program.buffer, program.get_etrecord(), census, profiling
+    return program.buffer, etrecord, census, profiling
 
 
 def _validate_pte(cfg: ExportConfig, artifact: Path, reference: torch.nn.Module, quantized: torch.nn.Module,

@@ -1,14 +1,16 @@
-"""``fast_lowering`` skips work, never changes the program."""
+"""``fast_lowering`` skips work, never changes the program; the edge check still runs, once."""
 import contextlib
 
 import pytest
 import torch
 import torch.fx.traceback as fx_traceback
 from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
-from executorch.exir import to_edge_transform_and_lower
+from executorch.exir import to_edge, to_edge_transform_and_lower
+from executorch.exir.dialects.edge._ops import EdgeOpOverload
 from executorch.exir.pass_base import ExportPass
+from torch._export.verifier import SpecViolationError
 
-from quant.lowering import fast_lowering
+from quant.lowering import edge_compile_config, fast_lowering, verify_edge_program
 from quant.partition import xnnpack_partitioner
 from quant.recipes import calibrate, convert, example_input, get_recipe, prepare
 
@@ -36,7 +38,8 @@ def _lower(program, fast: bool) -> tuple[bytes, int]:
         mp.setattr(ExportPass, "call", counting)
         with fast_lowering() if fast else contextlib.nullcontext():
             edge = to_edge_transform_and_lower(program, transform_passes=[RemoveCloneOpsTransform()],
-                                               partitioner=[xnnpack_partitioner(stock=True)])
+                                               partitioner=[xnnpack_partitioner(stock=True)],
+                                               **({"compile_config": edge_compile_config()} if fast else {}))
     return edge.to_executorch().buffer, retraces
 
 
@@ -56,3 +59,14 @@ def test_patches_are_undone_on_error():
         assert fx_traceback.NodeSource.__init__ is not init and ExportPass.call is not call
         raise RuntimeError("lowering failed")
     assert fx_traceback.NodeSource.__init__ is init and ExportPass.call is call
+
+
+def test_edge_check_runs_once_and_catches_a_bad_op(tiny_model_factory):
+    model = tiny_model_factory()
+    config = edge_compile_config()
+    edge = to_edge(_program(model, "int8"), compile_config=config).exported_program()
+    verify_edge_program(edge, config)  # a valid program passes
+    node = next(n for n in edge.graph.nodes if isinstance(n.target, EdgeOpOverload) and "add" in str(n.target))
+    node.target = node.target._op  # the plain ATen op: not edge dialect
+    with pytest.raises(SpecViolationError, match="not an Edge operator"):
+        verify_edge_program({"forward": edge}, config)
