@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterator
+from unittest import mock
 
 import torch.fx.graph_module as fx_graph_module
 import torch.fx.traceback as fx_traceback
@@ -55,10 +56,7 @@ def _structure(graph_module) -> list[tuple]:
     return [(n.op, n.target, n.args, n.kwargs) for n in graph_module.graph.nodes]
 
 
-@contextlib.contextmanager
-def _shared_provenance() -> Iterator[None]:
-    original = fx_traceback.NodeSource.__init__
-
+def _shared_provenance(original):
     def init(self, node, pass_name: str = "", action=None) -> None:
         history = node.meta.pop("from_node", None) if node is not None else None
         try:
@@ -68,62 +66,35 @@ def _shared_provenance() -> Iterator[None]:
                 node.meta["from_node"] = history
         if history is not None:
             self.from_node = list(history)
-
-    fx_traceback.NodeSource.__init__ = init
-    try:
-        yield
-    finally:
-        fx_traceback.NodeSource.__init__ = original
+    return init
 
 
-@contextlib.contextmanager
-def _skip_idle_retraces() -> Iterator[None]:
-    retrace = ExportPass.call
-    originals = {cls: cls.call for cls in PATTERN_PASSES}
+def _remember_structure(original):
+    def call(self, graph_module):
+        self._structure_before = _structure(graph_module)
+        return original(self, graph_module)
+    return call
 
-    def remember_structure(original):
-        def call(self, graph_module):
-            self._structure_before = _structure(graph_module)
-            return original(self, graph_module)
-        return call
 
+def _skip_idle_retrace(retrace):
     def call(self, graph_module):
         before = getattr(self, "_structure_before", None)
         if before is not None and _structure(graph_module) == before:
             return PassResult(graph_module, False)
         return retrace(self, graph_module)
-
-    ExportPass.call = call
-    for cls, original in originals.items():
-        cls.call = remember_structure(original)
-    try:
-        yield
-    finally:
-        ExportPass.call = retrace
-        for cls, original in originals.items():
-            cls.call = original
+    return call
 
 
-@contextlib.contextmanager
-def _skip_idle_decompositions() -> Iterator[None]:
-    original = ExportedProgram.run_decompositions
-
+def _skip_idle_decompositions(original):
     def run_decompositions(self, decomp_table=None, *args, **kwargs):
         # An empty table still functionalizes; a table none of whose ops occur changes nothing.
         if decomp_table and not contains_any_call_fn_target_op(self.graph_module, decomp_table):
             return self
         return original(self, decomp_table, *args, **kwargs)
-
-    ExportedProgram.run_decompositions = run_decompositions
-    try:
-        yield
-    finally:
-        ExportedProgram.run_decompositions = original
+    return run_decompositions
 
 
-@contextlib.contextmanager
-def _reuse_compiled_code() -> Iterator[None]:
-    original = fx_graph_module._exec_with_source
+def _reuse_compiled_code(_original):
     compiled: dict[str, object] = {}
 
     def exec_with_source(src: str, globals: dict, co_fields: dict | None = None) -> None:
@@ -131,18 +102,22 @@ def _reuse_compiled_code() -> Iterator[None]:
         if src not in compiled:
             compiled[src] = compile(src, key, "exec", dont_inherit=True)
         exec(compiled[src], globals)
-
-    fx_graph_module._exec_with_source = exec_with_source
-    try:
-        yield
-    finally:
-        fx_graph_module._exec_with_source = original
+    return exec_with_source
 
 
 @contextlib.contextmanager
 def fast_lowering() -> Iterator[None]:
     """Within it, ``to_edge_transform_and_lower`` skips the overheads described above."""
-    with _shared_provenance(), _skip_idle_retraces(), _skip_idle_decompositions(), _reuse_compiled_code():
+    wrappers = [
+        (fx_traceback.NodeSource, "__init__", _shared_provenance),
+        (ExportPass, "call", _skip_idle_retrace),
+        *[(cls, "call", _remember_structure) for cls in PATTERN_PASSES],
+        (ExportedProgram, "run_decompositions", _skip_idle_decompositions),
+        (fx_graph_module, "_exec_with_source", _reuse_compiled_code),
+    ]
+    with contextlib.ExitStack() as stack:
+        for owner, name, wrap in wrappers:
+            stack.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
         yield
 
 

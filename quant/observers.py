@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from unittest import mock
 
 import numpy as np
 import torch
@@ -88,12 +88,6 @@ def _skip_idle_steps(alpha: float, beta: np.ndarray, high: np.ndarray, b: int, e
     return stop
 
 
-@contextlib.contextmanager
-def fast_histogram_search() -> Iterator[None]:
+def fast_histogram_search() -> contextlib.AbstractContextManager:
     """Within it, every ``HistogramObserver`` uses :func:`non_linear_param_search`."""
-    original = HistogramObserver._non_linear_param_search
-    HistogramObserver._non_linear_param_search = non_linear_param_search
-    try:
-        yield
-    finally:
-        HistogramObserver._non_linear_param_search = original
+    return mock.patch.object(HistogramObserver, "_non_linear_param_search", non_linear_param_search)
