@@ -140,11 +140,12 @@ def _lower_xnnpack(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, graph
     partitioner = xnnpack_partitioner(block_of=model.paper_block if cfg.profile_blocks else None, stock=stock and not cfg.profile_blocks)
     exported = torch.export.export(graph, (example,))
     config = edge_compile_config()
-    with capture_xnnpack_graphs() as graphs, fast_lowering():
-        edge = to_edge_transform_and_lower(exported, transform_passes=[RemoveCloneOpsTransform()], partitioner=[partitioner],
-                                           compile_config=config, generate_etrecord=True)
+    with fast_lowering():
+        with capture_xnnpack_graphs() as graphs:
+            edge = to_edge_transform_and_lower(exported, transform_passes=[RemoveCloneOpsTransform()],
+                                               partitioner=[partitioner], compile_config=config, generate_etrecord=True)
+        program = edge.to_executorch()
     census = xnnpack_census(graphs, edge.exported_program())
-    program = edge.to_executorch()
     etrecord = program.get_etrecord()
     verify_edge_program(etrecord.edge_dialect_program, config)
     profiling = {"delegate_blocks": delegate_blocks(edge.exported_program(), model.paper_block)} if cfg.profile_blocks else {}

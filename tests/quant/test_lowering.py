@@ -1,5 +1,6 @@
 """``fast_lowering`` skips work, never changes the program; the edge check still runs, once."""
 import contextlib
+import operator
 
 import pytest
 import torch
@@ -40,7 +41,7 @@ def _lower(program, fast: bool) -> tuple[bytes, int]:
             edge = to_edge_transform_and_lower(program, transform_passes=[RemoveCloneOpsTransform()],
                                                partitioner=[xnnpack_partitioner(stock=True)],
                                                **({"compile_config": edge_compile_config()} if fast else {}))
-    return edge.to_executorch().buffer, retraces
+            return edge.to_executorch().buffer, retraces
 
 
 # fp32 keeps its BatchNorms for XNNPACK to fuse: a pattern pass that does find work.
@@ -70,3 +71,19 @@ def test_edge_check_runs_once_and_catches_a_bad_op(tiny_model_factory):
     node.target = node.target._op  # the plain ATen op: not edge dialect
     with pytest.raises(SpecViolationError, match="not an Edge operator"):
         verify_edge_program({"forward": edge}, config)
+
+
+class _AddOne(torch.nn.Module):
+    def forward(self, x):
+        return x + 1
+
+
+def test_a_changed_graph_gets_new_code():
+    graph_module = torch.fx.symbolic_trace(_AddOne())
+    with fast_lowering():
+        graph_module.recompile()
+        assert graph_module(torch.tensor(3.0)) == 4.0
+        add = next(n for n in graph_module.graph.nodes if n.op == "call_function")
+        add.target = operator.mul
+        graph_module.recompile()
+        assert graph_module(torch.tensor(3.0)) == 3.0
