@@ -1,7 +1,7 @@
 """Faster ExecuTorch lowering, with the same program as a result.
 
 Lowering an int8 Mobile-Former is slow because ExecuTorch re-traces the whole graph
-(26m: about 4,400 nodes, most of them quantize/dequantize) after every pass, and two
+(26m: about 4,400 nodes, most of them quantize/dequantize) after every pass, and these
 framework costs are pure overhead for this model:
 
 * **Provenance.** Every re-trace records where each node came from
@@ -10,7 +10,7 @@ framework costs are pure overhead for this model:
   history is never changed after it is recorded; sharing it gives the same result.
 * **Idle decompositions.** ``to_edge_transform_and_lower`` functionalizes the program,
   then runs the core-ATen decomposition table over it twice more (each a full re-trace,
-  about 10 s for 26m int8), even when no op in the graph is in the table. ExecuTorch skips
+  about 9 s for 26m int8), even when no op in the graph is in the table. ExecuTorch skips
   such a call itself on one of its code paths; :func:`fast_lowering` skips it on all.
 * **Regenerating the same code.** Each pass's checks and each new program regenerate the
   graph's Python code and compile it (26m int8: about 130 times for a 4,400-line function).
@@ -21,8 +21,8 @@ framework costs are pure overhead for this model:
   its metadata. When a pass of :data:`PATTERN_PASSES` left the graph's structure as it
   found it, the re-trace is skipped.
 
-A third cost is a check, not overhead: ExecuTorch's edge-dialect verifier re-runs the
-whole graph after every pass (about 8 s for 26m int8). :func:`edge_compile_config` turns
+One more cost is a check, not overhead: ExecuTorch's edge-dialect verifier re-runs the
+whole graph after every pass (about 10 s for 26m int8). :func:`edge_compile_config` turns
 it off during lowering and :func:`verify_edge_program` runs it once, on the edge program
 that was partitioned.
 
