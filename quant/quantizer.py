@@ -66,6 +66,13 @@ def _in_dyrelu(node: Node) -> bool:
     return any("DyReLU" in str(cls) for _, cls in node.meta.get("nn_module_stack", {}).values())
 
 
+def _annotate_inputs_and_output(node: Node, inputs: QuantizationSpec, output: QuantizationSpec) -> None:
+    """Quantize a unary or binary op's tensor inputs and its output."""
+    node.meta[Q_KEY] = QuantizationAnnotation(
+        input_qspec_map={a: inputs for a in node.args[:2] if isinstance(a, Node)}, output_qspec=output, _annotated=True,
+    )
+
+
 def _annotated(node: Node) -> bool:
     return Q_KEY in node.meta and node.meta[Q_KEY]._annotated
 
@@ -101,7 +108,7 @@ class MobileFormerAnnotator(Quantizer):
             elif node.target == BMM:
                 self._annotate_bmm(model, node)
             elif node.target == SUB and not _annotated(node):
-                self._annotate_binary(node)
+                _annotate_inputs_and_output(node, self.config.input_activation, self.config.output_activation)
         return model
 
     def _annotate_bmm(self, model: torch.fx.GraphModule, node: Node) -> None:
@@ -116,12 +123,6 @@ class MobileFormerAnnotator(Quantizer):
             input_qspec_map={left: self.config.input_activation, right: right_spec},
             output_qspec=self.config.output_activation,
             _annotated=True,
-        )
-
-    def _annotate_binary(self, node: Node) -> None:
-        inputs = {a: self.config.input_activation for a in node.args[:2] if isinstance(a, Node)}
-        node.meta[Q_KEY] = QuantizationAnnotation(
-            input_qspec_map=inputs, output_qspec=self.config.output_activation, _annotated=True
         )
 
     def validate(self, model: torch.fx.GraphModule) -> None:
@@ -142,10 +143,7 @@ class CoreMLGapsAnnotator(Quantizer):
             if node.op != "call_function" or _annotated(node) or _in_float_module(node):
                 continue
             if node.target == BMM or node.target == HARDSWISH or (node.target in (SUB, RELU) and _in_dyrelu(node)):
-                inputs = [a for a in node.args[:2] if isinstance(a, Node)]
-                node.meta[Q_KEY] = QuantizationAnnotation(
-                    input_qspec_map={a: self.activation for a in inputs}, output_qspec=self.activation, _annotated=True,
-                )
+                _annotate_inputs_and_output(node, self.activation, self.activation)
         return model
 
     def validate(self, model: torch.fx.GraphModule) -> None:

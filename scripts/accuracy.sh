@@ -15,7 +15,8 @@ RECIPE=${RECIPE:-xnnpack}
 QAT_STEPS=${QAT_STEPS:-600}
 FLOAT=${FLOAT:-$RUN/float}
 DATA=fashion-mnist
-SUFFIX=${RECIPE#xnnpack}; SUFFIX=${SUFFIX#-}; SUFFIX=${SUFFIX//-/_}; SUFFIX=${SUFFIX:+_$SUFFIX}
+# The int8 artifact's file name, as quant.export names it for this recipe.
+INT8=$("$PY" -c "import sys; from quant.export import artifact_name; print(artifact_name(sys.argv[1], 'xnnpack', 'int8', sys.argv[2], 'pte', False))" "$MODEL" "$RECIPE" 2>/dev/null)
 
 resume_flag() { [[ -f "$1/last.pt" && ! -f "$1/final.pt" ]] && echo "--resume $1/last.pt" || true; }
 
@@ -36,18 +37,18 @@ fi
 export_args=(--backend xnnpack --model "$MODEL" --calib "$DATA" --calib-images 256 --no-progress)
 [[ -f "$RUN/ptq/${MODEL}_xnnpack_fp32.pte" ]] || \
   "$PY" -m quant.export "${export_args[@]}" --checkpoint "$FLOAT/final.pt" --input-size "$SIZE" --precision fp32 --out "$RUN/ptq"
-[[ -f "$RUN/ptq/${MODEL}_xnnpack_int8${SUFFIX}.pte" ]] || \
+[[ -f "$RUN/ptq/$INT8" ]] || \
   "$PY" -m quant.export "${export_args[@]}" --checkpoint "$FLOAT/final.pt" --input-size "$SIZE" --recipe "$RECIPE" --out "$RUN/ptq"
 [[ -f "$RUN/ptq/${MODEL}_xnnpack_int8_stock.pte" ]] || \
   "$PY" -m quant.export "${export_args[@]}" --checkpoint "$FLOAT/final.pt" --input-size "$SIZE" --recipe xnnpack-stock --out "$RUN/ptq"
-[[ -f "$RUN/qat-export/${MODEL}_xnnpack_int8${SUFFIX}.pte" ]] || \
+[[ -f "$RUN/qat-export/$INT8" ]] || \
   "$PY" -m quant.export "${export_args[@]}" --checkpoint "$RUN/qat/final.pt" --recipe "$RECIPE" --out "$RUN/qat-export"
 
 for pte in "$RUN/ptq/${MODEL}_xnnpack_fp32.pte" "$RUN/ptq/${MODEL}_xnnpack_int8_stock.pte" \
-           "$RUN/ptq/${MODEL}_xnnpack_int8${SUFFIX}.pte" "$RUN/qat-export/${MODEL}_xnnpack_int8${SUFFIX}.pte"; do
+           "$RUN/ptq/$INT8" "$RUN/qat-export/$INT8"; do
   "$PY" -m quant.evaluate "$pte" --data "$DATA" --json "${pte%.pte}.top1.json"
 done
-ptq="$RUN/ptq/${MODEL}_xnnpack_int8${SUFFIX}.top1.json" qat="$RUN/qat-export/${MODEL}_xnnpack_int8${SUFFIX}.top1.json"
+ptq="$RUN/ptq/${INT8%.pte}.top1.json" qat="$RUN/qat-export/${INT8%.pte}.top1.json"
 echo "PTQ (A) vs QAT (B):"; "$PY" -m quant.evaluate --compare "$ptq" "$qat"
 echo "QAT (A) vs fp32 (B):"; "$PY" -m quant.evaluate --compare "$qat" "$RUN/ptq/${MODEL}_xnnpack_fp32.top1.json"
 echo "fp32 training top-1 (PyTorch): $("$PY" -c "import torch,sys; print(round(100*torch.load(sys.argv[1], weights_only=True)['held_out_top1'], 2))" "$FLOAT/final.pt")%"

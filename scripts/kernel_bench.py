@@ -13,12 +13,11 @@ import argparse
 
 import torch
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
 from executorch.exir import to_edge_transform_and_lower
-from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
 from quant.bench import _timed_runs
 from quant.latency import summarize
+from quant.recipes import calibrate, convert, get_recipe, prepare
 from quant.runtime import Program, set_threads
 
 # name: (layer, input shape). The "26m" rows are the layers of mobile_former_26m's first
@@ -37,10 +36,10 @@ CASES = {
 def lowered(layer: torch.nn.Module, x: torch.Tensor, int8: bool) -> bytes:
     graph = layer.eval()
     if int8:
-        quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-        graph = prepare_pt2e(torch.export.export(layer, (x,)).module(), quantizer)
-        graph(x)
-        graph = convert_pt2e(graph)
+        stock = get_recipe("xnnpack-stock")  # ExecuTorch's quantizer as shipped, on the layer itself
+        graph = prepare(layer, stock, x)
+        calibrate(graph, [x], progress=False)
+        graph = convert(graph, stock)
     program = to_edge_transform_and_lower(torch.export.export(graph, (x,)), partitioner=[XnnpackPartitioner()])
     return program.to_executorch().buffer
 
