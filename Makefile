@@ -13,7 +13,7 @@ OUT        ?= out/demo
 CKPT_ARG    = $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
 EXPORT      = $(PY) -m quant.export --model $(MODEL) $(CKPT_ARG) --calib $(CALIB) --out $(OUT)
 
-.PHONY: demo test venv data accuracy clean
+.PHONY: demo test venv tools data accuracy clean
 
 # The tflite extra (~0.9 GB) is installed so that the LiteRT backend is tested too, and in the
 # same pip command: added afterwards, pip downgrades typing-extensions to 4.12 (xdsl, a
@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Debian packages the tests and native tools need (scripts/debian-packages.txt); root installs them.
+tools:
+	scripts/install_tools.sh
 
 # The main job on defaults: build, quantize on built-in images, export, validate, benchmark, report.
 demo: $(STAMP)
@@ -40,7 +44,7 @@ demo: $(STAMP)
 		--out $(OUT)/bench --name $(MODEL)
 	@echo "demo done: artifacts and manifests in $(OUT)/, benchmark table, CSV and chart in $(OUT)/bench/"
 
-test: $(STAMP)
+test: $(STAMP) tools
 	$(PY) -m pytest -q
 
 # Fashion-MNIST for the accuracy experiment (Debian package, ~31 MB; needs root).
