@@ -4,13 +4,16 @@ Android SDK/NDK or Xcode:
 - the shared C++ core and the JNI bridge compile (syntax and types) with the
   Android and iOS configurations, against the ExecuTorch headers of the pip
   package, with tiny stand-ins for the two platform headers platform.cpp uses;
-- the Objective-C++ bridge compiles against GNUstep's Foundation (optional:
-  apt packages clang and libgnustep-base-dev);
+- the Objective-C++ bridge compiles against GNUstep's Foundation;
 - Kotlin, Swift and Objective-C headers parse (tree-sitter grammars from PyPI);
 - the shell scripts pass bash -n and shellcheck, and run end to end against
   stand-in adb / xcrun devicectl / python (tests/apps/fakes);
 - Gradle, XcodeGen and manifest files parse, and the names that tie the parts
   together agree (JNI symbols, intent extras, launch arguments, versions).
+
+Nothing here skips: the compilers, headers and JDK come from
+scripts/debian-packages.txt and the Python tools from the test extra, both
+installed by `make test`, so a missing one is a broken setup and fails.
 """
 
 from __future__ import annotations
@@ -47,10 +50,10 @@ def executorch_include() -> Path:
     """The C++ headers inside the executorch pip package (found without importing it)."""
     spec = importlib.util.find_spec("executorch")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the executorch package is not installed (pip install -e .)")
+        pytest.fail("the executorch package is not installed (pip install -e .)")
     inc = Path(spec.submodule_search_locations[0]) / "include"
     if not (inc / "executorch" / "extension" / "module" / "module.h").is_file():
-        pytest.skip(f"no ExecuTorch C++ headers under {inc}")
+        pytest.fail(f"no ExecuTorch C++ headers under {inc}")
     return inc
 
 
@@ -64,13 +67,14 @@ def jni_include() -> list[Path]:
         if (home / "include" / "jni.h").is_file():
             md = next((p.parent for p in (home / "include").glob("*/jni_md.h")), None)
             return [home / "include"] + ([md] if md else [])
-    pytest.skip("no JDK with include/jni.h (apt-get install default-jdk-headless, or set JAVA_HOME)")
+    pytest.fail("no JDK with include/jni.h: run scripts/install_tools.sh (default-jdk-headless), or set JAVA_HOME")
 
 
 def compiler(name: str) -> str:
+    """A tool of scripts/debian-packages.txt: missing means the setup is broken, so fail."""
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed")
+        pytest.fail(f"{name} is not installed: run scripts/install_tools.sh (scripts/debian-packages.txt)")
     return path
 
 
@@ -85,7 +89,7 @@ def tool(name: str) -> str:
         return str(local)
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+        pytest.fail(f"{name} is not installed (pip install -e '.[test]')")
     return path
 
 
@@ -165,7 +169,7 @@ def test_objective_cxx_bridge_compiles_against_gnustep():
     gnustep = Path("/usr/include/GNUstep")
     gcc_objc = sorted(Path("/usr/lib/gcc").glob("*/*/include/objc/objc.h"))
     if not (gnustep / "Foundation" / "Foundation.h").is_file() or not gcc_objc:
-        pytest.skip("GNUstep Foundation headers missing (apt-get install clang libgnustep-base-dev)")
+        pytest.fail("GNUstep Foundation headers missing: run scripts/install_tools.sh (libgnustep-base-dev)")
     objc_dir = gcc_objc[-1].parents[1]  # .../include, holding objc/
     flags = ["-x", "objective-c++", *CXX, "-fobjc-runtime=gcc", "-fobjc-exceptions", "-fexceptions",
              "-DGNUSTEP", "-DGNUSTEP_BASE_LIBRARY=1", "-DGNU_RUNTIME=1", "-D_NATIVE_OBJC_EXCEPTIONS",
@@ -189,12 +193,16 @@ def _objc_only(gcc_include: Path) -> Path:
 # --------------------------------------------------------------------------- Kotlin, Swift, ObjC syntax
 
 
+def _parser(grammar: str):
+    """A tree-sitter parser for one of the test extra's grammars (tree_sitter_kotlin, ...)."""
+    import tree_sitter
+
+    return tree_sitter.Parser(tree_sitter.Language(importlib.import_module(grammar).language()))
+
+
 def _parse_errors(grammar: str, path: Path, text: str | None = None) -> list[str]:
-    ts = pytest.importorskip("tree_sitter", reason="pip install tree-sitter (test extra)")
-    mod = pytest.importorskip(grammar, reason=f"pip install {grammar.replace('_', '-')} (test extra)")
-    parser = ts.Parser(ts.Language(mod.language()))
     src = (path.read_text() if text is None else text).encode()
-    tree = parser.parse(src)
+    tree = _parser(grammar).parse(src)
     lines = src.decode().splitlines()
     found: list[str] = []
 
@@ -224,6 +232,62 @@ def test_kotlin_parses(path):
 @pytest.mark.parametrize("path", SWIFT_FILES, ids=lambda p: str(p.relative_to(IOS)))
 def test_swift_parses(path):
     assert _parse_errors("tree_sitter_swift", path) == []
+
+
+# Calls the app makes that have an `async` overload on iOS 17: inside an async
+# function Swift picks that overload, and the call then needs `await` (and in a
+# timed region it would measure a suspension). Name -> the async API.
+ASYNC_OVERLOADS = {
+    "prediction": "MLModel.prediction(from:options:) async throws (iOS 17)",
+    "measure": "Clock.measure(_:) async (Swift 5.7 clocks)",
+}
+
+
+def _unawaited_async_overloads(path: Path, text: str | None = None) -> list[str]:
+    """Calls to ASYNC_OVERLOADS inside an `async` function that no `await` covers."""
+    src = (path.read_text() if text is None else text).encode()
+    found: list[str] = []
+
+    def in_async_function(node) -> bool:
+        while node is not None and node.type != "function_declaration":
+            if node.type == "await_expression":
+                return False
+            node = node.parent
+        return node is not None and any(c.type == "async" for c in node.children)
+
+    def walk(node):
+        if node.type == "call_expression":
+            callee = node.children[0]
+            name = callee.children[-1] if callee.type == "navigation_expression" else callee
+            name = name.children[-1] if name.type == "navigation_suffix" else name
+            text_ = src[name.start_byte:name.end_byte].decode()
+            if text_ in ASYNC_OVERLOADS and in_async_function(node):
+                found.append(f"{path.name}:{node.start_point[0] + 1}: {text_} -> {ASYNC_OVERLOADS[text_]}")
+        for child in node.children:
+            walk(child)
+
+    walk(_parser("tree_sitter_swift").parse(src).root_node)
+    return found
+
+
+@pytest.mark.parametrize("path", SWIFT_FILES, ids=lambda p: str(p.relative_to(IOS)))
+def test_swift_async_overloads_are_awaited_or_synchronous(path):
+    """`try model.prediction(from:)` in an async function does not compile on iOS 17
+    ("expression is 'async' but is not marked with 'await'"): time in a sync helper."""
+    assert _unawaited_async_overloads(path) == []
+
+
+def test_async_overload_check_can_fail(tmp_path):
+    bad = """func run() async throws {
+    let e = try clock.measure { _ = try model.prediction(from: x) }
+    _ = try await model.prediction(from: x)
+}
+func sync() throws { _ = try model.prediction(from: x) }
+"""
+    found = _unawaited_async_overloads(tmp_path / "x.swift", bad)
+    assert [f.split(": ")[1] for f in found] == ["measure -> " + ASYNC_OVERLOADS["measure"],
+                                                  "prediction -> " + ASYNC_OVERLOADS["prediction"]]
+    assert all(f.startswith("x.swift:2:") for f in found)
 
 
 # Foundation macros the grammar does not know, expanded as the Apple SDK defines them
@@ -343,7 +407,8 @@ def _toml(path: Path) -> dict:
 
 
 def _project_yml() -> dict:
-    yaml = pytest.importorskip("yaml", reason="pip install pyyaml (test extra)")
+    import yaml  # test extra
+
     return yaml.safe_load((IOS / "project.yml").read_text())
 
 
