@@ -452,6 +452,13 @@ def test_app_build_gradle():
     assert "implementation(libs.executorch.android)" in text
     assert 'path = file("src/main/cpp/CMakeLists.txt")' in text
     assert "EXECUTORCH_ANDROID_ROOT" in text and "executorchAndroidRoot" in text
+    # runtime.version: the Maven AAR's version only for the Maven AAR; a source build
+    # or a local AAR records -PexecutorchVersion or null (issue 19, item 7)
+    assert '"-DMFBENCH_EXECUTORCH_VERSION=$localExecutorchVersion"' in text
+    assert 'if (executorchAar == null) libs.versions.executorch.get() else localExecutorchVersion' in text
+    assert '"EXECUTORCH_VERSION", "\\"$aarExecutorchVersion\\""' in text
+    # per-operator times are asked for, and the CMake build fails without them (test_android_cmake)
+    assert '"-DMFBENCH_PER_OPERATOR=${if (perOperator) "ON" else "OFF"}"' in text
     settings = (ANDROID / "settings.gradle.kts").read_text()
     assert 'include(":app")' in settings and "google()" in settings and "mavenCentral()" in settings
     props = dict(
