@@ -25,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -614,13 +615,29 @@ def test_android_script_export_then_run(tmp_path):
         ("two devices", {"FAKE_ADB_DEVICES": "a b"}, "several devices"),
         ("app missing", {"FAKE_ADB_NO_APP": "1"}, "is not installed"),
         ("run fails", {"FAKE_ADB_FAIL": "1"}, "failed on the device: cannot load x.pte"),
+        # nothing written at all: the log's reason, at once instead of after --timeout
+        ("nothing written", {"FAKE_ADB_UNWRITABLE": "1"}, "failed on the device: cannot write /sdcard/"),
     ],
 )
 def test_android_script_errors(tmp_path, case, extra_env, message):
     env = _fake_env(tmp_path, **extra_env)
+    started = time.monotonic()
     proc = run([ANDROID / "run_benchmark.sh", "--model", _model(tmp_path, "m.pte"), "--out-dir", tmp_path / "runs",
-                "--python", FAKES / "python", "--timeout", "10"], env=env)
+                "--python", FAKES / "python", "--timeout", "30"], env=env)
     assert proc.returncode == 1 and message in proc.stderr, (case, proc.stderr)
+    assert time.monotonic() - started < 20, "waited for the timeout instead of failing fast"
+
+
+def test_headless_activity_creates_its_files_dir_first():
+    """BenchmarkActivity asks for getExternalFilesDir() before anything else, so the
+    system creates the app's directory on a fresh install (the app may not mkdirs()
+    it) and the result or .error file can be written."""
+    kt = _kotlin("BenchmarkActivity.kt")
+    body = kt[kt.index("private fun outputFile()"):]
+    body = body[body.index("{") + 1:body.index("\n    }\n")]
+    statements = [line.strip() for line in body.splitlines() if line.strip() and not line.strip().startswith("//")]
+    assert statements[0] == "val appDir = getExternalFilesDir(null)"
+    assert kt.index("val out = outputFile()") < kt.index("parseRequest(out)")
 
 
 def test_ios_script_coreml_end_to_end_with_fake_devicectl(tmp_path):
