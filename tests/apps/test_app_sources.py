@@ -391,6 +391,20 @@ def test_ios_launch_arguments_agree():
     assert {"--headless", "--model", "--iters", "--compute-units", "--run-id"} <= passed
 
 
+# Indicators that animate on their own (indeterminate): each frame costs CPU/GPU
+# time that the timed run would measure.
+ANIMATED_INDICATORS = r"\b(CircularProgressIndicator|LinearProgressIndicator)\(|\bProgressView\(\s*\)"
+
+
+@pytest.mark.parametrize("path", [*sorted((KOTLIN_SRC / "ui").glob("*.kt")), KOTLIN_SRC / "BenchmarkActivity.kt",
+                                  *sorted((IOS / "MobileFormerBench" / "App").glob("*.swift"))],
+                         ids=lambda p: p.name)
+def test_no_animation_while_timing(path):
+    """No spinner on screen during a run, interactive or headless, on either platform."""
+    code = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("//"))
+    assert not re.search(ANIMATED_INDICATORS, code)
+
+
 def test_swift_calls_the_bridge_by_its_swift_names():
     header = (IOS / "MobileFormerBench/Bridge/MFBenchBridge.h").read_text()
     swift = "\n".join(p.read_text() for p in SWIFT_FILES)
