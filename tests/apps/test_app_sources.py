@@ -9,7 +9,12 @@ Android SDK/NDK or Xcode:
 - the shell scripts pass bash -n and shellcheck, and run end to end against
   stand-in adb / xcrun devicectl / python (tests/apps/fakes);
 - Gradle, XcodeGen and manifest files parse, and the names that tie the parts
-  together agree (JNI symbols, intent extras, launch arguments, versions).
+  together agree (JNI symbols, intent extras, launch arguments, versions);
+- source checks where no compiler is possible (Swift async overloads, no
+  spinner while timing, the headless activity's files directory).
+
+test_android_cmake.py links the Android native build against a fake ExecuTorch
+install; test_android_jvm.py compiles and runs the Android benchmark Kotlin.
 
 Nothing here skips: the compilers, headers and JDK come from
 scripts/debian-packages.txt and the Python tools from the test extra, both
