@@ -12,7 +12,7 @@ the activities and Compose UI (they need the Android SDK) are not compiled.
 from __future__ import annotations
 
 import json
-import shutil
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -95,11 +95,8 @@ def test_aar_engine_default_input_without_a_manifest(classpath, tmp_path):
     assert seen["shape"] == [1, 3, 224, 224] and seen["arguments_per_call"] == [1]
 
 
-def test_kotlin_compiler_matches_the_app(tmp_path):
+def test_kotlin_compiler_matches_the_app():
     """scripts/kotlin pins the Kotlin the app builds with (gradle/libs.versions.toml)."""
-    import tomllib
-
     pinned = json.loads((REPO / "scripts/kotlin/package.json").read_text())["dependencies"]["kotlin-compiler"]
     catalog = tomllib.loads((REPO / "android_demo/gradle/libs.versions.toml").read_text())
     assert pinned == catalog["versions"]["kotlin"]
-    assert shutil.which("npm"), "npm installs scripts/kotlin (scripts/install_tools.sh)"
