@@ -26,7 +26,8 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the tests and native tools need (scripts/debian-packages.txt); root installs them.
+# Debian packages the tests and native tools need (scripts/debian-packages.txt; root installs them)
+# and kotlinc for the JVM test of android_demo's Kotlin (npm, scripts/kotlin).
 tools:
 	scripts/install_tools.sh
 
