@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from . import HelpFormatter, __version__, versions
-from .files import OutputError, ensure_writable_dir, sha256_of, size_of, write_json_atomic
+from .files import OutputError, ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
 from .latency import apply_manifest, find_manifest, host_device, now_utc, summarize
 from .report import render
 from .runtime import Program, ProgramError, set_threads
@@ -158,17 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = ensure_writable_dir(args.out)
         results, stems = [], result_stems(args.artifacts)
-        for artifact, stem in zip(args.artifacts, stems):
-            print(f"[bench] {artifact} ({args.iterations} runs, {args.threads} thread(s))", flush=True)
-            results.append(bench_artifact(artifact, out, args.threads, args.warmup, args.iterations, not args.no_operators,
-                                          stem=stem))
-        outputs = render(results, out, args.name)
+        with staged_outputs(out) as stage:  # every result, ETDump and the chart, or nothing
+            for artifact, stem in zip(args.artifacts, stems):
+                print(f"[bench] {artifact} ({args.iterations} runs, {args.threads} thread(s))", flush=True)
+                results.append(bench_artifact(artifact, stage, args.threads, args.warmup, args.iterations,
+                                              not args.no_operators, stem=stem))
+            outputs = render(results, stage, args.name)
     except (BenchError, ProgramError, OutputError, TFLiteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(outputs.table)
     print(f"results: {', '.join(str(out / f'{stem}.latency.json') for stem in stems)}")
-    print(f"table: {outputs.csv}  chart: {outputs.png}")
+    print(f"table: {out / outputs.csv.name}  chart: {out / outputs.png.name}")
     return 0
 
 

@@ -21,7 +21,7 @@ from mobileformer.checkpoint import checkpoint_num_classes
 
 from . import HelpFormatter
 from .data import DataError, eval_transform, load_dataset, transform_config
-from .files import write_json_atomic
+from .files import OutputError, write_json_atomic
 from .metrics import mcnemar_exact
 from .latency import find_manifest
 from .runtime import Program, ProgramError
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         result = evaluate(args.target, args.data, args.model, args.input_size, args.limit)
         if args.json:
             write_json_atomic(args.json, result)
-    except (DataError, ProgramError, mf.CheckpointError, mf.UnknownModelError, ValueError) as e:
+    except (DataError, ProgramError, OutputError, mf.CheckpointError, mf.UnknownModelError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"{result['what']}: top-1 {100 * result['top1']:.2f}% on {result['images']} held-out {result['data']} images")

@@ -28,7 +28,7 @@ from mobileformer.model import MobileFormer
 from . import HelpFormatter
 from .census import graph_census
 from .data import DataError, calibration_batches
-from .files import OutputError, atomic_path, ensure_writable_dir
+from .files import OutputError, ensure_writable_dir, staged_outputs
 from .metrics import sqnr, top1_agreement
 from .recipes import RECIPES, get_recipe
 from .twin import quantizable
@@ -90,8 +90,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue())
+    path.write_text(buffer.getvalue())
 
 
 def _chart(result: Inspection, path: Path) -> None:
@@ -113,8 +112,7 @@ def _chart(result: Inspection, path: Path) -> None:
     right.set_xlabel("ops in the converted graph")
     right.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
@@ -152,13 +150,15 @@ def main(argv: list[str] | None = None) -> int:
                             "int8_gemm": int8_gemm, "gemm": len(gemm)})
             if not args.all_variants:
                 stem = f"{name}_{args.recipe}"
-                _write_csv(out / f"{stem}_ops.csv", result.ops)
-                _write_csv(out / f"{stem}_blocks.csv", result.blocks)
-                _chart(result, out / f"{stem}_blocks.png")
+                with staged_outputs(out) as stage:  # the three files together or none
+                    _write_csv(stage / f"{stem}_ops.csv", result.ops)
+                    _write_csv(stage / f"{stem}_blocks.csv", result.blocks)
+                    _chart(result, stage / f"{stem}_blocks.png")
                 print(f"per op: {out / (stem + '_ops.csv')}\nper block: {out / (stem + '_blocks.csv')}\n"
                       f"chart: {out / (stem + '_blocks.png')}")
         if args.all_variants:
-            _write_csv(out / f"variants_{args.recipe}.csv", summary)
+            with staged_outputs(out) as stage:
+                _write_csv(stage / f"variants_{args.recipe}.csv", summary)
             print(f"every variant: {out / f'variants_{args.recipe}.csv'}")
     except (mf.UnknownModelError, mf.CheckpointError, DataError, OutputError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import HelpFormatter
-from .files import OutputError, atomic_path, ensure_writable_dir
+from .files import OutputError, ensure_writable_dir, staged_outputs
 from .latency import ResultError, apply_manifest, find_manifest, op_type, read_result
 
 
@@ -119,13 +119,12 @@ def _chart(results: list[dict], path: Path) -> None:
             ax.set_xlabel("time per inference, ms")
             ax.set_title(f"by operator type: {first['label']}")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
 
 
 def render(results: list[dict], out: Path, name: str = "report") -> Outputs:
-    """Table (returned), ``<name>.csv``, ``<name>.md`` and ``<name>.png`` in ``out``."""
+    """Table (returned), ``<name>.csv``, ``<name>.md`` and ``<name>.png`` in ``out``: all three or none."""
     header, rows = summary_rows(results)
     text = _fmt_table(header, rows)
     bheader, brows = block_rows(results)
@@ -142,17 +141,15 @@ def render(results: list[dict], out: Path, name: str = "report") -> Outputs:
     if brows:
         writer.writerow(["blocks"] + bheader)
         writer.writerows(["blocks"] + row for row in brows)
-    csv_path, md_path, png_path = out / f"{name}.csv", out / f"{name}.md", out / f"{name}.png"
-    with atomic_path(csv_path) as tmp:
-        tmp.write_text(buffer.getvalue())
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
     if brows:
         md += ["", "| " + " | ".join(bheader) + " |", "|" + "---|" * len(bheader)]
         md += ["| " + " | ".join(map(str, r)) + " |" for r in brows]
-    with atomic_path(md_path) as tmp:
-        tmp.write_text("\n".join(md) + "\n")
-    _chart(results, png_path)
-    return Outputs(text, csv_path, png_path, md_path)
+    with staged_outputs(out) as stage:
+        (stage / f"{name}.csv").write_text(buffer.getvalue())
+        (stage / f"{name}.md").write_text("\n".join(md) + "\n")
+        _chart(results, stage / f"{name}.png")
+    return Outputs(text, out / f"{name}.csv", out / f"{name}.png", out / f"{name}.md")
 
 
 def load_results(paths: list[Path], manifest: Path | None) -> list[dict]:

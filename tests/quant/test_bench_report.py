@@ -1,12 +1,16 @@
 """``quant.bench`` on real exports, ``quant.report`` on its results and on phone-style ones."""
+import errno
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
+from quant import report
 from quant.bench import main as bench_main
 from quant.latency import ResultError, apply_manifest, read_result
 from quant.report import main as report_main
+from quant.runtime import Program
 
 INT8 = "mobile_former_tiny_xnnpack_int8"
 BLOCKS = "mobile_former_tiny_xnnpack_int8_blocks"
@@ -107,6 +111,8 @@ def test_bench_rejects_damaged_artifacts(tiny_exports, tmp_path, capsys):
 
 def test_bench_bad_numbers(tiny_exports, capsys):
     assert bench_main([str(tiny_exports / f"{INT8}.pte"), "--iterations", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--iterations" in err
 
 
 def test_bench_unwritable_out(tiny_exports, tmp_path, capsys):
@@ -127,3 +133,35 @@ def test_same_named_artifacts_keep_their_own_results(tiny_exports, tmp_path):
     assert bench_main(argv + ["--out", str(out)]) == 0
     results = sorted(p.name for p in out.glob("*.latency.json"))
     assert results == sorted([f"{tiny_exports.name}_{INT8}.latency.json", f"other_{INT8}.latency.json"])
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_report_on_a_full_disk_writes_nothing(bench_results, tmp_path, monkeypatch, capsys):
+    """The chart fails to write: no CSV or Markdown without it, one error line."""
+    monkeypatch.setattr(report, "_chart", _disk_full)
+    out = tmp_path / "report"
+    assert report_main([str(bench_results / f"{INT8}.latency.json"), "--out", str(out)]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
+
+
+def test_bench_on_a_full_disk_writes_nothing(tiny_exports, tmp_path, monkeypatch, capsys):
+    """The ETDump is cut short by a full disk: no truncated .etdp, no results of the other artifacts."""
+    write, calls = Program.write_etdump, []
+
+    def write_half_the_second(self, path):
+        calls.append(path)
+        if len(calls) == 1:
+            return write(self, path)
+        Path(path).write_bytes(b"\0" * 10)
+        _disk_full()
+
+    monkeypatch.setattr(Program, "write_etdump", write_half_the_second)
+    out = tmp_path / "bench"
+    argv = [str(tiny_exports / f"{n}.pte") for n in (FP32, INT8)]
+    assert bench_main(argv + ["--iterations", "1", "--warmup", "0", "--out", str(out)]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
