@@ -26,6 +26,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from .cli import UserError
+
 log = logging.getLogger("quant")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -35,7 +37,7 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
 SPLITS = ("train", "val")
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Data that cannot be used: a missing or empty directory, an unknown set, no readable image."""
 
 

@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .cli import UserError
 
-class OutputError(OSError):
+
+class OutputError(UserError):
     """The output location cannot be written."""
 
 

@@ -5,8 +5,10 @@ from pathlib import Path
 
 import torch
 
+from .cli import UserError
 
-class ProgramError(ValueError):
+
+class ProgramError(UserError):
     """A ``.pte`` that is missing, truncated, corrupt, or fails to run."""
 
 

@@ -1,0 +1,43 @@
+"""What the ``python -m quant.X`` commands share: the project's error handling, and quiet imports.
+
+Errors: :class:`UserError` and the :func:`command` wrapper of :mod:`mobileformer.cli`, re-used
+as they are. Quiet: the libraries we build on log, as they are imported, messages that are
+neither ours nor actionable (optional CUDA kernels a CPU wheel lacks, deprecations inside
+torchao, coremltools' untested-version and macOS-only notes). A user reads them as errors,
+so :func:`quiet_third_party` drops exactly those messages, at the logger that emits them,
+and nothing else: every other warning of these libraries, and all of our own output, stays.
+"""
+from __future__ import annotations
+
+import logging
+
+from mobileformer.cli import UserError, check_at_least, check_input_size, command
+
+__all__ = ["UserError", "check_at_least", "check_input_size", "command", "quiet_third_party"]
+
+# logger -> message fragments (measured with torch 2.13, torchao 0.18, coremltools 9.0)
+THIRD_PARTY_NOISE: dict[str, tuple[str, ...]] = {
+    "torchao": ("Failed to load ",),  # torchao's CUDA-only extensions (_C_mxfp8, _C_cutlass_90a) on a CPU build
+    "torch.utils._pytree": ("is an Enum subclass and is now natively supported",),  # torchao registering an Enum
+    # its version notes, and the macOS-only prediction and compute-plan proxies (Core ML runs on the phone)
+    "coremltools": ("has not been tested with coremltools", "scikit-learn version", "Failed to load _ML"),
+}
+
+
+class _DropMessages(logging.Filter):
+    def __init__(self, fragments: tuple[str, ...]) -> None:
+        super().__init__()
+        self.fragments = fragments
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(fragment in message for fragment in self.fragments)
+
+
+def quiet_third_party() -> None:
+    """Drop :data:`THIRD_PARTY_NOISE` (idempotent). A logger's own filter sees only its own
+    records, so each entry silences those messages and no other logger's."""
+    for name, fragments in THIRD_PARTY_NOISE.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessages) for f in logger.filters):
+            logger.addFilter(_DropMessages(fragments))
