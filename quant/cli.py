@@ -1,19 +1,25 @@
 """What the ``python -m quant.X`` commands share: the project's error handling, and quiet imports.
 
 Errors: :class:`UserError` and the :func:`command` wrapper of :mod:`mobileformer.cli`, re-used
-as they are. Quiet: the libraries we build on log, as they are imported, messages that are
-neither ours nor actionable (optional CUDA kernels a CPU wheel lacks, deprecations inside
-torchao, coremltools' untested-version and macOS-only notes). A user reads them as errors,
-so :func:`quiet_third_party` drops exactly those messages, at the logger that emits them,
-and nothing else: every other warning of these libraries, and all of our own output, stays.
+as they are. Quiet: the libraries we build on print messages that are neither ours nor
+actionable, and a user reads them as errors. As they are imported, they log optional CUDA
+kernels a CPU wheel lacks, deprecations inside torchao, coremltools' untested-version and
+macOS-only notes: :func:`quiet_third_party` drops exactly those, at the logger that emits
+them. ExecuTorch's C++ runtime writes its thread pool's CPU probing straight to file
+descriptor 2: :func:`native_logs_silenced` covers the two calls that do it. Every other
+warning of these libraries, and all of our own output, stays.
 """
 from __future__ import annotations
 
 import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from mobileformer.cli import UserError, check_at_least, check_input_size, command
 
-__all__ = ["UserError", "check_at_least", "check_input_size", "command", "quiet_third_party"]
+__all__ = ["UserError", "check_at_least", "check_input_size", "command", "native_logs_silenced", "quiet_third_party"]
 
 # logger -> message fragments (measured with torch 2.13, torchao 0.18, coremltools 9.0)
 THIRD_PARTY_NOISE: dict[str, tuple[str, ...]] = {
@@ -41,3 +47,19 @@ def quiet_third_party() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropMessages) for f in logger.filters):
             logger.addFilter(_DropMessages(fragments))
+
+
+@contextmanager
+def native_logs_silenced() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for the duration: for native calls whose own logging is
+    noise (ExecuTorch 1.5.1 creating or resizing its thread pool: ``[cpuinfo_utils.cpp:71]
+    Reading file ...``, ``Resetting threadpool to 1 threads.``). Exceptions still propagate."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -215,10 +215,12 @@ def test_bench_names_a_bad_manifest(tiny_exports, tmp_path, capsys, manifest, me
 
 
 def test_a_broken_second_artifact_leaves_no_result_of_the_first(tiny_exports, tmp_path, capsys):
-    good, cut = tmp_path / "good.pte", tmp_path / "cut.pte"
-    data = (tiny_exports / f"{INT8}.pte").read_bytes()
-    good.write_bytes(data)
-    cut.write_bytes(data[: len(data) // 2])
+    (tmp_path / "a").mkdir()
+    for suffix in (".pte", ".manifest.json"):
+        shutil.copy(tiny_exports / f"{INT8}{suffix}", tmp_path / "a" / f"{INT8}{suffix}")
+    good, cut = tmp_path / "a" / f"{INT8}.pte", tmp_path / "cut.pte"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    assert bench_main([str(good), "--iterations", "1", "--no-operators", "--out", str(tmp_path / "ok")]) == 0
     out = tmp_path / "b"
     assert bench_main([str(good), str(cut), "--iterations", "1", "--out", str(out)]) == 2
     assert "cut.pte" in capsys.readouterr().err
@@ -227,8 +229,8 @@ def test_a_broken_second_artifact_leaves_no_result_of_the_first(tiny_exports, tm
 
 @pytest.mark.parametrize("argv, message", [
     (["--iterations", "0"], "--iterations must be at least 1, got 0"),
-    (["--warmup", "-1"], "--warmup must be at least 0"),
-    (["--threads", "-2"], "--threads must be at least 0"),
+    (["--warmup", "-1"], "--warmup must be at least 0, got -1"),
+    (["--threads", "-2"], "--threads must be at least 0, got -2"),
 ])
 def test_bench_refuses_nonsense_numbers(tmp_path, capsys, argv, message):
     assert bench_main([str(tmp_path / "any.pte"), *argv]) == 2

@@ -7,9 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import quant
-from quant.cli import THIRD_PARTY_NOISE
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,7 +29,8 @@ def test_help_and_backend_imports_print_nothing_but_the_help():
     ("coremltools", "Failed to load _MLModelProxy: No module named 'coremltools.libcoremlpython'"),
 ])
 def test_only_the_known_noise_is_dropped(caplog, logger, message):
-    assert logger in THIRD_PARTY_NOISE
+    import quant  # noqa: F401 - installs the filters
+
     with caplog.at_level(logging.WARNING):
         logging.getLogger(logger).warning(message)
         logging.getLogger(logger).warning("a real problem")  # anything else still shows
@@ -41,9 +39,10 @@ def test_only_the_known_noise_is_dropped(caplog, logger, message):
 
 
 def test_quiet_third_party_is_idempotent():
-    quant.quiet_third_party()
-    assert all(len(logging.getLogger(name).filters) == 1 for name in THIRD_PARTY_NOISE)
+    from quant.cli import THIRD_PARTY_NOISE, quiet_third_party
 
+    quiet_third_party()
+    assert all(len(logging.getLogger(name).filters) == 1 for name in THIRD_PARTY_NOISE)
 
 
 def _train_argv(out, *extra):
@@ -51,32 +50,24 @@ def _train_argv(out, *extra):
             "--batch-size", "4", "--out", str(out), *extra]
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--eval-images", "-1"], "--eval-images must be at least 0, got -1"),
-    (["--eval-every", "-5"], "--eval-every must be at least 0"),
-    (["--warmup-steps", "-1"], "--warmup-steps must be at least 0"),
-    (["--input-size", "4096"], "--input-size must be a multiple of 32 from 32 to 1024"),
-    (["--label-smoothing", "1.5"], "--label-smoothing must be between 0 and 1"),
-    (["--lr", "nan"], "--lr must be positive"),
+@pytest.mark.parametrize("command, extra, message", [
+    ("train", ["--eval-images", "-1"], "--eval-images must be at least 0, got -1"),
+    ("train", ["--eval-every", "-5"], "--eval-every must be at least 0"),
+    ("train", ["--warmup-steps", "-1"], "--warmup-steps must be at least 0"),
+    ("train", ["--input-size", "4096"], "--input-size must be a multiple of 32 from 32 to 1024"),
+    ("train", ["--label-smoothing", "1.5"], "--label-smoothing must be between 0 and 1"),
+    ("train", ["--lr", "nan"], "--lr must be positive"),
+    ("qat", ["--distill-temperature", "0"], "--distill-temperature must be positive, got 0.0"),
+    ("qat", ["--distill-alpha", "-0.1"], "--distill-alpha must be between 0 and 1"),
+    ("qat", ["--freeze-bn-step", "-1"], "--freeze-bn-step must be at least 0"),
 ])
-def test_train_refuses_nonsense_numbers(tmp_path, capsys, extra, message):
-    from quant.train import main
+def test_nonsense_numbers_are_refused_before_any_work(tmp_path, capsys, command, extra, message):
+    import importlib
 
+    main = importlib.import_module(f"quant.{command}").main
     assert main(_train_argv(tmp_path / "out", *extra)) == 2
     assert message in capsys.readouterr().err
-    assert not (tmp_path / "out").exists()  # refused before anything was made
-
-
-@pytest.mark.parametrize("extra, message", [
-    (["--distill-temperature", "0"], "--distill-temperature must be positive, got 0.0"),
-    (["--distill-alpha", "-0.1"], "--distill-alpha must be between 0 and 1"),
-    (["--freeze-bn-step", "-1"], "--freeze-bn-step must be at least 0"),
-])
-def test_qat_refuses_nonsense_numbers(tmp_path, capsys, extra, message):
-    from quant.qat import main
-
-    assert main(_train_argv(tmp_path / "out", *extra)) == 2
-    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("command", ["train", "qat"])
@@ -122,3 +113,18 @@ def test_qat_checkpoint_missing_keys_is_an_error_line(tmp_path, capsys, drop):
     torch.save(state, tmp_path / "qat.pt")
     assert main(["--backend", "xnnpack", "--checkpoint", str(tmp_path / "qat.pt"), "--out", str(tmp_path / "out")]) == 2
     assert f"lacks or mistypes {drop}" in capsys.readouterr().err
+
+
+def test_the_runtime_thread_pool_prints_nothing(tiny_exports, capfd):
+    """ExecuTorch logs its CPU probing (five lines) and every resize of its thread pool to fd 2."""
+    from quant.runtime import set_threads
+
+    code = ("import sys, torch\nfrom quant.runtime import Program\n"
+            "Program(sys.argv[1])(torch.zeros(1, 3, 64, 64))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    pte = tiny_exports / "mobile_former_tiny_xnnpack_int8.pte"
+    done = subprocess.run([sys.executable, "-c", code, str(pte)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and done.stderr == ""
+    capfd.readouterr()
+    set_threads(1)
+    assert capfd.readouterr().err == ""
