@@ -4,8 +4,8 @@ Errors: :class:`UserError` and the :func:`command` wrapper of :mod:`mobileformer
 as they are. Quiet: the libraries we build on print messages that are neither ours nor
 actionable, and a user reads them as errors. As they are imported, they log optional CUDA
 kernels a CPU wheel lacks, deprecations inside torchao, coremltools' untested-version and
-macOS-only notes: :func:`quiet_third_party` drops exactly those, at the logger that emits
-them. ExecuTorch's C++ runtime writes its thread pool's CPU probing straight to file
+macOS-only notes, and lowering warns of a deprecation inside torch: :func:`quiet_third_party`
+drops exactly those, at the logger (or warning filter) that emits them. ExecuTorch's C++ runtime writes its thread pool's CPU probing straight to file
 descriptor 2: :func:`native_logs_silenced` covers the two calls that do it. Every other
 warning of these libraries, and all of our own output, stays.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -28,6 +29,8 @@ THIRD_PARTY_NOISE: dict[str, tuple[str, ...]] = {
     # its version notes, and the macOS-only prediction and compute-plan proxies (Core ML runs on the phone)
     "coremltools": ("has not been tested with coremltools", "scikit-learn version", "Failed to load _ML"),
 }
+# torch's deprecation of its own LeafSpec, raised when torch or ExecuTorch deep-copies a graph in lowering
+THIRD_PARTY_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
 
 
 class _DropMessages(logging.Filter):
@@ -41,12 +44,14 @@ class _DropMessages(logging.Filter):
 
 
 def quiet_third_party() -> None:
-    """Drop :data:`THIRD_PARTY_NOISE` (idempotent). A logger's own filter sees only its own
+    """Drop :data:`THIRD_PARTY_NOISE` and :data:`THIRD_PARTY_WARNINGS` (idempotent). A logger's own filter sees only its own
     records, so each entry silences those messages and no other logger's."""
     for name, fragments in THIRD_PARTY_NOISE.items():
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropMessages) for f in logger.filters):
             logger.addFilter(_DropMessages(fragments))
+    for message in THIRD_PARTY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=FutureWarning)
 
 
 @contextmanager

@@ -128,3 +128,17 @@ def test_the_runtime_thread_pool_prints_nothing(tiny_exports, capfd):
     capfd.readouterr()
     set_threads(1)
     assert capfd.readouterr().err == ""
+
+
+def test_torch_s_own_deprecation_in_lowering_is_dropped():
+    import warnings
+
+    from quant.cli import quiet_third_party
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()  # not the test run's own filters
+        quiet_third_party()
+        warnings.filterwarnings("always", append=True)
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ... instead.", FutureWarning)
+        warnings.warn("something else", FutureWarning)
+    assert [str(w.message) for w in caught] == ["something else"]
