@@ -30,7 +30,7 @@ from .runtime import Program, ProgramError
 
 def _predictor(target: Path, model_name: str | None, input_size: int | None):
     """(callable batch -> logits, input size, mean, std, class count, description)."""
-    if not target.is_file():
+    if not target.exists():
         raise ProgramError(f"not found: {target}")
     if target.suffix == ".pte":
         manifest = manifest_beside(target, target.parent)
