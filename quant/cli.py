@@ -16,7 +16,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr
 
 from mobileformer.cli import UserError, check_at_least, check_input_size, command
 
@@ -56,15 +56,16 @@ def quiet_third_party() -> None:
 
 @contextmanager
 def native_logs_silenced() -> Iterator[None]:
-    """File descriptor 2 to /dev/null for the duration: for native calls whose own logging is
+    """Standard error to /dev/null for the duration, both file descriptor 2 and ``sys.stderr``
+    (the pybindings route C++ logging through the latter): for native calls whose own logging is
     noise (ExecuTorch 1.5.1 creating or resizing its thread pool: ``[cpuinfo_utils.cpp:71]
     Reading file ...``, ``Resetting threadpool to 1 threads.``). Exceptions still propagate."""
     sys.stderr.flush()
     saved = os.dup(2)
     try:
-        with open(os.devnull, "wb") as null:
+        with open(os.devnull, "w") as null, redirect_stderr(null):
             os.dup2(null.fileno(), 2)
-        yield
+            yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
