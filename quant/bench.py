@@ -11,7 +11,6 @@ them side by side.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -19,14 +18,14 @@ from pathlib import Path
 import torch
 
 from . import HelpFormatter, __version__, versions
-from .files import OutputError, ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
-from .latency import apply_manifest, find_manifest, host_device, now_utc, summarize
+from .cli import UserError, check_at_least, command
+from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
+from .latency import apply_manifest, host_device, manifest_beside, now_utc, summarize
 from .report import render
-from .runtime import Program, ProgramError, set_threads
-from .tflite import TFLiteError
+from .runtime import Program, set_threads
 
 
-class BenchError(ValueError):
+class BenchError(UserError):
     """An artifact that cannot be benchmarked here."""
 
 
@@ -94,19 +93,35 @@ def result_stems(artifacts: list[Path]) -> list[str]:
     return [f"{s}_{i}" if stems.count(s) > 1 else s for i, s in enumerate(stems, 1)]
 
 
-def bench_artifact(artifact: Path, out: Path, threads: int, warmup: int, iterations: int, operators: bool,
-                   label: str | None = None, stem: str | None = None) -> dict:
-    """Measure one artifact and write ``<out>/<stem>.latency.json`` (and its ETDump)."""
-    if not artifact.exists():
+def check_artifact(artifact: Path) -> dict | None:
+    """Load ``artifact`` and run it once; its manifest, if one is beside it.
+
+    Every artifact is checked before any is measured, so that a broken one fails the
+    command before it has written a result for another.
+    """
+    if not artifact.is_file():
         raise BenchError(f"artifact not found: {artifact}")
-    manifest_path = find_manifest(artifact, [artifact.parent])
-    manifest = json.loads(manifest_path.read_text()) if manifest_path else None
+    if artifact.suffix not in (".pte", ".tflite"):
+        raise BenchError(f"{artifact.name}: Core ML prediction needs macOS or iOS; measure it with ios_demo"
+                         if artifact.suffix == ".mlpackage" else
+                         f"{artifact.name}: unknown artifact type {artifact.suffix!r} (expected .pte or .tflite)")
+    manifest = manifest_beside(artifact, artifact.parent)
+    if artifact.suffix == ".pte":
+        Program(artifact)(_input_for(manifest))
+    else:
+        from .tflite import time_tflite
+
+        time_tflite(artifact, 0, 0, 1)
+    return manifest
+
+
+def bench_artifact(artifact: Path, manifest: dict | None, out: Path, threads: int, warmup: int, iterations: int,
+                   operators: bool, stem: str) -> dict:
+    """Measure one artifact (checked by :func:`check_artifact`) and write ``<out>/<stem>.latency.json`` (and its ETDump)."""
     x = _input_for(manifest)
-    stem = stem or artifact.name.rsplit(".", 1)[0]
     etdump = None
-    suffix = artifact.suffix
     set_threads(threads)
-    if suffix == ".pte":
+    if artifact.suffix == ".pte":
         program = Program(artifact)
         samples = _timed_runs(program, x, warmup, iterations)
         ops = []
@@ -114,18 +129,14 @@ def bench_artifact(artifact: Path, out: Path, threads: int, warmup: int, iterati
             etdump = out / f"{stem}.etdp"
             ops = pte_operators(artifact, x, warmup, iterations, etdump)
         runtime = {"name": "executorch", "version": versions()["executorch"], "compute_units": None}
-    elif suffix == ".tflite":
+    else:
         from .tflite import time_tflite
 
         samples, ops = time_tflite(artifact, threads, warmup, iterations), []
         runtime = {"name": "tflite", "version": versions()["ai-edge-litert"], "compute_units": None}
-    elif suffix == ".mlpackage":
-        raise BenchError(f"{artifact.name}: Core ML prediction needs macOS or iOS; measure it with ios_demo")
-    else:
-        raise BenchError(f"{artifact.name}: unknown artifact type {suffix!r} (expected .pte or .tflite)")
     result = {
         "format": "mobileformer-latency/1", "created": now_utc(), "tool": f"quant.bench {__version__}",
-        "label": label or _label(artifact, manifest), "device": host_device(), "runtime": runtime,
+        "label": _label(artifact, manifest), "device": host_device(), "runtime": runtime,
         "artifact": {"file": artifact.name, "sha256": sha256_of(artifact), "size_bytes": size_of(artifact),
                      "model": None, "backend": None, "precision": None},
         "threads": threads, "warmup": warmup, "iterations": iterations, "latency_ms": summarize(samples),
@@ -150,23 +161,20 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.iterations < 1 or args.warmup < 0 or args.threads < 0:
-        print("error: --iterations must be ≥ 1, --warmup and --threads ≥ 0", file=sys.stderr)
-        return 2
-    try:
-        out = ensure_writable_dir(args.out)
-        results, stems = [], result_stems(args.artifacts)
-        with staged_outputs(out) as stage:  # every result, ETDump and the chart, or nothing
-            for artifact, stem in zip(args.artifacts, stems):
-                print(f"[bench] {artifact} ({args.iterations} runs, {args.threads} thread(s))", flush=True)
-                results.append(bench_artifact(artifact, stage, args.threads, args.warmup, args.iterations,
-                                              not args.no_operators, stem=stem))
-            outputs = render(results, stage, args.name)
-    except (BenchError, ProgramError, OutputError, TFLiteError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    check_at_least(1, iterations=args.iterations)
+    check_at_least(0, warmup=args.warmup, threads=args.threads)
+    out = ensure_writable_dir(args.out)
+    manifests = [check_artifact(artifact) for artifact in args.artifacts]
+    results, stems = [], result_stems(args.artifacts)
+    with staged_outputs(out) as stage:  # every result, ETDump and the chart, or nothing
+        for artifact, manifest, stem in zip(args.artifacts, manifests, stems):
+            print(f"[bench] {artifact} ({args.iterations} runs, {args.threads} thread(s))", flush=True)
+            results.append(bench_artifact(artifact, manifest, stage, args.threads, args.warmup, args.iterations,
+                                          not args.no_operators, stem))
+        outputs = render(results, stage, args.name)
     print(outputs.table)
     print(f"results: {', '.join(str(out / f'{stem}.latency.json') for stem in stems)}")
     print(f"table: {out / outputs.csv.name}  chart: {out / outputs.png.name}")

@@ -26,6 +26,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from .cli import UserError
+
 log = logging.getLogger("quant")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -39,7 +41,7 @@ SPLITS = ("train", "val")
 UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Data that cannot be used: a missing or empty directory, an unknown set, no readable image."""
 
 

@@ -24,10 +24,12 @@ from mobileformer.model import MobileFormer
 
 from . import HelpFormatter, __version__, versions
 from .census import capture_xnnpack_graphs, xnnpack_census
-from .data import DataError, calibration_batches
-from .files import OutputError, ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
+from .cli import UserError, check_at_least, check_input_size, command
+from .data import calibration_batches
+from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
+from .latency import MANIFEST_FORMAT
 from .metrics import sqnr, top1_agreement
-from .qat import QATCheckpointError, QATModel, load_qat_model
+from .qat import QATModel, load_qat_model
 from .recipes import Recipe, calibrate, convert, get_recipe, prepare
 
 log = logging.getLogger("quant")
@@ -37,7 +39,7 @@ DEFAULT_RECIPE = {"xnnpack": "xnnpack", "coreml": "coreml", "tflite": "tflite"}
 FP32_TOLERANCE = 1e-4
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """An export that cannot be done as asked (bad option combination, failed validation)."""
 
 
@@ -175,6 +177,8 @@ def _check_fp32(cfg: ExportConfig, validation: dict) -> None:
 
 
 def _check_options(cfg: ExportConfig) -> tuple[Recipe, str]:
+    check_at_least(1, calib_images=cfg.calib_images, num_classes=cfg.num_classes)
+    check_input_size(cfg.input_size)
     if cfg.backend not in BACKENDS:
         raise ExportError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
     if cfg.precision not in ("int8", "fp32"):
@@ -240,7 +244,7 @@ def export(cfg: ExportConfig) -> ExportResult:
                 census, validation, io = export_tflite(model, quantized, images, artifact, cfg.precision)
             _check_fp32(cfg, validation)
         manifest = {
-            "format": "mobileformer-manifest/1",
+            "format": MANIFEST_FORMAT,
             "artifact": name,
             "model": model.cfg.name,
             "variant": model.cfg.name.removeprefix("mobile_former_"),
@@ -296,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", default="digits", help="calibration images: a class-per-folder directory, 'digits' or 'fashion-mnist'")
     p.add_argument("--calib-images", type=int, default=32, help="images for calibration and host validation")
     p.add_argument("--input-size", type=int, help="square input size (default: the variant's, 224)")
-    p.add_argument("--num-classes", type=int, help="classifier size when loading a float checkpoint (default 1000)")
+    p.add_argument("--num-classes", type=int, help="classifier size (default: the float checkpoint's, else 1000)")
     p.add_argument("--out", type=Path, default=Path("out"), help="output directory")
     p.add_argument("--format", help="coreml: mlpackage (default) or pte (ExecuTorch with the Core ML delegate)")
     p.add_argument("--profile-blocks", action="store_true",
@@ -306,26 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.calib_images < 1:
-        print("error: --calib-images must be at least 1", file=sys.stderr)
-        return 2
-    if args.input_size is not None and (args.input_size < 32 or args.input_size % 32):
-        print("error: --input-size must be a positive multiple of 32", file=sys.stderr)
-        return 2
     cfg = ExportConfig(
         backend=args.backend, model=args.model, checkpoint=args.checkpoint, precision=args.precision, recipe=args.recipe,
         calib=args.calib, calib_images=args.calib_images, input_size=args.input_size, num_classes=args.num_classes,
         out=args.out, format=args.format, profile_blocks=args.profile_blocks, strict=args.strict,
         progress=not args.no_progress,
     )
-    try:
-        result = export(cfg)
-    except (ExportError, mf.UnknownModelError, mf.CheckpointError, QATCheckpointError, DataError, OutputError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(summary(result))
+    print(summary(export(cfg)))
     return 0
 
 

@@ -26,6 +26,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .cli import UserError
+
 TEMP_TAG = ".mobileformer-"
 _HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
 _TEMP_NAME = re.compile(r"^\.mobileformer-(?:staging|tmp)-(?P<host>\w+)-(?P<pid>\d+)-\w+(?:\.tmp)?$")
@@ -33,7 +35,7 @@ _TEMP_NAME = re.compile(r"^\.mobileformer-(?:staging|tmp)-(?P<host>\w+)-(?P<pid>
 _MLPACKAGE_AUTHOR = "com.github.apple.coremltools"
 
 
-class OutputError(OSError):
+class OutputError(UserError):
     """The output location cannot be written."""
 
 

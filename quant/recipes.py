@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from mobileformer.model import MobileFormer
 
+from .cli import UserError
 from .observers import fast_histogram_search
 from .quantizer import extended_coreml_quantizer, stock_xnnpack_quantizer, xnnpack_quantizer
 from .tflite import litert_quantizer
@@ -57,7 +58,7 @@ RECIPES = {
 
 def get_recipe(name: str) -> Recipe:
     if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; valid: {', '.join(RECIPES)}")
+        raise UserError(f"unknown recipe {name!r}; valid: {', '.join(RECIPES)}")
     return RECIPES[name]
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import HelpFormatter
-from .files import OutputError, ensure_writable_dir, staged_outputs
-from .latency import ResultError, apply_manifest, find_manifest, op_type, read_result
+from .cli import command
+from .files import ensure_writable_dir, staged_outputs
+from .latency import apply_manifest, manifest_beside, op_type, read_manifest, read_result
 
 
 @dataclass
@@ -153,14 +153,11 @@ def render(results: list[dict], out: Path, name: str = "report") -> Outputs:
 
 
 def load_results(paths: list[Path], manifest: Path | None) -> list[dict]:
-    given = json.loads(manifest.read_text()) if manifest else None
+    given = read_manifest(manifest) if manifest else None
     results = []
     for path in paths:
         result = read_result(path)
-        found = given
-        if found is None:
-            beside = find_manifest(result["artifact"]["file"], [path.parent])
-            found = json.loads(beside.read_text()) if beside else None
+        found = given or manifest_beside(result["artifact"]["file"], path.parent)
         results.append(apply_manifest(result, found) if found else result)
     return results
 
@@ -175,16 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.manifest and not args.manifest.is_file():
-            raise ResultError(f"manifest not found: {args.manifest}")
-        results = load_results(args.results, args.manifest)
-        outputs = render(results, ensure_writable_dir(args.out), args.name)
-    except (ResultError, OutputError, json.JSONDecodeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    results = load_results(args.results, args.manifest)
+    outputs = render(results, ensure_writable_dir(args.out), args.name)
     print(outputs.table)
     print(f"\ncsv: {outputs.csv}\nmarkdown: {outputs.markdown}\nchart: {outputs.png}")
     return 0

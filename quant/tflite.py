@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .cli import UserError
 from .metrics import sqnr, top1_agreement
 from .patches import scoped_patches
 
@@ -43,7 +44,7 @@ CONVERSIONS = ("QUANTIZE", "DEQUANTIZE")
 INTEGER = ("int8", "uint8", "int16")
 
 
-class TFLiteError(ValueError):
+class TFLiteError(UserError):
     """The LiteRT extra is missing, or a ``.tflite`` is missing, truncated, corrupt or fails to run."""
 
 

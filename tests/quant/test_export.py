@@ -88,7 +88,7 @@ def _assert_fails_cleanly(argv, out, message, capsys):
     (["--backend", "xnnpack", "--format", "mlpackage"], "--format for xnnpack"),
     (["--backend", "xnnpack", "--calib", "/no/such/dir"], "neither a data directory nor a built-in set"),
     (["--backend", "xnnpack", "--calib-images", "0"], "--calib-images must be at least 1"),
-    (["--backend", "xnnpack", "--input-size", "100"], "--input-size must be a positive multiple of 32"),
+    (["--backend", "xnnpack", "--input-size", "100"], "--input-size must be a multiple of 32 from 32 to 1024"),
 ])
 def test_bad_input(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
@@ -105,7 +105,8 @@ def test_corrupt_checkpoint(tmp_path, capsys):
 
 def test_qat_checkpoint_of_another_variant(tmp_path, capsys):
     ckpt = tmp_path / "qat.pt"
-    torch.save({"format": "mobileformer-qat/1", "config": {"model": "mobile_former_52m", "input_size": 64}}, ckpt)
+    torch.save({"format": "mobileformer-qat/1", "config": {"model": "mobile_former_52m", "input_size": 64}, "model": {},
+                "recipe": "xnnpack", "num_classes": 10}, ckpt)
     out = tmp_path / "out"
     _assert_fails_cleanly(["--backend", "xnnpack", "--checkpoint", str(ckpt), "--out", str(out)], out,
                           "QAT checkpoint of mobile_former_52m, not of mobile_former_26m", capsys)
