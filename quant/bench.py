@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from . import HelpFormatter, __version__, versions
+from .arm64 import CPUS, DEFAULT_CPU, Arm64Error, count_instructions
 from .files import OutputError, ensure_writable_dir, sha256_of, size_of, write_json_atomic
 from .latency import apply_manifest, find_manifest, host_device, now_utc, summarize
 from .report import render
@@ -94,13 +95,31 @@ def result_stems(artifacts: list[Path]) -> list[str]:
     return [f"{s}_{i}" if stems.count(s) > 1 else s for i, s in enumerate(stems, 1)]
 
 
-def bench_artifact(artifact: Path, out: Path, threads: int, warmup: int, iterations: int, operators: bool,
-                   label: str | None = None, stem: str | None = None) -> dict:
-    """Measure one artifact and write ``<out>/<stem>.latency.json`` (and its ETDump)."""
+def _manifest_of(artifact: Path) -> dict | None:
     if not artifact.exists():
         raise BenchError(f"artifact not found: {artifact}")
     manifest_path = find_manifest(artifact, [artifact.parent])
-    manifest = json.loads(manifest_path.read_text()) if manifest_path else None
+    return json.loads(manifest_path.read_text()) if manifest_path else None
+
+
+def count_artifact(artifact: Path, out: Path, cpu: str, iterations: int, stem: str | None = None) -> dict:
+    """AArch64 instruction counts of one ``.pte`` under qemu (:mod:`quant.arm64`), written like a latency result."""
+    manifest = _manifest_of(artifact)
+    if artifact.suffix != ".pte":
+        raise BenchError(f"{artifact.name}: --arm64 counts ExecuTorch programs (.pte) only")
+    result = count_instructions(artifact, cpu, iterations)
+    result.update(created=now_utc(), tool=f"quant.bench {__version__} (mfbench aarch64, qemu-user)",
+                  label=_label(artifact, manifest))
+    if manifest:
+        apply_manifest(result, manifest)
+    write_json_atomic(out / f"{stem or artifact.stem}.{cpu}.latency.json", result)
+    return result
+
+
+def bench_artifact(artifact: Path, out: Path, threads: int, warmup: int, iterations: int, operators: bool,
+                   label: str | None = None, stem: str | None = None) -> dict:
+    """Measure one artifact and write ``<out>/<stem>.latency.json`` (and its ETDump)."""
+    manifest = _manifest_of(artifact)
     x = _input_for(manifest)
     stem = stem or artifact.name.rsplit(".", 1)[0]
     etdump = None
@@ -143,7 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("artifacts", nargs="+", type=Path, help=".pte or .tflite files (their manifests are read if beside them)")
     p.add_argument("--threads", type=int, default=1, help="runtime worker threads (0: the runtime's default)")
     p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--iterations", type=int, default=100)
+    p.add_argument("--iterations", type=int, help="timed runs (default: 100; with --arm64, 2 counted runs)")
+    p.add_argument("--arm64", action="store_true",
+                   help="count AArch64 instructions per inference under qemu-user instead of timing on the host "
+                        "(.pte only, one thread; sets up the aarch64 SDK, mfbench and the plugin on first use)")
+    p.add_argument("--cpu", default=DEFAULT_CPU, choices=CPUS, help="with --arm64: the qemu CPU model (see docs/benchmarks.md)")
     p.add_argument("--no-operators", action="store_true", help="whole-model latency only (no traced pass)")
     p.add_argument("--out", type=Path, default=Path("out/bench"), help="where results, ETDumps and the chart go")
     p.add_argument("--name", default="bench", help="file name stem of the combined table/CSV/PNG")
@@ -152,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.iterations is None:
+        args.iterations = 2 if args.arm64 else 100
     if args.iterations < 1 or args.warmup < 0 or args.threads < 0:
         print("error: --iterations must be ≥ 1, --warmup and --threads ≥ 0", file=sys.stderr)
         return 2
@@ -159,15 +184,20 @@ def main(argv: list[str] | None = None) -> int:
         out = ensure_writable_dir(args.out)
         results, stems = [], result_stems(args.artifacts)
         for artifact, stem in zip(args.artifacts, stems):
+            if args.arm64:
+                print(f"[bench] {artifact} (AArch64 instructions, -cpu {args.cpu}, {args.iterations} counted runs)", flush=True)
+                results.append(count_artifact(artifact, out, args.cpu, args.iterations, stem=stem))
+                continue
             print(f"[bench] {artifact} ({args.iterations} runs, {args.threads} thread(s))", flush=True)
             results.append(bench_artifact(artifact, out, args.threads, args.warmup, args.iterations, not args.no_operators,
                                           stem=stem))
         outputs = render(results, out, args.name)
-    except (BenchError, ProgramError, OutputError, TFLiteError) as e:
+    except (BenchError, ProgramError, OutputError, TFLiteError, Arm64Error) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(outputs.table)
-    print(f"results: {', '.join(str(out / f'{stem}.latency.json') for stem in stems)}")
+    suffix = f".{args.cpu}.latency.json" if args.arm64 else ".latency.json"
+    print(f"results: {', '.join(str(out / f'{stem}{suffix}') for stem in stems)}")
     print(f"table: {outputs.csv}  chart: {outputs.png}")
     return 0
 

@@ -28,6 +28,9 @@ struct Options {
   std::string device_name;    // empty: what the platform reports
   std::string label;          // empty: the model file name without ".pte"
   std::string tool = std::string("mfbench ") + kVersion;  // name + version
+  // Marker syscalls around each measured inference and delegate call, for an
+  // instruction counter under qemu-user (native/arm64/icount.c); Linux only.
+  bool instruction_markers = false;
 };
 
 // One operator position of one inference, aggregated over the timed runs.
