@@ -242,9 +242,10 @@ def operator_counts(events: list[tuple[int, int, int]], ops_per_delegate: list[i
     return counts
 
 
-def emulated_device(cpu: str, qemu: str) -> dict:
+def emulated_device(cpu: str, qemu: str, features: list[str]) -> dict:
+    """``device`` of a counted result: the emulated core, and the ISA features the guest saw."""
     return {"kind": "emulated", "name": f"{cpu} (qemu-aarch64 {qemu_version(qemu)})", "os": "Linux (qemu-user)",
-            "cpu": cpu, "cores": 1}
+            "cpu": cpu, "cores": 1, "features": features}
 
 
 def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, iterations: int = 2) -> dict:
@@ -271,7 +272,7 @@ def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, iterations: int =
         raise Arm64Error(f"{artifact.name}: per-operator counts differ between runs or do not match the operators")
     for op, count in zip(result["operators"], per_run[0]):
         op["instructions"] = count
-    result["device"] = emulated_device(cpu, _tool("qemu-aarch64"))
+    result["device"] = emulated_device(cpu, _tool("qemu-aarch64"), result["device"].get("features", []))
     result["instructions"] = {
         "per_inference": untraced[0],
         "operators_total": sum(per_run[0]),

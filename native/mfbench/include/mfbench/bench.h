@@ -50,6 +50,9 @@ struct Latency {
 struct Device {
   std::string kind, name, os, cpu;
   int cores = 0;
+  // AArch64 Linux/Android: dotprod, fp16, i8mm, bf16, sve, sve2, sme as the
+  // hwcaps report them; empty elsewhere (and then left out of the JSON).
+  std::vector<std::string> features;
 };
 
 // Mirrors the JSON document; empty strings are written as null where the
