@@ -46,7 +46,7 @@ CLOCK_GETTIME = 113  # the aarch64 syscall number (asm-generic)
 TIMER, INFERENCE_BEGIN, INFERENCE_END, DELEGATE_BEGIN, OPERATORS_LOGGED, PASS_BEGIN = range(6)
 DEFAULT_CPU = "cortex-a76"
 # The -cpu models of qemu 7.2 that stand for phone cores (docs/benchmarks.md says which).
-CPUS = ("cortex-a76", "neoverse-n1", "cortex-a72", "cortex-a57", "cortex-a53", "cortex-a35", "a64fx", "max")
+CPUS = ("cortex-a76", "neoverse-n1", "cortex-a72", "cortex-a57", "cortex-a53", "cortex-a35", "max")
 # The SDK pieces mfbench builds and runs against (the wheel also holds Python and AOT code).
 SDK_PARTS = ("executorch/include/", "executorch/lib/", "executorch/share/")
 GUEST_ENV = {"LC_ALL": "C"}  # qemu-user hands its environment to the guest
