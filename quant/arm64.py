@@ -8,13 +8,17 @@ wall-clock time on a shared machine.
 
 Attribution. ``mfbench --instruction-markers`` issues a marker syscall around each measured
 inference and at the start of each delegate call; the plugin logs the instruction count at
-every marker and at every ``clock_gettime`` after the first one. XNNPACK, profiling, reads
-the clock once before its first operator and once after each operator, so a delegate call
-of N operators ends with N + 1 timer reads before its operator events are logged: the
-differences between them are the operators' counts (the operator's work plus one timer read).
-Everything else in the inference (ExecuTorch's method execution, operators outside the
-delegate, XNNPACK's setup of each call, the event tracer) is the runtime overhead:
-``per_inference_traced = sum(operators) + runtime_overhead``, exactly.
+every marker and at every ``clock_gettime`` after the first one. In a delegate call of N
+operators the clock is read exactly N + 2 times before its operator events are logged: once
+by ExecuTorch's XNNPACK profiler as the call starts, once by XNNPACK before its first
+operator and once after each operator. The differences between the last N + 1 reads are the
+operators' counts (the operator's work plus one clock read); any other number of reads is an
+error, not a guess. The operator counts come from a traced inference (the event tracer
+names the operators); XNNPACK profiles and runs the same code with or without the tracer,
+so they hold for the untraced inference that gives the whole count. Everything else in it
+(ExecuTorch's method execution, operators outside the delegate, XNNPACK's setup of each
+call, input and output copies) is the runtime overhead, and
+``per_inference = sum(operators) + runtime_overhead`` exactly.
 
 First use sets up, in ``$MOBILEFORMER_CACHE`` (default ``~/.cache/mobileformer``) ``/arm64``:
 the SDK from the executorch aarch64 wheel (``pip download``), the cross-built ``mfbench``
@@ -163,7 +167,7 @@ def qemu_version(qemu: str) -> str:
     return first.split("version", 1)[-1].strip().split()[0]
 
 
-def run_counted(artifact: Path, cpu: str, iterations: int, work: Path) -> tuple[dict, list[tuple[str, int, int]]]:
+def run_counted(artifact: Path, cpu: str, warmup: int, iterations: int, work: Path) -> tuple[dict, list[tuple[str, int, int]]]:
     """Run mfbench on ``artifact`` under qemu with the plugin; its JSON result and the plugin's log."""
     qemu, setarch = _tool("qemu-aarch64"), _tool("setarch")
     binary, counter = mfbench(), plugin()
@@ -179,7 +183,7 @@ def run_counted(artifact: Path, cpu: str, iterations: int, work: Path) -> tuple[
     # setarch -R: no address randomisation, so that hash tables keyed by addresses probe alike.
     cmd = [setarch, "-R", qemu, "-cpu", cpu, "-L", str(SYSROOT), "-plugin",
            f"{counter},out={log},marker={MARKER_SYSCALL},timer={CLOCK_GETTIME}",
-           "./mfbench", "--model", "model.pte", "--threads", "1", "--warmup", "1",
+           "./mfbench", "--model", "model.pte", "--threads", "1", "--warmup", str(warmup),
            "--iterations", str(iterations), "--instruction-markers", "--out", "result.json"]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=work, env=GUEST_ENV)
     if done.returncode == 2:  # mfbench's own bad-input exit: the message is for the user
@@ -233,10 +237,12 @@ def operator_counts(events: list[tuple[int, int, int]], ops_per_delegate: list[i
             reads.append(count)
         elif kind == OPERATORS_LOGGED and delegate >= 0:
             n = ops_per_delegate[delegate]
-            if len(reads) < n + 1:
-                raise Arm64Error(f"delegate call {delegate}: {len(reads)} timer reads for {n} operators; "
-                                 "this XNNPACK build does not profile its operators")
-            ends = reads[-(n + 1):]
+            # One read when ExecuTorch's XNNPACK profiler starts, one by XNNPACK before its
+            # first operator, one after each operator: anything else breaks the attribution.
+            if len(reads) != n + 2:
+                raise Arm64Error(f"delegate call {delegate}: {len(reads)} timer reads for {n} operators (expected "
+                                 f"{n + 2}); cannot attribute instructions to operators with this XNNPACK build")
+            ends = reads[1:]
             counts += [b - a for a, b in zip(ends, ends[1:])]
             delegate = -1
     return counts
@@ -248,36 +254,43 @@ def emulated_device(cpu: str, qemu: str, features: list[str]) -> dict:
             "cpu": cpu, "cores": 1, "features": features}
 
 
-def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, iterations: int = 2) -> dict:
+def _settled(runs: list) -> bool:
+    """The last two counted inferences agree (the first after warm-up may still differ by a
+    few hundred instructions of allocator bookkeeping)."""
+    return len(runs) >= 2 and runs[-1] == runs[-2]
+
+
+def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, iterations: int = 3) -> dict:
     """A ``mobileformer-latency/1`` result of ``artifact`` with the ``instructions`` extension.
 
     ``latency_ms`` is the wall-clock under emulation (no phone figure); the instruction
-    counts are per inference, whole and per XNNPACK operator. Raises :class:`Arm64Error`
-    when the counts of the measured inferences differ (they must not).
+    counts are those of the last counted inference, whole and per XNNPACK operator. Raises
+    :class:`Arm64Error` unless the last two counted inferences agree, whole and per operator.
     """
     if cpu not in CPUS:
         raise Arm64Error(f"unknown --cpu {cpu!r}; qemu-aarch64 7.2 models: {', '.join(CPUS)}")
     with tempfile.TemporaryDirectory(prefix="mf-arm64-") as tmp:
-        result, entries = run_counted(artifact, cpu, iterations, Path(tmp))
+        result, entries = run_counted(artifact, cpu, warmup, iterations, Path(tmp))
     passes = split_passes(entries)
     untraced = [inference_count(events) for events in passes.get(0, [])]
-    if len(untraced) != iterations or len(set(untraced)) != 1:
-        raise Arm64Error(f"{artifact.name}: instruction counts differ between runs: {untraced}")
     ops_per_delegate = [0] * (1 + max((op["delegate_index"] for op in result["operators"]
                                        if op["delegate_index"] is not None), default=-1))
     for op in result["operators"]:
         ops_per_delegate[op["delegate_index"]] += 1
     per_run = [operator_counts(events, ops_per_delegate) for events in passes.get(1, [])]
-    if not per_run or any(counts != per_run[0] for counts in per_run) or len(per_run[0]) != len(result["operators"]):
-        raise Arm64Error(f"{artifact.name}: per-operator counts differ between runs or do not match the operators")
-    for op, count in zip(result["operators"], per_run[0]):
+    if len(untraced) != iterations or not _settled(untraced) or not _settled(per_run):
+        raise Arm64Error(f"{artifact.name}: the last two counted inferences differ (whole: {untraced}); "
+                         "count again with more --warmup")
+    if len(per_run[-1]) != len(result["operators"]):
+        raise Arm64Error(f"{artifact.name}: {len(per_run[-1])} operator counts for {len(result['operators'])} operators")
+    for op, count in zip(result["operators"], per_run[-1]):
         op["instructions"] = count
     result["device"] = emulated_device(cpu, _tool("qemu-aarch64"), result["device"].get("features", []))
     result["instructions"] = {
-        "per_inference": untraced[0],
-        "operators_total": sum(per_run[0]),
-        "runtime_overhead": untraced[0] - sum(per_run[0]),
-        "runs": iterations,
+        "per_inference": untraced[-1],
+        "operators_total": sum(per_run[-1]),
+        "runtime_overhead": untraced[-1] - sum(per_run[-1]),
+        "counted_runs": untraced,
         "counter": "qemu-aarch64 plugin native/arm64/icount.c",
     }
     return result

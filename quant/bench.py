@@ -7,6 +7,11 @@ the whole-model numbers come from the untraced pass). Operators map to paper blo
 through the manifest of a ``--profile-blocks`` export. Writes one result JSON per
 artifact (``docs/latency-format.md``), the ETDump, and a table, CSV and PNG of all of
 them side by side.
+
+With ``--arm64``, ``.pte`` files are not timed but run as AArch64 code under qemu-user
+(``--cpu``, default cortex-a76), and the result counts instructions per inference, per
+XNNPACK operator and per paper block, exactly and repeatably (:mod:`quant.arm64`);
+results are ``<stem>.<cpu>.latency.json``.
 """
 from __future__ import annotations
 
@@ -102,12 +107,12 @@ def _manifest_of(artifact: Path) -> dict | None:
     return json.loads(manifest_path.read_text()) if manifest_path else None
 
 
-def count_artifact(artifact: Path, out: Path, cpu: str, iterations: int, stem: str | None = None) -> dict:
+def count_artifact(artifact: Path, out: Path, cpu: str, warmup: int, iterations: int, stem: str | None = None) -> dict:
     """AArch64 instruction counts of one ``.pte`` under qemu (:mod:`quant.arm64`), written like a latency result."""
     manifest = _manifest_of(artifact)
     if artifact.suffix != ".pte":
         raise BenchError(f"{artifact.name}: --arm64 counts ExecuTorch programs (.pte) only")
-    result = count_instructions(artifact, cpu, iterations)
+    result = count_instructions(artifact, cpu, warmup, iterations)
     result.update(created=now_utc(), tool=f"quant.bench {__version__} (mfbench aarch64, qemu-user)",
                   label=_label(artifact, manifest))
     if manifest:
@@ -160,9 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m quant.bench", description=__doc__.splitlines()[0],
                                 formatter_class=HelpFormatter)
     p.add_argument("artifacts", nargs="+", type=Path, help=".pte or .tflite files (their manifests are read if beside them)")
-    p.add_argument("--threads", type=int, default=1, help="runtime worker threads (0: the runtime's default)")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--iterations", type=int, help="timed runs (default: 100; with --arm64, 2 counted runs)")
+    p.add_argument("--threads", type=int, default=1, help="runtime worker threads (0: the runtime's default; --arm64 always counts 1)")
+    p.add_argument("--warmup", type=int, help="untimed runs first (default: 10; with --arm64, 1)")
+    p.add_argument("--iterations", type=int, help="timed runs (default: 100; with --arm64, 3 counted runs, ≥ 2)")
     p.add_argument("--arm64", action="store_true",
                    help="count AArch64 instructions per inference under qemu-user instead of timing on the host "
                         "(.pte only, one thread; sets up the aarch64 SDK, mfbench and the plugin on first use)")
@@ -176,9 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.iterations is None:
-        args.iterations = 2 if args.arm64 else 100
-    if args.iterations < 1 or args.warmup < 0 or args.threads < 0:
-        print("error: --iterations must be ≥ 1, --warmup and --threads ≥ 0", file=sys.stderr)
+        args.iterations = 3 if args.arm64 else 100
+    if args.warmup is None:
+        args.warmup = 1 if args.arm64 else 10
+    if args.iterations < (2 if args.arm64 else 1) or args.warmup < 0 or args.threads < 0:
+        print("error: --iterations must be ≥ 1 (≥ 2 with --arm64), --warmup and --threads ≥ 0", file=sys.stderr)
         return 2
     try:
         out = ensure_writable_dir(args.out)
@@ -186,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         for artifact, stem in zip(args.artifacts, stems):
             if args.arm64:
                 print(f"[bench] {artifact} (AArch64 instructions, -cpu {args.cpu}, {args.iterations} counted runs)", flush=True)
-                results.append(count_artifact(artifact, out, args.cpu, args.iterations, stem=stem))
+                results.append(count_artifact(artifact, out, args.cpu, args.warmup, args.iterations, stem=stem))
                 continue
             print(f"[bench] {artifact} ({args.iterations} runs, {args.threads} thread(s))", flush=True)
             results.append(bench_artifact(artifact, out, args.threads, args.warmup, args.iterations, not args.no_operators,
