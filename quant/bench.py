@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from . import HelpFormatter, __version__, versions
-from .arm64 import CPUS, DEFAULT_CPU, Arm64Error, count_instructions
+from .arm64 import CPUS, DEFAULT_CPU, Arm64Error, add_block_counts, count_instructions
 from .files import OutputError, ensure_writable_dir, sha256_of, size_of, write_json_atomic
 from .latency import apply_manifest, find_manifest, host_device, now_utc, summarize
 from .report import render
@@ -117,6 +117,7 @@ def count_artifact(artifact: Path, out: Path, cpu: str, warmup: int, iterations:
                   label=_label(artifact, manifest))
     if manifest:
         apply_manifest(result, manifest)
+        add_block_counts(result, (manifest.get("profiling") or {}).get("delegate_blocks") or [])
     write_json_atomic(out / f"{stem or artifact.stem}.{cpu}.latency.json", result)
     return result
 

@@ -105,16 +105,12 @@ def apply_manifest(result: dict, manifest: dict) -> dict:
 
 
 def block_totals(operators: list[dict]) -> list[dict]:
-    """``[{"name", "ms"}]`` summed over operators with a block, in first-seen order; with
-    ``instructions`` too when the operators have counts (``quant.bench --arm64``)."""
-    totals: dict[str, dict] = {}
+    """``[{"name", "ms"}]`` summed over operators with a block, in first-seen order."""
+    totals: dict[str, float] = {}
     for op in operators:
         if op.get("block"):
-            block = totals.setdefault(op["block"], {"name": op["block"], "ms": 0.0})
-            block["ms"] += float(op.get("mean_ms") or 0.0)
-            if "instructions" in op:
-                block["instructions"] = block.get("instructions", 0) + op["instructions"]
-    return list(totals.values())
+            totals[op["block"]] = totals.get(op["block"], 0.0) + float(op.get("mean_ms") or 0.0)
+    return [{"name": name, "ms": ms} for name, ms in totals.items()]
 
 
 def op_type(name: str) -> str:

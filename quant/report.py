@@ -179,7 +179,9 @@ def render(results: list[dict], out: Path, name: str = "report") -> Outputs:
     if brows:
         text += "\n\n" + _fmt_table(bheader, brows)
     for r in results:
-        if r["operators"] and not r["blocks"]:
+        if not r.get("instructions", {}).get("operators_exact", True):
+            text += f"\n\n{r['label']}: no per-operator counts (a node ran as several XNNPACK operators); totals exact"
+        elif r["operators"] and not r["blocks"]:
             kinds = op_type_totals(r, top=6)
             unit = metric_of([r]).unit
             text += f"\n\ntop operator types, {r['label']}:\n" + "\n".join(f"  {v:8.3f} {unit}  {k}" for k, v in kinds)

@@ -66,21 +66,28 @@ def test_log_splits_into_passes_and_inferences():
     assert [arm64.inference_count(e) for e in passes[1]] == [2100]
 
 
-def test_operators_are_the_differences_of_the_last_timer_reads_of_each_delegate_call():
+def test_operators_are_the_differences_of_the_last_clock_reads_of_each_delegate_call():
     traced = arm64.split_passes(entries(LOG))[1][0]
-    ops = arm64.operator_counts(traced, [2, 1])
+    calls = arm64.delegate_counts(traced, [2, 1])
     # delegate 0: reads 4120 (profiler), then XNNPACK's 4170 (start), 4420, 4920; delegate 1: 5200, 5540
-    assert ops == [250, 500, 340]
+    assert calls == [(750, [250, 500]), (340, [340])]
     whole = arm64.inference_count(traced)
-    assert sum(ops) + (whole - sum(ops)) == whole and whole - sum(ops) == 1010
+    assert whole - (750 + 340) == 1010  # the runtime overhead
 
 
-def test_too_few_timer_reads_is_an_error():
+def test_a_node_of_several_operator_objects_keeps_the_call_total_and_drops_per_operator_counts():
     traced = arm64.split_passes(entries(LOG))[1][0]
-    with pytest.raises(arm64.Arm64Error, match="cannot attribute"):
-        arm64.operator_counts(traced, [4, 1])
-    with pytest.raises(arm64.Arm64Error, match="cannot attribute"):
-        arm64.operator_counts(traced, [1, 1])
+    calls = arm64.delegate_counts(traced, [1, 1])  # delegate 0: 4 reads for 1 operator
+    assert calls == [(750, [None]), (340, [340])]
+    with pytest.raises(arm64.Arm64Error, match="does not profile"):
+        arm64.delegate_counts(traced, [3, 1])
+
+
+def test_blocks_get_the_totals_of_their_delegate_calls():
+    result = {"instructions": {"delegate_calls": [750, 340, 60]},
+              "blocks": [{"name": "stem", "ms": 0.1}, {"name": "head", "ms": 0.2}]}
+    arm64.add_block_counts(result, ["stem", "head", "head"])
+    assert [b["instructions"] for b in result["blocks"]] == [750, 400]
 
 
 def test_cache_entry_appears_whole_or_not_at_all(tmp_path, monkeypatch):
@@ -143,7 +150,9 @@ def test_counts_repeat_add_up_and_int8_needs_fewer(toys, tmp_path, capsys):
         counts = result["instructions"]
         assert result["device"]["kind"] == "emulated" and result["device"]["cpu"] == "cortex-a76"
         assert counts["per_inference"] > 0 and counts["runtime_overhead"] > 0
+        assert counts["operators_exact"]  # the toys have no multi-object nodes
         assert sum(op["instructions"] for op in result["operators"]) == counts["operators_total"]
+        assert sum(counts["delegate_calls"]) == counts["operators_total"]
         assert counts["operators_total"] + counts["runtime_overhead"] == counts["per_inference"]
         assert f"{counts['per_inference']:,}" in printed
     assert int8["instructions"]["per_inference"] < fp32["instructions"]["per_inference"]
