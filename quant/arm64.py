@@ -232,9 +232,8 @@ def delegate_counts(events: list[tuple[int, int, int]], ops_per_delegate: list[i
 
     The total runs from XNNPACK's clock read before its first operator to the read after its
     last one, and is always exact. Each operator's count is exact too when the call read the
-    clock N + 2 times; an XNNPACK node that runs as several operator objects (a concatenation
-    copies each input with its own object) reads it once per object but reports one event,
-    and then the call's operators get ``None`` rather than a guess.
+    clock N + 2 times. A node that XNNPACK runs as several operator objects reads it once per
+    object but reports one event; the call's operators then get ``None`` rather than a guess.
     """
     calls: list[tuple[int, list]] = []
     delegate, reads = -1, []
@@ -297,9 +296,13 @@ def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, 
     for op in result["operators"]:
         ops_per_delegate[op["delegate_index"]] += 1
     per_run = [delegate_counts(events, ops_per_delegate) for events in passes.get(1, [])]
-    if len(untraced) != iterations or not _settled(untraced) or not _settled(per_run):
-        raise Arm64Error(f"{artifact.name}: the last two counted inferences differ (whole: {untraced}); "
+    if len(untraced) != iterations or not _settled(untraced):
+        raise Arm64Error(f"{artifact.name}: the last two counted inferences differ ({untraced}); "
                          "count again with more --warmup")
+    if not _settled(per_run):
+        totals = [sum(total for total, _ in calls) for calls in per_run]
+        raise Arm64Error(f"{artifact.name}: the operator counts of the last two traced inferences differ "
+                         f"(operators in total: {totals}); count again with more --warmup")
     calls = per_run[-1]
     op_counts = [count for _, counts in calls for count in counts]
     if len(op_counts) != len(result["operators"]):
