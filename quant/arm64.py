@@ -189,7 +189,8 @@ def run_counted(artifact: Path, cpu: str, warmup: int, iterations: int, work: Pa
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=work, env=GUEST_ENV)
     if done.returncode == 2:  # mfbench's own bad-input exit: the message is for the user
         message = [line for line in done.stderr.splitlines() if line.startswith("mfbench:")]
-        raise Arm64Error(message[-1] if message else done.stderr.strip()[-500:])
+        text = message[-1] if message else done.stderr.strip()[-500:]
+        raise Arm64Error(text.replace("model.pte", artifact.name))
     if done.returncode != 0:
         raise Arm64Error(f"mfbench under qemu-aarch64 failed (exit {done.returncode}):\n{done.stderr.strip()[-2000:]}")
     entries = []
