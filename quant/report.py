@@ -108,6 +108,11 @@ def block_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _has_operator_figures(result: dict) -> bool:
+    """Operators with a figure each: instruction results may have exact totals only."""
+    return bool(result["operators"]) and result.get("instructions", {}).get("operators_exact", True)
+
+
 def op_type_totals(result: dict, top: int = 8) -> list[tuple[str, float]]:
     metric = metric_of([result])
     totals: dict[str, float] = {}
@@ -124,7 +129,7 @@ def _chart(results: list[dict], path: Path) -> None:
 
     metric = metric_of(results)
     with_blocks = [r for r in results if r["blocks"]]
-    panels = 2 if with_blocks or any(r["operators"] for r in results) else 1
+    panels = 2 if with_blocks or any(_has_operator_figures(r) for r in results) else 1
     fig, axes = plt.subplots(1, panels, figsize=(7 + 7 * (panels - 1), max(3.5, 0.45 * len(results) + 2)), squeeze=False)
     ax = axes[0][0]
     labels = [r["label"] for r in results]
@@ -158,7 +163,7 @@ def _chart(results: list[dict], path: Path) -> None:
             ax.set_title("where the time goes, by paper block")
             ax.legend(fontsize=7)
         else:
-            first = next(r for r in results if r["operators"])
+            first = next(r for r in results if _has_operator_figures(r))
             kinds = op_type_totals(first)
             ax.barh(range(len(kinds)), [v for _, v in kinds], color="#DD8452")
             ax.set_yticks(range(len(kinds)), [k for k, _ in kinds], fontsize=7)
@@ -179,7 +184,7 @@ def render(results: list[dict], out: Path, name: str = "report") -> Outputs:
     if brows:
         text += "\n\n" + _fmt_table(bheader, brows)
     for r in results:
-        if not r.get("instructions", {}).get("operators_exact", True):
+        if r["operators"] and not _has_operator_figures(r):
             text += f"\n\n{r['label']}: no per-operator counts (a node ran as several XNNPACK operators); totals exact"
         elif r["operators"] and not r["blocks"]:
             kinds = op_type_totals(r, top=6)

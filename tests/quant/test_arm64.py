@@ -161,3 +161,33 @@ def test_counts_repeat_add_up_and_int8_needs_fewer(toys, tmp_path, capsys):
     assert again["instructions"]["counted_runs"][-2:] == fp32["instructions"]["counted_runs"][-2:]
     assert [op["instructions"] for op in again["operators"]] == [op["instructions"] for op in fp32["operators"]]
     assert (out / "bench.png").is_file() and "instructions" in (out / "bench.csv").read_text()
+
+
+def counted_result(label: str, precision: str, whole: int, ops: list) -> dict:
+    return {"format": "mobileformer-latency/1", "label": label, "threads": 1,
+            "device": {"kind": "emulated", "name": "cortex-a76 (qemu-aarch64 7.2)", "cpu": "cortex-a76"},
+            "artifact": {"model": "m", "precision": precision, "size_bytes": 1000},
+            "latency_ms": {"p50": 500.0, "p90": 510.0}, "blocks": [],
+            "operators": [{"name": "Convolution (NHWC, F32) IGEMM", "instructions": n, "mean_ms": 1.0} for n in ops],
+            "instructions": {"per_inference": whole, "operators_total": 900, "runtime_overhead": whole - 900,
+                             "operators_exact": None not in ops}}
+
+
+def test_report_renders_instruction_counts_not_milliseconds(tmp_path):
+    from quant.report import render
+
+    results = [counted_result("fp32", "fp32", 2000, [500, 400]), counted_result("int8", "int8", 1000, [None, None])]
+    outputs = render(results, tmp_path, "r")
+    assert "2,000" in outputs.table and "2.00x" in outputs.table and "500.000" not in outputs.table
+    assert "int8: no per-operator counts" in outputs.table
+    assert "instructions" in outputs.csv.read_text().splitlines()[0] and outputs.png.is_file()
+
+
+def test_report_refuses_to_mix_latencies_and_instruction_counts(tmp_path):
+    from quant.latency import ResultError
+    from quant.report import render
+
+    latency = counted_result("host", "fp32", 2000, [])
+    del latency["instructions"]
+    with pytest.raises(ResultError, match="mix"):
+        render([latency, counted_result("int8", "int8", 1000, [])], tmp_path, "r")
