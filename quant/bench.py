@@ -7,6 +7,11 @@ the whole-model numbers come from the untraced pass). Operators map to paper blo
 through the manifest of a ``--profile-blocks`` export. Writes one result JSON per
 artifact (``docs/latency-format.md``), the ETDump, and a table, CSV and PNG of all of
 them side by side.
+
+With ``--arm64``, ``.pte`` files are not timed but run as AArch64 code under qemu-user
+(``--cpu``, default cortex-a76), and the result counts instructions per inference, per
+XNNPACK operator and per paper block, exactly and repeatably (:mod:`quant.arm64`);
+results are ``<stem>.<cpu>.latency.json``.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from pathlib import Path
 import torch
 
 from . import HelpFormatter, __version__, versions
+from .arm64 import CPUS, DEFAULT_CPU, Arm64Error, add_block_counts, count_instructions
 from .cli import UserError, check_at_least, command
 from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
 from .latency import apply_manifest, host_device, manifest_beside, now_utc, summarize
@@ -115,6 +121,21 @@ def check_artifact(artifact: Path) -> dict | None:
     return manifest
 
 
+def count_artifact(artifact: Path, manifest: dict | None, out: Path, cpu: str, warmup: int, iterations: int,
+                   stem: str) -> dict:
+    """AArch64 instruction counts of one ``.pte`` under qemu (:mod:`quant.arm64`), written like a latency result."""
+    if artifact.suffix != ".pte":
+        raise BenchError(f"{artifact.name}: --arm64 counts ExecuTorch programs (.pte) only")
+    result = count_instructions(artifact, cpu, warmup, iterations)
+    result.update(created=now_utc(), tool=f"quant.bench {__version__} (mfbench aarch64, qemu-user)",
+                  label=_label(artifact, manifest))
+    if manifest:
+        apply_manifest(result, manifest)
+        add_block_counts(result, (manifest.get("profiling") or {}).get("delegate_blocks") or [])
+    write_json_atomic(out / f"{stem}.{cpu}.latency.json", result)
+    return result
+
+
 def bench_artifact(artifact: Path, manifest: dict | None, out: Path, threads: int, warmup: int, iterations: int,
                    operators: bool, stem: str) -> dict:
     """Measure one artifact (checked by :func:`check_artifact`) and write ``<out>/<stem>.latency.json`` (and its ETDump)."""
@@ -152,9 +173,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m quant.bench", description=__doc__.splitlines()[0],
                                 formatter_class=HelpFormatter)
     p.add_argument("artifacts", nargs="+", type=Path, help=".pte or .tflite files (their manifests are read if beside them)")
-    p.add_argument("--threads", type=int, default=1, help="runtime worker threads (0: the runtime's default)")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--iterations", type=int, default=100)
+    p.add_argument("--threads", type=int, default=1, help="runtime worker threads (0: the runtime's default; --arm64 always counts 1)")
+    p.add_argument("--warmup", type=int, help="untimed runs first (default: 10; with --arm64, 1)")
+    p.add_argument("--iterations", type=int, help="timed runs (default: 100; with --arm64, 3 counted runs, ≥ 2)")
+    p.add_argument("--arm64", action="store_true",
+                   help="count AArch64 instructions per inference under qemu-user instead of timing on the host "
+                        "(.pte only, one thread; sets up the aarch64 SDK, mfbench and the plugin on first use)")
+    p.add_argument("--cpu", default=DEFAULT_CPU, choices=CPUS, help="with --arm64: the qemu CPU model (see docs/benchmarks.md)")
     p.add_argument("--no-operators", action="store_true", help="whole-model latency only (no traced pass)")
     p.add_argument("--out", type=Path, default=Path("out/bench"), help="where results, ETDumps and the chart go")
     p.add_argument("--name", default="bench", help="file name stem of the combined table/CSV/PNG")
@@ -164,19 +189,29 @@ def build_parser() -> argparse.ArgumentParser:
 @command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    check_at_least(1, iterations=args.iterations)
+    if args.iterations is None:
+        args.iterations = 3 if args.arm64 else 100
+    if args.warmup is None:
+        args.warmup = 1 if args.arm64 else 10
+    check_at_least(2 if args.arm64 else 1, iterations=args.iterations)
     check_at_least(0, warmup=args.warmup, threads=args.threads)
     out = ensure_writable_dir(args.out)
     manifests = [check_artifact(artifact) for artifact in args.artifacts]
     results, stems = [], result_stems(args.artifacts)
     with staged_outputs(out) as stage:  # every result, ETDump and the chart, or nothing
         for artifact, manifest, stem in zip(args.artifacts, manifests, stems):
+            if args.arm64:
+                print(f"[bench] {artifact} (AArch64 instructions, -cpu {args.cpu}, {args.iterations} counted runs)",
+                      flush=True)
+                results.append(count_artifact(artifact, manifest, stage, args.cpu, args.warmup, args.iterations, stem))
+                continue
             print(f"[bench] {artifact} ({args.iterations} runs, {args.threads} thread(s))", flush=True)
             results.append(bench_artifact(artifact, manifest, stage, args.threads, args.warmup, args.iterations,
                                           not args.no_operators, stem))
         outputs = render(results, stage, args.name)
     print(outputs.table)
-    print(f"results: {', '.join(str(out / f'{stem}.latency.json') for stem in stems)}")
+    suffix = f".{args.cpu}.latency.json" if args.arm64 else ".latency.json"
+    print(f"results: {', '.join(str(out / f'{stem}{suffix}') for stem in stems)}")
     print(f"table: {out / outputs.csv.name}  chart: {out / outputs.png.name}")
     return 0
 
