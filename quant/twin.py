@@ -14,10 +14,6 @@ float op has no int8 path in the target runtimes:
 * depthwise convs with a channel multiplier: ``cat([x] * m)`` + a true depthwise conv
   (:class:`CatDepthwiseConv2d`), with the weights of the conv and of the layers that
   read its channels permuted to the new channel order.
-* the channel shuffle between a Mobile sub-block's first 1x1 conv and its DyReLU moves
-  after the DyReLU (:class:`ShuffledDyReLU`, slopes permuted to match): DyReLU then
-  reads the conv's output in the NHWC layout the conv wrote, and the shuffle's moves
-  meet the depthwise conv's and fuse into one transpose (:mod:`quant.movement`).
 
 The twin keeps the float model's state_dict keys and shapes; where channels are
 re-ordered it holds the same numbers in that order.
@@ -46,36 +42,6 @@ class QuantizableDyReLU(DyReLU):
     def forward(self, x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
         a1, a2 = self.slopes(coeffs)
         return x * a2 + F.relu(x * (a1 - a2))
-
-
-class ShuffledDyReLU(QuantizableDyReLU):
-    """DyReLU, then the channel shuffle that preceded it: ``shuffle(dyrelu(x))`` with slopes in pre-shuffle order.
-
-    Per-channel maps commute with a channel permutation once their slopes are permuted
-    too (:func:`shuffle_after_dyrelu` does both).
-    """
-
-    shuffle: ChannelShuffle
-
-    def forward(self, x: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
-        return self.shuffle(super().forward(x, coeffs))
-
-
-def _shuffle_order(shuffle: ChannelShuffle, channels: int) -> torch.Tensor:
-    """``order[i]``: the shuffled position of input channel ``i``."""
-    taken = shuffle(torch.arange(channels, dtype=torch.float32).reshape(1, channels, 1, 1)).flatten().long()
-    return torch.argsort(taken)  # taken[j] = the input channel that lands at j
-
-
-def shuffle_after_dyrelu(model: MobileFormer) -> None:
-    """Every ``block`` Mobile sub-block's ``conv1 -> shuffle -> DyReLU`` becomes ``conv1 -> DyReLU -> shuffle`` (exact)."""
-    for module in model.modules():
-        if isinstance(module, MobileSubBlock) and module.kind == "block" and isinstance(module.conv1[2], ChannelShuffle):
-            shuffle = module.conv1[2]
-            _slopes_in_order(module.hyper1, _shuffle_order(shuffle, module.conv1[0].out_channels))
-            module.conv1[2] = nn.Identity()
-            module.act1.__class__ = ShuffledDyReLU
-            module.act1.shuffle = shuffle
 
 
 class QuantizableMobile2Former(Mobile2Former):
@@ -223,5 +189,4 @@ def quantizable(model: MobileFormer) -> MobileFormer:
         fold_into_linear(fc[0], fc[1])
         fc[1].__class__ = FoldedBatchNorm1d
     reorder_multiplier_convs(twin)
-    shuffle_after_dyrelu(twin)
     return twin

@@ -3,7 +3,6 @@ import pytest
 import torch
 
 import mobileformer as mf
-from mobileformer.mobile import MobileSubBlock
 from quant.census import graph_census
 from quant.recipes import calibrate, convert, example_input, get_recipe, prepare
 from quant.twin import fold_into_linear, quantizable
@@ -20,22 +19,6 @@ def test_twin_matches_float_model(variant):
     with torch.no_grad():
         assert (twin(x) - model(x)).abs().max().item() <= 1e-4
     assert type(model.features[1].act1).__name__ == "DyReLU"  # the original is untouched
-
-
-def test_shuffle_moves_after_the_first_dyrelu():
-    """26m (grouped 1x1 convs): conv1 -> DyReLU -> shuffle in the twin, the same function as conv1 -> shuffle -> DyReLU."""
-    model = mf.create_model("26m").eval()
-    with torch.no_grad():
-        for p in model.parameters():  # slopes that differ from channel to channel: a wrong order shows
-            p.normal_(0.0, 0.5)
-    twin = quantizable(model)
-    block = [m for m in twin.modules() if isinstance(m, MobileSubBlock) and m.kind == "block"][0]
-    assert isinstance(block.conv1[2], torch.nn.Identity) and type(block.act1).__name__ == "ShuffledDyReLU"
-    x, token = torch.randn(2, block.conv1[0].in_channels, 9, 9), torch.randn(2, model.cfg.token_dim)
-    original = [m for m in model.modules() if isinstance(m, MobileSubBlock) and m.kind == "block"][0]
-    with torch.no_grad():
-        # MobileSubBlock.forward: the Mobile sub-block alone (the block's own forward adds the bridges)
-        torch.testing.assert_close(MobileSubBlock.forward(block, x, token), MobileSubBlock.forward(original, x, token))
 
 
 def test_head_batchnorm_is_folded_exactly():
