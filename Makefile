@@ -34,13 +34,14 @@ tools:
 # The main job on defaults: build, quantize on built-in images, export, validate, benchmark, report.
 demo: $(STAMP)
 	$(PY) -m mobileformer.summary --variant $(MODEL) --layers
+	$(EXPORT) --backend xnnpack --precision fp32 --recipe xnnpack-stock
 	$(EXPORT) --backend xnnpack --precision fp32
 	$(EXPORT) --backend xnnpack --recipe xnnpack-stock
 	$(EXPORT) --backend xnnpack
 	$(EXPORT) --backend xnnpack --profile-blocks
 	$(EXPORT) --backend coreml
 	$(EXPORT) --backend tflite
-	$(PY) -m quant.bench $(OUT)/$(MODEL)_xnnpack_fp32.pte $(OUT)/$(MODEL)_xnnpack_int8_stock.pte \
+	$(PY) -m quant.bench $(OUT)/$(MODEL)_xnnpack_fp32_stock.pte $(OUT)/$(MODEL)_xnnpack_fp32.pte $(OUT)/$(MODEL)_xnnpack_int8_stock.pte \
 		$(OUT)/$(MODEL)_xnnpack_int8.pte $(OUT)/$(MODEL)_xnnpack_int8_blocks.pte $(OUT)/$(MODEL)_tflite_int8.tflite \
 		--out $(OUT)/bench --name $(MODEL)
 	@echo "demo done: artifacts and manifests in $(OUT)/, benchmark table, CSV and chart in $(OUT)/bench/"

@@ -84,7 +84,7 @@ def _label(artifact: Path, manifest: dict | None) -> str:
         return artifact.name.rsplit(".", 1)[0]
     label = f"{manifest['model']} {manifest['backend']} {manifest['precision']}"
     if manifest.get("recipe", "") and manifest["recipe"].endswith("-stock"):
-        label += " (stock quantizer)"
+        label += " (stock quantizer)" if manifest["precision"] == "int8" else " (stock)"
     elif manifest.get("recipe") == "tflite":
         label += " (LiteRT quantizer)"
     elif manifest["precision"] == "int8":

@@ -31,6 +31,7 @@ from .latency import MANIFEST_FORMAT
 from .metrics import sqnr, top1_agreement
 from .qat import QATModel, load_qat_model
 from .recipes import Recipe, calibrate, convert, get_recipe, prepare
+from .twin import quantizable
 
 log = logging.getLogger("quant")
 
@@ -81,10 +82,12 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 
 def artifact_name(model: str, backend: str, precision: str, recipe: str, fmt: str, profile_blocks: bool) -> str:
     """``mobile_former_26m_xnnpack_int8.pte``; a recipe other than the backend's own
-    (``xnnpack-stock`` -> ``_stock``) and block profiling are marked."""
+    (``xnnpack-stock`` -> ``_stock``) and block profiling are marked. An fp32 name marks
+    the recipe only where it changes the fp32 program: the float model as it is (``_stock``)
+    instead of the twin."""
     name = f"{model}_{backend}_{precision}"
     variant = recipe.removeprefix(backend).lstrip("-").replace("-", "_")
-    if precision == "int8" and variant:
+    if variant and (precision == "int8" or not get_recipe(recipe).twin):
         name += f"_{variant}"
     if profile_blocks:
         name += "_blocks"
@@ -120,7 +123,9 @@ def _build_model(cfg: ExportConfig, recipe: Recipe) -> tuple[MobileFormer, QATMo
 def _quantize(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, qat: QATModel | None,
               images: torch.Tensor) -> torch.nn.Module:
     if cfg.precision == "fp32":
-        return qat.reference if qat is not None else model  # a QAT checkpoint's fp32 network is its own
+        if qat is not None:
+            return qat.reference  # a QAT checkpoint's fp32 network is its own
+        return quantizable(model) if recipe.twin else model  # the twin: the same function, fewer ops to run
     if qat is not None:
         _stage("converting the QAT checkpoint (fake-quant -> int8)")
         return convert(qat.graph, recipe)
@@ -136,14 +141,17 @@ def _lower_xnnpack(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, graph
     from executorch.exir import to_edge_transform_and_lower
 
     from .lowering import edge_compile_config, fast_lowering, verify_edge_program
+    from .movement import fused_data_movement
     from .partition import delegate_blocks, xnnpack_partitioner
 
-    stock = recipe.name.endswith("-stock") or cfg.precision == "fp32"
+    stock = recipe.name.endswith("-stock")
     partitioner = xnnpack_partitioner(block_of=model.paper_block if cfg.profile_blocks else None, stock=stock and not cfg.profile_blocks)
     exported = torch.export.export(graph, (example,))
     config = edge_compile_config()
+    # fp32 only: on 26m it saves 9 M instructions in fp32 but costs 0.9 M in int8 (docs/benchmarks.md)
+    moves = fused_data_movement() if cfg.precision == "fp32" and not stock else contextlib.nullcontext()
     with fast_lowering():
-        with capture_xnnpack_graphs() as graphs:
+        with capture_xnnpack_graphs() as graphs, moves:
             edge = to_edge_transform_and_lower(exported, transform_passes=[RemoveCloneOpsTransform()],
                                                partitioner=[partitioner], compile_config=config, generate_etrecord=True)
         program = edge.to_executorch()
@@ -251,7 +259,7 @@ def export(cfg: ExportConfig) -> ExportResult:
             "backend": cfg.backend,
             "format_kind": fmt,
             "precision": cfg.precision,
-            "recipe": recipe.name if cfg.precision == "int8" else None,
+            "recipe": recipe.name if cfg.precision == "int8" or not recipe.twin else None,
             "input": {"shape": [1, 3, size, size], "dtype": "float32", "layout": "NCHW", "mean": list(model.cfg.mean),
                       "std": list(model.cfg.std), "range": "RGB in [0, 1] before normalisation", **io.get("input", {})},
             **({"output": io["output"]} if "output" in io else {}),
@@ -296,7 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, help="authors' float checkpoint or our QAT checkpoint (default: random weights)")
     p.add_argument("--precision", default="int8", choices=("int8", "fp32"))
     p.add_argument("--recipe", help="quantization recipe (default: the backend's own); xnnpack-stock = ExecuTorch's "
-                   "quantizer as shipped, xnnpack-per-tensor = ours with one scale per weight tensor")
+                   "quantizer and lowering as shipped, on the float model as it is (with --precision fp32: the "
+                   "stock fp32 program), xnnpack-per-tensor = ours with one scale per weight tensor")
     p.add_argument("--calib", default="digits", help="calibration images: a class-per-folder directory, 'digits' or 'fashion-mnist'")
     p.add_argument("--calib-images", type=int, default=32, help="images for calibration and host validation")
     p.add_argument("--input-size", type=int, help="square input size (default: the variant's, 224)")

@@ -152,6 +152,7 @@ def test_strict_fails_when_a_gemm_stays_outside(tiny_variant, tmp_path, monkeypa
     ("xnnpack-stock", "int8", True, "m_xnnpack_int8_stock_blocks.pte"),
     ("xnnpack-per-tensor", "int8", False, "m_xnnpack_int8_per_tensor.pte"),
     ("xnnpack-per-tensor", "fp32", False, "m_xnnpack_fp32.pte"),
+    ("xnnpack-stock", "fp32", False, "m_xnnpack_fp32_stock.pte"),
 ])
 def test_artifact_names_mark_recipe_and_profiling(recipe, precision, blocks, name):
     assert export_mod.artifact_name("m", "xnnpack", precision, recipe, "pte", blocks) == name
