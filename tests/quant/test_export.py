@@ -4,6 +4,10 @@ import json
 import pytest
 import torch
 
+import mobileformer as mf
+from mobileformer.config import VARIANTS
+from quant.data import calibration_batches
+from quant.metrics import top1_agreement
 from quant import export as export_mod
 from quant.export import main
 from quant.runtime import Program, ProgramError
@@ -12,6 +16,18 @@ from tests.conftest import TINY
 
 def _manifest(out, name):
     return json.loads((out / f"{name}.manifest.json").read_text())
+
+
+def _agreement_of(pte, images: int) -> float:
+    """Top-1 agreement of ``pte`` with the float model it came from (the export's seed-0 weights), recomputed."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(VARIANTS, TINY.name, TINY)
+        torch.manual_seed(0)
+        model = mf.create_model(TINY.name).eval()
+    x = calibration_batches("digits", images, TINY.input_size, TINY.mean, TINY.std)
+    program = Program(pte)
+    with torch.no_grad():
+        return top1_agreement(torch.cat([model(i) for i in x.split(1)]), torch.cat([program(i) for i in x.split(1)]))
 
 
 def test_int8_artifact_manifest_and_census(tiny_exports):
@@ -26,7 +42,8 @@ def test_int8_artifact_manifest_and_census(tiny_exports):
     assert census["delegates"] == 1 and census["delegated_gemm_pct"] == 100.0 and census["int8_gemm_pct"] == 100.0
     assert set(census["ops"]["XNNBatchMatrixMultiply"]) == {"int8"}
     v = m["validation"]
-    assert v["images"] == 8 and v["sqnr_db_vs_pytorch_quantized"] > 20 and 0 <= v["top1_agreement_vs_fp32"] <= 1
+    assert v["images"] == 8 and v["sqnr_db_vs_pytorch_quantized"] > 20
+    assert v["top1_agreement_vs_fp32"] == _agreement_of(tiny_exports / f"{name}.pte", 8)
     t = m["timings_s"]
     assert set(t) == {"quantize", "lowering", "validation", "total"} and sum(t.values()) - t["total"] <= t["total"] + 0.2
 
