@@ -18,7 +18,7 @@ from pathlib import Path
 from . import HelpFormatter
 from .cli import command
 from .files import ensure_writable_dir, staged_outputs
-from .latency import apply_manifest, manifest_beside, op_type, read_manifest, read_result
+from .latency import ResultError, apply_manifest, manifest_beside, op_type, read_manifest, read_result
 
 
 @dataclass(frozen=True)
