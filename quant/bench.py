@@ -99,11 +99,12 @@ def result_stems(artifacts: list[Path]) -> list[str]:
     return [f"{s}_{i}" if stems.count(s) > 1 else s for i, s in enumerate(stems, 1)]
 
 
-def check_artifact(artifact: Path) -> dict | None:
-    """Load ``artifact`` and run it once; its manifest, if one is beside it.
+def check_artifact(artifact: Path, run: bool = True) -> dict | None:
+    """Load ``artifact`` and, if ``run``, run it once on the host; its manifest, if one is beside it.
 
     Every artifact is checked before any is measured, so that a broken one fails the
-    command before it has written a result for another.
+    command before it spends minutes on another. ``--arm64`` counts do not run on the
+    host: the emulated run takes its input shape from the program, not from a manifest.
     """
     if not artifact.is_file():
         raise BenchError(f"artifact not found: {artifact}")
@@ -112,6 +113,8 @@ def check_artifact(artifact: Path) -> dict | None:
                          if artifact.suffix == ".mlpackage" else
                          f"{artifact.name}: unknown artifact type {artifact.suffix!r} (expected .pte or .tflite)")
     manifest = manifest_beside(artifact, artifact.parent)
+    if not run:
+        return manifest
     if artifact.suffix == ".pte":
         Program(artifact)(_input_for(manifest))
     else:
@@ -196,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     check_at_least(2 if args.arm64 else 1, iterations=args.iterations)
     check_at_least(0, warmup=args.warmup, threads=args.threads)
     out = ensure_writable_dir(args.out)
-    manifests = [check_artifact(artifact) for artifact in args.artifacts]
+    manifests = [check_artifact(artifact, run=not args.arm64) for artifact in args.artifacts]
     results, stems = [], result_stems(args.artifacts)
     with staged_outputs(out) as stage:  # every result, ETDump and the chart, or nothing
         for artifact, manifest, stem in zip(args.artifacts, manifests, stems):
