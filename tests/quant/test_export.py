@@ -151,14 +151,14 @@ def test_strict_fails_when_a_gemm_stays_outside(tiny_variant, tmp_path, monkeypa
 
     real = partition.xnnpack_partitioner
 
-    def without_linear(**kwargs):
-        from executorch.backends.xnnpack.partition.config.gemm_configs import AddmmConfig, LinearConfig
+    def without_conv(**kwargs):
+        from executorch.backends.xnnpack.partition.config.gemm_configs import ConvolutionConfig
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
         real(**kwargs)  # same arguments still accepted
-        return XnnpackPartitioner(configs=[c for c in partition.CONFIGS if c not in (LinearConfig, AddmmConfig)])
+        return XnnpackPartitioner(configs=[c for c in partition.CONFIGS if c is not ConvolutionConfig])
 
-    monkeypatch.setattr(partition, "xnnpack_partitioner", without_linear)
+    monkeypatch.setattr(partition, "xnnpack_partitioner", without_conv)
     out = tmp_path / "out"
     _assert_fails_cleanly(["--backend", "xnnpack", "--model", tiny_variant, "--precision", "fp32", "--calib-images", "2",
                            "--out", str(out), "--strict", "--no-progress"], out, "--strict", capsys)
