@@ -45,8 +45,7 @@ demo: $(STAMP) tools
 		$(OUT)/$(MODEL)_xnnpack_int8.pte $(OUT)/$(MODEL)_xnnpack_int8_blocks.pte $(OUT)/$(MODEL)_tflite_int8.tflite \
 		--out $(OUT)/bench --name $(MODEL)
 	$(PY) -m quant.bench --arm64 $(OUT)/$(MODEL)_xnnpack_fp32_stock.pte $(OUT)/$(MODEL)_xnnpack_fp32.pte \
-		$(OUT)/$(MODEL)_xnnpack_int8_stock.pte $(OUT)/$(MODEL)_xnnpack_int8.pte $(OUT)/$(MODEL)_xnnpack_int8_blocks.pte \
-		--out $(OUT)/arm64 --name $(MODEL)
+		$(OUT)/$(MODEL)_xnnpack_int8_stock.pte $(OUT)/$(MODEL)_xnnpack_int8.pte --out $(OUT)/arm64 --name $(MODEL)
 	@echo "demo done: artifacts and manifests in $(OUT)/, host benchmark in $(OUT)/bench/, AArch64 instruction counts in $(OUT)/arm64/"
 
 test: $(STAMP) tools
