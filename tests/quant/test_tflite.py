@@ -109,7 +109,7 @@ def test_int8_validation_numbers_are_sane(int8):
 def test_fp32_matches_pytorch(fp32):
     m = fp32.manifest
     assert fp32.artifact.name == "mobile_former_26m_tflite_fp32.tflite"
-    assert m["recipe"] is None and m["input"]["dtype"] == "float32" and "quantization" not in m["input"]
+    assert m["recipe"] == "tflite" and m["input"]["dtype"] == "float32" and "quantization" not in m["input"]
     assert m["output"]["dtype"] == "float32" and "quantization" not in m["output"]
     assert m["validation"]["max_abs_diff_vs_fp32"] <= ex.FP32_TOLERANCE
     assert m["validation"]["top1_agreement_vs_fp32"] == 1.0
