@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from . import HelpFormatter, __version__, versions
-from .arm64 import CPUS, DEFAULT_CPU, Arm64Error, add_block_counts, count_instructions
+from .arm64 import CPUS, DEFAULT_CPU, add_block_counts, count_instructions
 from .cli import UserError, check_at_least, command
 from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
 from .latency import apply_manifest, host_device, manifest_beside, now_utc, summarize
