@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.apps.test_app_sources import KOTLIN_SRC, REPO, compiler, run
+from tests.schemas import assert_follows
 
 JVM = Path(__file__).parent / "jvm"
 KOTLIN_HOME = REPO / "scripts" / "kotlin" / "node_modules" / "kotlin-compiler"
@@ -84,6 +85,7 @@ def test_aar_engine_builds_the_input_once_outside_the_timed_loop(classpath, tmp_
     assert seen["first_values"] == pytest.approx(_native_pattern(4), abs=1e-7)
     assert seen["threads"] == 2 and seen["destroyed"]
     result = seen["result"]
+    assert_follows(result, "latency")
     assert (result["iterations"], result["warmup"], len(result["samples_ms"])) == (5, 2, 5)
     assert result["runtime"]["version"] == "1.5.1" and result["operators"] == []
 

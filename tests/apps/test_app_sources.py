@@ -702,3 +702,90 @@ def test_ios_script_errors(tmp_path, case, extra_env, message):
     proc = run([IOS / "run_benchmark.sh", "--model", _model(tmp_path, "m.pte"), "--out-dir", tmp_path / "runs",
                 "--python", FAKES / "python", "--timeout", "10"], env=env, timeout=120)
     assert proc.returncode == 1 and message in proc.stderr, (case, proc.stderr)
+
+
+# --------------------------------------------------------------------------- the Swift writer against the schema
+#
+# No Swift compiler here, so ios_demo's Core ML result is rebuilt from the source: every
+# `.object([("key", value), ...])` literal of the writer becomes a dict, each value a sample of
+# the JSON type the literal writes, and the document is checked against
+# docs/schemas/latency.schema.json (types, required and unknown keys; string patterns and
+# enums only where the source writes a literal).
+
+SWIFT_BENCH = IOS / "MobileFormerBench" / "Bench"
+SWIFT_SAMPLES = {".string(": "text", ".integer(": 1, ".number(": 1.0, ".bool(": True, ".optional(": None}
+
+
+def _swift_balanced(text: str, start: int) -> int:
+    """Index just past the bracket that closes the one opening at ``start`` (strings skipped)."""
+    depth, i, closing = 0, start, {"(": ")", "[": "]"}
+    while True:
+        c = text[i]
+        if c == '"':
+            i = text.index('"', i + 1)
+            while text[i - 1] == "\\":
+                i = text.index('"', i + 1)
+        elif c in closing:
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+
+
+def _swift_object(text: str, start: int, named: dict) -> dict:
+    """The ``.object([...])`` literal at ``start`` as a sample dict."""
+    body = text[start + len(".object(["):_swift_balanced(text, start + len(".object")) - 2]
+    doc, i = {}, 0
+    while (i := body.find("(", i)) >= 0:
+        key = re.match(r'\(\s*"(\w+)",\s*', body[i:])
+        end = _swift_balanced(body, i)
+        if key:
+            doc[key.group(1)] = _swift_value(body[i + key.end():end - 1].strip(), named)
+        i = end
+    return doc
+
+
+def _swift_value(expr: str, named: dict):
+    if expr.startswith(".object(["):
+        return _swift_object(expr, 0, named)
+    if literal := re.fullmatch(r'\.string\("([^"\\]*)"\)', expr):
+        return literal.group(1)
+    if expr == ".null":
+        return None
+    if expr.startswith(".array("):
+        return named.get(expr, [])
+    for prefix, sample in SWIFT_SAMPLES.items():
+        if expr.startswith(prefix):
+            return sample
+    if expr in named:
+        return named[expr]
+    raise AssertionError(f"the Swift writer writes {expr!r}: teach this test what JSON it is")
+
+
+def _swift_core_ml_result() -> dict:
+    store, latency = (SWIFT_BENCH / "ModelStore.swift").read_text(), (SWIFT_BENCH / "LatencyResult.swift").read_text()
+    bench = (SWIFT_BENCH / "CoreMLBenchmark.swift").read_text()
+    named = {"DeviceFacts.json": _swift_object(store, store.index(".object(", store.index("static var json")), {}),
+             "LatencyStats(samples: samples).json": _swift_object(latency, latency.index(".object(", latency.index("var json")), {})}
+    operator = _swift_object(bench, bench.index(".object(", bench.index("rows.append(")), {})
+    named[".array(operators)"] = [operator]
+    named[".array(samples.map { .number($0) })"] = [1.0]
+    return _swift_object(bench, bench.index(".object(", bench.index('("format"') - 40), named)
+
+
+def test_swift_core_ml_result_follows_the_latency_schema():
+    import jsonschema
+
+    from tests.schemas import validator
+
+    doc = _swift_core_ml_result()
+    assert doc["format"] == "mobileformer-latency/1" and doc["runtime"]["name"] == "coreml"
+    assert set(doc["operators"][0]) >= {"estimated_cost", "compute_device", "supported_devices"}
+    placeholder = jsonschema.validators.extend(
+        type(validator("latency")),
+        {k: lambda v, value, instance, schema: None for k in ("pattern", "enum", "exclusiveMinimum", "minimum")})
+    problems = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+                for e in placeholder(validator("latency").schema).iter_errors(doc)]
+    assert not problems, problems

@@ -19,6 +19,7 @@ import torch
 from quant import arm64
 from quant.bench import main as bench_main
 from quant.recipes import lower_layer
+from tests.schemas import assert_follows
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -149,6 +150,7 @@ def test_counts_repeat_add_up_and_int8_needs_fewer(toys, tmp_path, capsys):
     printed = capsys.readouterr().out
     fp32, int8 = (json.loads((out / f"conv_{p}.cortex-a76.latency.json").read_text()) for p in ("fp32", "int8"))
     for result in (fp32, int8):
+        assert_follows(result, "latency")
         counts = result["instructions"]
         assert result["device"]["kind"] == "emulated" and result["device"]["cpu"] == "cortex-a76"
         assert counts["per_inference"] > 0 and counts["runtime_overhead"] > 0

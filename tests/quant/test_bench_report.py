@@ -11,6 +11,7 @@ from quant.bench import main as bench_main
 from quant.latency import ResultError, apply_manifest, read_result
 from quant.report import main as report_main
 from quant.runtime import Program
+from tests.schemas import assert_follows
 
 INT8 = "mobile_former_tiny_xnnpack_int8"
 BLOCKS = "mobile_former_tiny_xnnpack_int8_blocks"
@@ -28,6 +29,7 @@ def bench_results(tiny_exports, tmp_path_factory):
 def test_results_follow_the_format(bench_results):
     for name in (FP32, INT8, BLOCKS):
         r = read_result(bench_results / f"{name}.latency.json")
+        assert_follows(r, "latency")
         assert r["iterations"] == 5 and len(r["samples_ms"]) == 5 and r["threads"] == 1
         assert 0 < r["latency_ms"]["min"] <= r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["max"]
         assert r["artifact"]["model"] == "mobile_former_tiny" and r["runtime"]["name"] == "executorch"

@@ -12,6 +12,7 @@ from quant import export as export_mod
 from quant.export import main
 from quant.runtime import Program, ProgramError
 from tests.conftest import TINY
+from tests.schemas import assert_follows
 
 
 def _manifest(out, name):
@@ -52,6 +53,13 @@ def test_fp32_artifact_matches_pytorch(tiny_exports):
     m = _manifest(tiny_exports, "mobile_former_tiny_xnnpack_fp32")
     assert m["validation"]["max_abs_diff_vs_fp32"] <= 1e-4
     assert m["op_census"]["delegated_gemm_pct"] == 100.0 and m["recipe"] is None
+
+
+def test_manifests_follow_the_schema(tiny_exports):
+    manifests = sorted(tiny_exports.glob("*.manifest.json"))
+    assert len(manifests) == 3
+    for path in manifests:
+        assert_follows(json.loads(path.read_text()), "manifest")
 
 
 def test_int8_file_is_smaller_than_fp32(tiny_exports):

@@ -27,6 +27,7 @@ from quant.tflite import (
     tflite_census,
     time_tflite,
 )
+from tests.schemas import assert_follows
 
 pytest.importorskip("litert_torch", reason=f"the tflite extra is not installed: {INSTALL_HINT}")
 pytest.importorskip("ai_edge_litert", reason=f"the tflite extra is not installed: {INSTALL_HINT}")
@@ -58,6 +59,7 @@ def test_int8_files_and_manifest(int8):
     assert int8.artifact.read_bytes()[4:8] == b"TFL3"
     on_disk = json.loads(int8.manifest_path.read_text())
     assert on_disk == json.loads(json.dumps(int8.manifest))
+    assert_follows(on_disk, "manifest")
     m = int8.manifest
     assert (m["backend"], m["format_kind"], m["precision"], m["recipe"]) == ("tflite", "tflite", "int8", "tflite")
     assert m["sha256"] == sha256_of(int8.artifact) and m["size_bytes"] == int8.artifact.stat().st_size
