@@ -26,7 +26,7 @@ from . import HelpFormatter, __version__, versions
 from .arm64 import CPUS, DEFAULT_CPU, add_block_counts, count_instructions
 from .cli import UserError, check_at_least, command
 from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
-from .latency import apply_manifest, host_device, manifest_beside, now_utc, summarize
+from .latency import FORMAT, apply_manifest, host_device, manifest_beside, now_utc, summarize
 from .report import render
 from .runtime import Program, set_threads
 
@@ -159,7 +159,7 @@ def bench_artifact(artifact: Path, manifest: dict | None, out: Path, threads: in
         samples, ops = time_tflite(artifact, threads, warmup, iterations), []
         runtime = {"name": "tflite", "version": versions()["ai-edge-litert"], "compute_units": None}
     result = {
-        "format": "mobileformer-latency/1", "created": now_utc(), "tool": f"quant.bench {__version__}",
+        "format": FORMAT, "created": now_utc(), "tool": f"quant.bench {__version__}",
         "label": _label(artifact, manifest), "device": host_device(), "runtime": runtime,
         "artifact": {"file": artifact.name, "sha256": sha256_of(artifact), "size_bytes": size_of(artifact),
                      "model": None, "backend": None, "precision": None},

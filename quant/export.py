@@ -36,7 +36,6 @@ from .twin import quantizable
 log = logging.getLogger("quant")
 
 BACKENDS = ("xnnpack", "coreml", "tflite")
-DEFAULT_RECIPE = {"xnnpack": "xnnpack", "coreml": "coreml", "tflite": "tflite"}
 FP32_TOLERANCE = 1e-4
 
 
@@ -191,7 +190,7 @@ def _check_options(cfg: ExportConfig) -> tuple[Recipe, str]:
         raise ExportError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
     if cfg.precision not in ("int8", "fp32"):
         raise ExportError(f"precision must be int8 or fp32, got {cfg.precision!r}")
-    recipe = get_recipe(cfg.recipe or DEFAULT_RECIPE[cfg.backend])
+    recipe = get_recipe(cfg.recipe or cfg.backend)  # each backend's own recipe bears its name
     if recipe.backend != cfg.backend:
         raise ExportError(f"recipe {recipe.name!r} targets {recipe.backend}, not {cfg.backend}")
     fmt = cfg.format or {"xnnpack": "pte", "coreml": "mlpackage", "tflite": "tflite"}[cfg.backend]

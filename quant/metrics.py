@@ -26,10 +26,6 @@ def top1_agreement(reference_logits: torch.Tensor, test_logits: torch.Tensor) ->
     return (reference_logits.argmax(-1) == test_logits.argmax(-1)).float().mean().item()
 
 
-def top1_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return (logits.argmax(-1) == labels).float().mean().item()
-
-
 def mcnemar_exact(only_a: int, only_b: int) -> float:
     """Two-sided exact McNemar p-value from the discordant pairs of a paired comparison.
 

@@ -1,4 +1,4 @@
-"""``python -m quant.inspect``: what a recipe makes int8, and how much error each block adds.
+"""``python -m quant.numerics``: what a recipe makes int8, and how much error each block adds.
 
 After PTQ on calibration images it lists every op of the converted graph as int8 or
 float (``<stem>_ops.csv``), and measures, with PT2E's numeric debugger, the SQNR of the
@@ -119,7 +119,7 @@ def _chart(result: Inspection, path: Path) -> None:
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m quant.inspect", description=__doc__.splitlines()[0],
+    p = argparse.ArgumentParser(prog="python -m quant.numerics", description=__doc__.splitlines()[0],
                                 formatter_class=HelpFormatter)
     p.add_argument("--model", default="mobile_former_26m", help="variant")
     p.add_argument("--all-variants", action="store_true", help="whole-model SQNR of every variant, one CSV row each (no per-op files)")
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calib", default="digits", help="class-per-folder directory, 'digits' or 'fashion-mnist'")
     p.add_argument("--calib-images", type=int, default=16)
     p.add_argument("--input-size", type=int, help="default: the variant's (224)")
-    p.add_argument("--out", type=Path, default=Path("out/inspect"))
+    p.add_argument("--out", type=Path, default=Path("out/numerics"))
     args = p.parse_args(argv)
     check_at_least(1, calib_images=args.calib_images)
     check_input_size(args.input_size)

@@ -1,12 +1,12 @@
-"""quant.inspect: per-op precision, per-block SQNR, the every-variant table, bad input."""
+"""quant.numerics: per-op precision, per-block SQNR, the every-variant table, bad input."""
 import csv
 import math
 
 import pytest
 
 import mobileformer as mf
-from quant.inspect import inspect_model
-from quant.inspect import main as inspect_main
+from quant.numerics import inspect_model
+from quant.numerics import main as inspect_main
 
 pytestmark = pytest.mark.slow
 COMMON = ["--calib-images", "2", "--input-size", "64"]
