@@ -29,7 +29,7 @@ from .data import calibration_batches
 from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
 from .latency import MANIFEST_FORMAT
 from .metrics import sqnr, top1_agreement
-from .qat import QATModel, load_qat_model
+from .qat_graph import QATModel, load_qat_model
 from .recipes import Recipe, calibrate, convert, get_recipe, prepare
 from .twin import quantizable
 

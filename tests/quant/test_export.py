@@ -182,3 +182,13 @@ def test_strict_fails_when_a_gemm_stays_outside(tiny_variant, tmp_path, monkeypa
 def test_artifact_names_mark_recipe_and_profiling(recipe, precision, blocks, name):
     assert export_mod.artifact_name("m", "xnnpack", precision, recipe, "pte", blocks) == name
     assert export_mod.artifact_name("m", "coreml", "int8", "coreml", "mlpackage", False) == "m_coreml_int8.mlpackage"
+
+
+def test_exporting_never_imports_the_training_loop():
+    """A QAT checkpoint is loaded through quant.qat_graph; quant.train and its CLI stay out."""
+    import subprocess
+    import sys
+
+    code = "import sys, quant.export; print(sorted(m for m in sys.modules if m in ('quant.train', 'quant.qat')))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"

@@ -11,7 +11,7 @@ import torch
 
 import quant.train as train_mod
 from quant.export import main as export_main
-from quant.qat import load_qat_model
+from quant.qat_graph import load_qat_model
 from quant.qat import main as qat_main
 from quant.train import TrainConfig, datasets, evaluate
 from quant.train import main as train_main
