@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny registered variant for fast end-to-end tests."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 import mobileformer as mf
@@ -12,6 +14,9 @@ TINY = VariantConfig(
     paper_params_m=0.1, input_size=64,
     blocks=(BlockRow("bneck-lite", 2, 8, 1), BlockRow("down", 4, 16, 2, 2), BlockRow("block", 3, 16, 1)),
 )
+# 26m's structure in small: grouped pointwise convs with channel shuffles (groups=4), the ops
+# that the other variants lack, so that whole-graph checks need not lower 26m itself.
+TINY_GROUPED = dataclasses.replace(TINY, name="mobile_former_tiny_grouped", groups=4)
 
 
 @pytest.fixture
@@ -23,8 +28,8 @@ def tiny_variant(monkeypatch) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_model_factory():
-    def make(num_classes: int = 10):
-        return mf.MobileFormer(TINY, num_classes=num_classes).eval()
+    def make(num_classes: int = 10, grouped: bool = False):
+        return mf.MobileFormer(TINY_GROUPED if grouped else TINY, num_classes=num_classes).eval()
 
     return make
 
@@ -40,3 +45,15 @@ def tiny_exports(tmp_path_factory):
         assert export_main(common + ["--profile-blocks"]) == 0
         assert export_main(common + ["--precision", "fp32"]) == 0
     return out
+
+
+# Fixtures that export, train or build: a test that uses one is part of the slow set, which
+# `pytest -m "not slow"` (the everyday subset, README) leaves out and `make test` runs.
+SLOW_FIXTURES = {"tiny_exports", "bench_results", "ten_class_pte", "float_checkpoint", "toys", "classpath", "mfbench",
+                 "mfbench_no_tracer"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

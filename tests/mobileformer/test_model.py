@@ -120,11 +120,9 @@ def _lowered_outside_ops(model: torch.nn.Module, size: int) -> dict[str, int]:
                         if n.op == "call_function" and "delegate" not in str(n.target) and "getitem" not in str(n.target)))
 
 
-def test_tiny_float_model_lowers_whole_with_the_stock_partitioner(tiny_model_factory):
-    """Users bring their own pipelines: nothing of the float model is left outside XNNPACK."""
-    assert _lowered_outside_ops(tiny_model_factory(), 64) == {}
-
-
 @pytest.mark.slow
-def test_26m_float_model_lowers_whole_with_the_stock_partitioner():
-    assert _lowered_outside_ops(mf.create_model("26m"), 224) == {}
+@pytest.mark.parametrize("grouped", [False, True], ids=["tiny", "tiny-grouped"])
+def test_float_model_lowers_whole_with_the_stock_partitioner(tiny_model_factory, grouped):
+    """Users bring their own pipelines: nothing of the float model is left outside XNNPACK,
+    including 26m's grouped convs and channel shuffles (the grouped tiny variant has them)."""
+    assert _lowered_outside_ops(tiny_model_factory(grouped=grouped), 64) == {}

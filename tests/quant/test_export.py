@@ -144,6 +144,7 @@ def test_unwritable_out_dir(tmp_path, capsys):
     assert "cannot write to output directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_failed_validation_leaves_nothing(tiny_variant, tmp_path, monkeypatch, capsys):
     def fail(*args, **kwargs):
         raise export_mod.ExportError("validation failed on purpose")
@@ -154,6 +155,7 @@ def test_failed_validation_leaves_nothing(tiny_variant, tmp_path, monkeypatch, c
                            "--out", str(out), "--no-progress"], out, "validation failed on purpose", capsys)
 
 
+@pytest.mark.slow
 def test_strict_fails_when_a_gemm_stays_outside(tiny_variant, tmp_path, monkeypatch, capsys):
     import quant.partition as partition
 

@@ -12,7 +12,6 @@ from executorch.exir.dialects.edge._ops import EdgeOpOverload
 from executorch.exir.pass_base import ExportPass
 from torch._export.verifier import SpecViolationError
 
-import mobileformer as mf
 from quant import lowering
 from quant.lowering import edge_compile_config, fast_lowering, verify_edge_program
 from quant.patches import SWITCH
@@ -54,6 +53,7 @@ def _lower(program, fast: bool, partitioner=None) -> tuple[bytes, int]:
 
 
 # fp32 keeps its BatchNorms for XNNPACK to fuse: a pattern pass that does find work.
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["stock", "ours", "blocks"])
 @pytest.mark.parametrize("precision", ["int8", "fp32"])
 def test_same_program_with_fewer_retraces(tiny_model_factory, precision, kind):
@@ -65,9 +65,10 @@ def test_same_program_with_fewer_retraces(tiny_model_factory, precision, kind):
 
 
 @pytest.mark.slow
-def test_26m_per_block_build_is_the_same_program():
-    """The export's heaviest lowering: int8 26m, one delegate per paper block."""
-    model = mf.create_model("26m").eval()
+def test_grouped_per_block_build_is_the_same_program(tiny_model_factory):
+    """The export's heaviest kind of lowering (int8, one delegate per paper block) on 26m's
+    structure: grouped convs and channel shuffles."""
+    model = tiny_model_factory(grouped=True)
     fast = _lower(_program(model, "int8"), fast=True, partitioner=_partitioner("blocks", model))[0]
     assert fast == _lower(_program(model, "int8"), fast=False, partitioner=_partitioner("blocks", model))[0]
 

@@ -57,6 +57,7 @@ def _lower(fused: bool, path) -> tuple[bytes, int]:
     return buffer, transposes
 
 
+@pytest.mark.slow
 def test_fewer_transposes_same_output_same_bytes(tmp_path):
     torch.manual_seed(0)
     _, before = _lower(False, tmp_path / "stock.pte")

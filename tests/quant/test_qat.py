@@ -121,6 +121,7 @@ def test_bad_numbers(tiny_variant, tmp_path, capsys):
     assert "--steps must be at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_kill_mid_run_leaves_a_checkpoint_that_resumes(tmp_path):
     """SIGKILL at an arbitrary moment (maybe mid-save): last.pt stays loadable and resumes."""
     out = tmp_path / "run"
@@ -147,6 +148,7 @@ def test_kill_mid_run_leaves_a_checkpoint_that_resumes(tmp_path):
     assert not list(out.glob(".*.tmp")), "a temp file of the killed save was left behind"
 
 
+@pytest.mark.slow
 def test_runs_under_torchrun(tmp_path):
     """Two CPU processes (gloo): the same command line, data split across ranks, one writer."""
     out = tmp_path / "ddp"

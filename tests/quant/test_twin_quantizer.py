@@ -84,6 +84,7 @@ def _lowered_census(model, recipe):
 
 # The tiny variant's two Former->Mobile bridges take a max over 3 tokens each in their (float)
 # softmax: 4 maxima. The stock recipe adds DyReLU's float max, one per DyReLU (4).
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe, bmm, maxima", [("xnnpack", "int8", 4), ("xnnpack-stock", "float", 4 + 4)])
 def test_lowered_precision_of_attention_and_dyrelu(tiny_model_factory, recipe, bmm, maxima):
     """What XNNPACK really runs: our recipe has int8 batch-matmuls and no DyReLU max; the stock one has neither."""
