@@ -12,9 +12,13 @@ every marker and at every ``clock_gettime`` after the first one. In a delegate c
 operators the clock is read exactly N + 2 times before its operator events are logged: once
 by ExecuTorch's XNNPACK profiler as the call starts, once by XNNPACK before its first
 operator and once after each operator. The differences between the last N + 1 reads are the
-operators' counts (the operator's work plus one clock read). A node that runs as several
-XNNPACK operator objects reads the clock once per object but reports one event; the
-delegate call's total stays exact, and its operators get no count rather than a guess. The operator counts come from a traced inference (the event tracer
+operators' counts (the operator's work plus one clock read). A node that XNNPACK runs as k
+operator objects (a concatenation of k inputs, reported under its first object's name,
+``Copy``) reads the clock k times but reports one event: the delegate's graph, read back
+from the ``.pte`` (:mod:`quant.xnngraph`), says k, and the node's count is the sum of its k
+differences. The call's reads must then number exactly N + 2 + the extra objects; where
+they do not, the call's total stays exact and its operators get no count rather than a
+guess. The operator counts come from a traced inference (the event tracer
 names the operators); XNNPACK profiles and runs the same code with or without the tracer,
 so they hold for the untraced inference that gives the whole count. Everything else in it
 (ExecuTorch's method execution, operators outside the delegate, XNNPACK's setup of each
@@ -38,9 +42,11 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
+from itertools import accumulate
 from pathlib import Path
 
 from .cli import UserError
+from .xnngraph import copy_objects_per_delegate_call
 
 REPO = Path(__file__).resolve().parent.parent
 NATIVE = REPO / "native"
@@ -230,13 +236,15 @@ def inference_count(events: list[tuple[int, int, int]]) -> int:
     return events[-1][2] - events[0][2]
 
 
-def delegate_counts(events: list[tuple[int, int, int]], ops_per_delegate: list[int]) -> list[tuple[int, list]]:
+def delegate_counts(events: list[tuple[int, int, int]], reads_per_delegate: list[list[int]]) -> list[tuple[int, list]]:
     """Per delegate call of one traced inference: its operators' total, and each operator's count.
 
-    The total runs from XNNPACK's clock read before its first operator to the read after its
-    last one, and is always exact. Each operator's count is exact too when the call read the
-    clock N + 2 times. A node that XNNPACK runs as several operator objects reads it once per
-    object but reports one event; the call's operators then get ``None`` rather than a guess.
+    ``reads_per_delegate[d]`` holds, for each operator event of delegate d, the clock reads
+    it makes (its operator objects: 1, or k for a concatenation of k inputs). The total runs
+    from XNNPACK's clock read before its first operator to the read after its last one, and
+    is always exact. Each operator's count, the sum of its reads' differences, is exact when
+    the call read the clock ``sum(reads) + 2`` times; otherwise the call's operators get
+    ``None`` rather than a guess.
     """
     calls: list[tuple[int, list]] = []
     delegate, reads = -1, []
@@ -246,15 +254,38 @@ def delegate_counts(events: list[tuple[int, int, int]], ops_per_delegate: list[i
         elif kind == TIMER and delegate >= 0:
             reads.append(count)
         elif kind == OPERATORS_LOGGED and delegate >= 0:
-            n = ops_per_delegate[delegate]
-            if len(reads) < n + 2:
-                raise Arm64Error(f"delegate call {delegate}: {len(reads)} clock reads for {n} operators (at least "
-                                 f"{n + 2} expected); this XNNPACK build does not profile its operators")
+            per_op = reads_per_delegate[delegate]
+            if len(reads) < len(per_op) + 2:
+                raise Arm64Error(f"delegate call {delegate}: {len(reads)} clock reads for {len(per_op)} operators (at "
+                                 f"least {len(per_op) + 2} expected); this XNNPACK build does not profile its operators")
             ends = reads[1:]
-            exact = len(reads) == n + 2
-            calls.append((ends[-1] - ends[0], [b - a for a, b in zip(ends, ends[1:])] if exact else [None] * n))
+            counts: list = [None] * len(per_op)
+            if len(reads) == sum(per_op) + 2:
+                bounds = [0, *accumulate(per_op)]
+                counts = [ends[b] - ends[a] for a, b in zip(bounds, bounds[1:])]
+            calls.append((ends[-1] - ends[0], counts))
             delegate = -1
     return calls
+
+
+def reads_per_operator(operators: list[dict], copies_per_delegate: list[list[int]]) -> list[list[int]]:
+    """The clock reads of each operator event, per delegate: 1, or the operator objects that the
+    graph gives the delegate's ``Copy`` nodes, in order (when their numbers do not match, 1 each,
+    and :func:`delegate_counts` then withholds that call's operator counts)."""
+    per_delegate: list[list[str]] = [[] for _ in range(1 + max((op["delegate_index"] for op in operators
+                                                                 if op["delegate_index"] is not None), default=-1))]
+    for op in operators:
+        per_delegate[op["delegate_index"]].append(op["name"])
+    reads = []
+    for index, names in enumerate(per_delegate):
+        copies = copies_per_delegate[index] if index < len(copies_per_delegate) else []
+        slots = [i for i, name in enumerate(names) if name.startswith("Copy (")]
+        counts = [1] * len(names)
+        if len(slots) == len(copies):
+            for i, k in zip(slots, copies):
+                counts[i] = k
+        reads.append(counts)
+    return reads
 
 
 def add_block_counts(result: dict, delegate_blocks: list[str]) -> dict:
@@ -294,11 +325,8 @@ def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, 
         result, entries = run_counted(artifact, cpu, warmup, iterations, Path(tmp))
     passes = split_passes(entries)
     untraced = [inference_count(events) for events in passes.get(0, [])]
-    ops_per_delegate = [0] * (1 + max((op["delegate_index"] for op in result["operators"]
-                                       if op["delegate_index"] is not None), default=-1))
-    for op in result["operators"]:
-        ops_per_delegate[op["delegate_index"]] += 1
-    per_run = [delegate_counts(events, ops_per_delegate) for events in passes.get(1, [])]
+    reads = reads_per_operator(result["operators"], copy_objects_per_delegate_call(artifact))
+    per_run = [delegate_counts(events, reads) for events in passes.get(1, [])]
     if len(untraced) != iterations or not _settled(untraced):
         raise Arm64Error(f"{artifact.name}: the last two counted inferences differ ({untraced}); "
                          "count again with more --warmup")

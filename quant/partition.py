@@ -9,7 +9,7 @@ from torch.fx import Node
 from torch.fx.passes.infra.partitioner import Partition
 
 from executorch.backends.xnnpack.partition.config import ALL_PARTITIONER_CONFIGS
-from executorch.backends.xnnpack.partition.config.generic_node_configs import BMMConfig, CatConfig
+from executorch.backends.xnnpack.partition.config.generic_node_configs import BMMConfig, CatConfig, MulConfig
 from executorch.backends.xnnpack.partition.config.xnnpack_config import ConfigPrecisionType
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
@@ -34,8 +34,23 @@ class RepeatedCatConfig(CatConfig):
         return self.check_common_constraints(node, ep) and len(node.args[0]) >= 2
 
 
+class MulReluConfig(MulConfig):
+    """``mul`` with the ``relu`` after it fused, as ExecuTorch already does for ``add``.
+
+    DyReLU's ``relu((a1 - a2) x)`` is quantized as one mul-relu pattern (no quantize
+    between the two); the stock config does not take the relu with the mul, sees a mul
+    whose output is not quantized and lowers it in float, with a Convert of the whole
+    feature map on each side. Fused, it is one int8 multiply with its output clamped
+    (the XNNPACK multiply node carries the activation's bounds).
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(fused_act=["relu.default"], **kwargs)
+
+
 # Same target names must not appear twice, so stock configs are replaced, not added to.
-CONFIGS = [c for c in ALL_PARTITIONER_CONFIGS if c not in (BMMConfig, CatConfig)] + [QuantBMMConfig, RepeatedCatConfig]
+CONFIGS = [c for c in ALL_PARTITIONER_CONFIGS if c not in (BMMConfig, CatConfig, MulConfig)] + [
+    QuantBMMConfig, RepeatedCatConfig, MulReluConfig]
 
 
 def _is_q(node: Node) -> bool:

@@ -3,10 +3,11 @@ import pytest
 import torch
 
 import mobileformer as mf
+from mobileformer.dyrelu import HyperFunction
 from quant.census import graph_census
 from quant.cli import UserError
 from quant.recipes import calibrate, convert, example_input, get_recipe, prepare
-from quant.twin import fold_into_linear, quantizable
+from quant.twin import QuantizableDyReLU, fold_into_linear, quantizable
 from tests.reference import reference_input, reference_keys, reference_state_dict
 
 
@@ -108,3 +109,40 @@ def test_coreml_recipe_makes_attention_matmuls_and_dyrelu_int8(tiny_model_factor
 def test_coreml_qat_is_refused_with_its_reason():
     with pytest.raises(UserError, match="QAT with the coreml recipe"):
         get_recipe("coreml").make_quantizer(True)
+
+
+class DyReLUToy(torch.nn.Module):
+    """conv -> the twin's DyReLU (driven by a hyper-function of the pooled input) -> conv."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = torch.nn.Conv2d(8, 16, 1), torch.nn.Conv2d(16, 8, 1)
+        self.hyper, self.act = HyperFunction(8, 16), QuantizableDyReLU()
+
+    def forward(self, x):
+        return self.conv2(self.act(self.conv1(x), self.hyper(x.mean((2, 3)))))
+
+
+def test_dyrelu_multiplies_of_the_feature_map_run_int8_with_the_relu_fused():
+    """``relu((a1 - a2) x)`` is one int8 multiply with its output clamped, not a float island
+    with a Convert of the whole map on each side (the stock partitioner's mul config)."""
+    from executorch.exir import to_edge_transform_and_lower
+
+    from quant.census import _datatype, capture_xnnpack_graphs
+    from quant.partition import xnnpack_partitioner
+    from quant.quantizer import xnnpack_quantizer
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 16, 16)
+    prepared = prepare_pt2e(torch.export.export(DyReLUToy().eval(), (x,)).module(), xnnpack_quantizer())
+    prepared(x)
+    with capture_xnnpack_graphs() as graphs:
+        to_edge_transform_and_lower(torch.export.export(convert_pt2e(prepared), (x,)), partitioner=[xnnpack_partitioner()])
+    (graph,) = graphs
+    dims = {getattr(v.xvalue_union, "tensor_value", v.xvalue_union).id_out:
+            list(getattr(v.xvalue_union, "tensor_value", v.xvalue_union).dims) for v in graph.xvalues}
+    on_map = [n for n in graph.xnodes if type(n.xnode_union).__name__ == "XNNMultiply"
+              and dims[n.xnode_union.output_id][-2:] == [16, 16]]
+    assert len(on_map) == 2 and all(_datatype(graph, n.xnode_union.output_id) == "int8" for n in on_map)
+    assert [n.output_min_max is not None for n in on_map].count(True) == 1
