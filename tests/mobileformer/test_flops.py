@@ -6,6 +6,7 @@ from mobileformer.flops import block_summaries, count_madds
 from mobileformer.summary import main
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", mf.list_models())
 def test_madds_within_3_percent_of_the_paper(name):
     model = mf.create_model(name)
@@ -13,6 +14,7 @@ def test_madds_within_3_percent_of_the_paper(name):
     assert abs(madds / 1e6 / model.cfg.paper_madds_m - 1) <= 0.03
 
 
+@pytest.mark.slow
 def test_block_summaries_add_up():
     model = mf.create_model("26m")
     blocks = block_summaries(model)
@@ -25,6 +27,7 @@ def test_block_summaries_add_up():
     assert by_name["head"].output_shape == (1, 1000)
 
 
+@pytest.mark.slow
 def test_madds_scale_with_input_size():
     model = mf.create_model("26m")
     assert count_madds(model, 160) < count_madds(model, 224)

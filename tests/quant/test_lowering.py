@@ -78,6 +78,7 @@ class _ChannelsLastSin(torch.nn.Module):
         return (x.to(memory_format=torch.channels_last) + 1).sin()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("listed", [False, True])
 def test_a_pass_that_works_per_node_is_never_skipped(monkeypatch, listed):
     """``DimOrderOpsRevertPass`` works in ``call_operator``: skipping its re-trace leaves a dim-order copy
@@ -113,6 +114,7 @@ def test_patches_are_undone_on_error():
     assert fx_traceback.NodeSource.__init__ is init and ExportPass.call is call
 
 
+@pytest.mark.slow
 def test_edge_check_runs_once_and_catches_a_bad_op(tiny_model_factory):
     model = tiny_model_factory()
     config = edge_compile_config()

@@ -11,7 +11,7 @@ from quant.twin import QuantizableDyReLU, fold_into_linear, quantizable
 from tests.reference import reference_input, reference_keys, reference_state_dict
 
 
-@pytest.mark.parametrize("variant", ["26m", "151m"])
+@pytest.mark.parametrize("variant", ["26m", pytest.param("151m", marks=pytest.mark.slow)])
 def test_twin_matches_float_model(variant):
     model = mf.create_model(variant)
     model.load_state_dict(reference_state_dict(reference_keys(variant)["state_dict"]))
@@ -43,6 +43,7 @@ def _ptq_census(model, recipe):
     return graph_census(convert(prepared))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["xnnpack", "xnnpack-per-tensor"])
 def test_our_recipe_makes_every_gemm_int8(tiny_model_factory, recipe):
     rows = _ptq_census(tiny_model_factory(), recipe)
@@ -59,6 +60,7 @@ def test_our_recipe_makes_every_gemm_int8(tiny_model_factory, recipe):
     assert token_softmax and all(r["precision"] == "float" for r in token_softmax)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe, per_channel", [("xnnpack", True), ("xnnpack-per-tensor", False)])
 def test_weight_scales_per_channel_or_per_tensor(tiny_model_factory, recipe, per_channel):
     prepared = prepare(tiny_model_factory(), get_recipe(recipe), example_input(tiny_model_factory()))
@@ -97,6 +99,7 @@ def test_lowered_precision_of_attention_and_dyrelu(tiny_model_factory, recipe, b
         assert census["int8_gemm_pct"] == 100.0
 
 
+@pytest.mark.slow
 def test_coreml_recipe_makes_attention_matmuls_and_dyrelu_int8(tiny_model_factory):
     """ExecuTorch's CoreMLQuantizer leaves every bmm and DyReLU's sub/relu float; our recipe annotates them."""
     rows = _ptq_census(tiny_model_factory(), "coreml")
