@@ -178,7 +178,8 @@ def run(program, x: np.ndarray, keep: Collection[str] = ()) -> tuple[np.ndarray,
                 if var.name in keep:
                     kept[var.name] = value
             for var in _input_vars(op):
-                if last_use[var.name] == i and var.name != output.name and var.op is not None and var.op.op_type != "const":
+                produced = var.op is not None and var.op.op_type != "const"  # not the input, not a weight
+                if produced and last_use[var.name] == i and var.name != output.name:
                     values.pop(var.name, None)
     return values[output.name], kept
 

@@ -1,5 +1,6 @@
 """The MIL reference executor, op by op: each op it implements against an independent computation
-(numpy or PyTorch written here; quantize against PT2E's own op) on small random inputs, and an op it does not implement refused by name."""
+(numpy or PyTorch written here; quantize against PT2E's own op) on small random inputs, and an op
+it does not implement refused by name."""
 import numpy as np
 import pytest
 import torch
@@ -62,8 +63,10 @@ ACTIVATIONS = {
 }
 LAYOUT = {
     "reshape": (lambda x: mb.reshape(x=x, shape=[1, 4, 30]), lambda x: torch.from_numpy(x).reshape(1, 4, 30).numpy()),
-    "transpose": (lambda x: mb.transpose(x=x, perm=[0, 3, 1, 2]), lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).numpy()),
-    "concat": (lambda x: mb.concat(values=[x, Y], axis=1), lambda x: torch.cat([torch.from_numpy(x), torch.from_numpy(Y)], 1).numpy()),
+    "transpose": (lambda x: mb.transpose(x=x, perm=[0, 3, 1, 2]),
+                  lambda x: torch.from_numpy(x).permute(0, 3, 1, 2).numpy()),
+    "concat": (lambda x: mb.concat(values=[x, Y], axis=1),
+               lambda x: torch.cat([torch.from_numpy(x), torch.from_numpy(Y)], 1).numpy()),
     "slice_by_index": (lambda x: mb.slice_by_index(x=x, begin=[0, 1, 0, 2], end=[1, 3, 5, 6], stride=[1, 1, 2, 1]),
                        lambda x: torch.from_numpy(x)[:, 1:3, 0:5:2, 2:6].numpy()),
     "expand_dims": (lambda x: mb.expand_dims(x=x, axes=[2]), lambda x: torch.from_numpy(x).unsqueeze(2).numpy()),
@@ -105,7 +108,8 @@ def _naive_conv2d(x, w, b, stride, pad, dilation, groups):
     return out
 
 
-@pytest.mark.parametrize("groups,stride,pad,dilation", [(1, (1, 1), (1, 1, 1, 1), (1, 1)), (4, (2, 2), (0, 1, 1, 0), (1, 1)),
+@pytest.mark.parametrize("groups,stride,pad,dilation", [(1, (1, 1), (1, 1, 1, 1), (1, 1)),
+                                                       (4, (2, 2), (0, 1, 1, 0), (1, 1)),
                                                        (2, (1, 2), (2, 2, 2, 2), (2, 1))])
 def test_conv_matches_a_direct_convolution(groups, stride, pad, dilation):
     x, w, b = _x(SHAPE), _x((8, 4 // groups, 3, 3)), _x((8,))
@@ -124,7 +128,8 @@ def test_conv_in_fp16_keeps_fp16_between_ops():
 def test_batch_norm_matches_pytorch():
     mean, var, gamma, beta = _x((4,)), np.abs(_x((4,))) + 0.1, _x((4,)), _x((4,))
     x = _x()
-    ours = _run(lambda v: mb.batch_norm(x=v, mean=mean, variance=var, gamma=gamma, beta=beta, epsilon=np.float32(1e-3)), x)
+    ours = _run(lambda v: mb.batch_norm(x=v, mean=mean, variance=var, gamma=gamma, beta=beta,
+                                        epsilon=np.float32(1e-3)), x)
     expected = torch.nn.functional.batch_norm(torch.from_numpy(x), torch.from_numpy(mean), torch.from_numpy(var),
                                               torch.from_numpy(gamma), torch.from_numpy(beta), eps=1e-3)
     _close(ours, expected.numpy())
@@ -138,15 +143,18 @@ def test_quantize_per_channel_with_zero_points_matches_pytorch():
     x = _x()
     ours = _run(lambda v: mb.quantize(input=v, scale=SCALES, zero_point=ZERO_POINTS, axis=1, output_dtype="int8"), x)
     expected = torch.ops.quantized_decomposed.quantize_per_channel(
-        torch.from_numpy(x), torch.from_numpy(SCALES), torch.from_numpy(ZERO_POINTS).long(), 1, -128, 127, torch.int8).numpy()
+        torch.from_numpy(x), torch.from_numpy(SCALES), torch.from_numpy(ZERO_POINTS).long(), 1, -128, 127,
+        torch.int8).numpy()
     assert ours.dtype == np.int8
     np.testing.assert_array_equal(ours, expected)
 
 
 def test_quantize_per_tensor_uint8_saturates():
     x = _x() * 10
-    ours = _run(lambda v: mb.quantize(input=v, scale=np.float32(0.05), zero_point=np.uint8(128), output_dtype="uint8"), x)
-    expected = torch.ops.quantized_decomposed.quantize_per_tensor(torch.from_numpy(x), 0.05, 128, 0, 255, torch.uint8).numpy()
+    ours = _run(lambda v: mb.quantize(input=v, scale=np.float32(0.05), zero_point=np.uint8(128),
+                                      output_dtype="uint8"), x)
+    expected = torch.ops.quantized_decomposed.quantize_per_tensor(torch.from_numpy(x), 0.05, 128, 0, 255,
+                                                                  torch.uint8).numpy()
     assert ours.dtype == np.uint8 and ours.min() == 0 and ours.max() == 255
     np.testing.assert_array_equal(ours, expected)
 
