@@ -36,10 +36,11 @@ NOT_COMPUTE = {"quantize", "dequantize", "const"}
 # int8 unit, quantized after the activation (``dq -> conv -> relu -> q``).
 FUSED_ACTIVATIONS = {"relu", "relu6", "clip", "gelu", "silu", "sigmoid", "sigmoid_hard", "leaky_relu"}
 # A block of the Core ML program whose SQNR against the PyTorch graph it was converted from falls below
-# this is mis-converted. Correct programs measure 40 dB or more at every block (fp16 between ops
-# against fp32; int8 with fp16 scales against PT2E's fp32 ones); one corrupted weight, scale or
-# activation brings its block below 20 dB.
-MIN_BLOCK_SQNR_DB = 30.0
+# this is mis-converted. Measured on the test variant: fp32 packages (fp16 between ops, against
+# PyTorch fp32) 57 to 66 dB at every block; int8 packages (fp16 scales and activations, against
+# PT2E's fp32 simulation: a value near a rounding boundary lands one step away) 28 dB and more.
+# One swapped weight channel, wrong scale or missing activation takes its block far below.
+MIN_BLOCK_SQNR_DB = {"fp32": 40.0, "int8": 20.0}
 # The reference executor rebuilds every op with coremltools' MIL builder (milliseconds each, seconds
 # per image), so it checks this many of the calibration images.
 VALIDATION_IMAGES = 8
@@ -251,13 +252,14 @@ def validate_mlpackage(package: Path, exported: torch.export.ExportedProgram, re
     blocks = [{"block": b, "node": node,
                "sqnr_db_vs_pytorch": round(sqnr(torch.cat(ref_blocks[b]), torch.cat(mil_blocks[b])), 2)}
               for b, (node, _) in points.items()]
-    record.update(engine=mil_reference.ENGINE, min_block_sqnr_db=MIN_BLOCK_SQNR_DB, blocks=blocks)
+    minimum = MIN_BLOCK_SQNR_DB["fp32" if quantized is None else "int8"]
+    record.update(engine=mil_reference.ENGINE, min_block_sqnr_db=minimum, blocks=blocks)
     output = {"block": "output", "node": "logits", "sqnr_db_vs_pytorch": record["sqnr_db_vs_pytorch_quantized"]}
-    bad = next((b for b in [*blocks, output] if not b["sqnr_db_vs_pytorch"] >= MIN_BLOCK_SQNR_DB), None)
+    bad = next((b for b in [*blocks, output] if not b["sqnr_db_vs_pytorch"] >= minimum), None)
     if bad is not None:
         raise ValidationError(f"{package.name}: block {bad['block']!r} computes something else than PyTorch: "
                               f"SQNR {bad['sqnr_db_vs_pytorch']:.1f} dB at {bad['node']!r} "
-                              f"(at least {MIN_BLOCK_SQNR_DB:.0f} dB expected)")
+                              f"(at least {minimum:.0f} dB expected)")
     return record
 
 
