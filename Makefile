@@ -26,23 +26,27 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the tests and native tools need (scripts/debian-packages.txt); root installs them.
+# Debian packages the tests and native tools need (scripts/debian-packages.txt; root installs them)
+# and kotlinc for the JVM test of android_demo's Kotlin (npm, scripts/kotlin).
 tools:
 	scripts/install_tools.sh
 
 # The main job on defaults: build, quantize on built-in images, export, validate, benchmark, report.
-demo: $(STAMP)
+demo: $(STAMP) tools
 	$(PY) -m mobileformer.summary --variant $(MODEL) --layers
+	$(EXPORT) --backend xnnpack --precision fp32 --recipe xnnpack-stock
 	$(EXPORT) --backend xnnpack --precision fp32
 	$(EXPORT) --backend xnnpack --recipe xnnpack-stock
 	$(EXPORT) --backend xnnpack
 	$(EXPORT) --backend xnnpack --profile-blocks
 	$(EXPORT) --backend coreml
 	$(EXPORT) --backend tflite
-	$(PY) -m quant.bench $(OUT)/$(MODEL)_xnnpack_fp32.pte $(OUT)/$(MODEL)_xnnpack_int8_stock.pte \
+	$(PY) -m quant.bench $(OUT)/$(MODEL)_xnnpack_fp32_stock.pte $(OUT)/$(MODEL)_xnnpack_fp32.pte $(OUT)/$(MODEL)_xnnpack_int8_stock.pte \
 		$(OUT)/$(MODEL)_xnnpack_int8.pte $(OUT)/$(MODEL)_xnnpack_int8_blocks.pte $(OUT)/$(MODEL)_tflite_int8.tflite \
 		--out $(OUT)/bench --name $(MODEL)
-	@echo "demo done: artifacts and manifests in $(OUT)/, benchmark table, CSV and chart in $(OUT)/bench/"
+	$(PY) -m quant.bench --arm64 $(OUT)/$(MODEL)_xnnpack_fp32_stock.pte $(OUT)/$(MODEL)_xnnpack_fp32.pte \
+		$(OUT)/$(MODEL)_xnnpack_int8_stock.pte $(OUT)/$(MODEL)_xnnpack_int8.pte --out $(OUT)/arm64 --name $(MODEL)
+	@echo "demo done: artifacts and manifests in $(OUT)/, host benchmark in $(OUT)/bench/, AArch64 instruction counts in $(OUT)/arm64/"
 
 test: $(STAMP) tools
 	$(PY) -m pytest -q

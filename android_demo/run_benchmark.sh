@@ -129,6 +129,10 @@ echo "== running $name on $serial: $iters runs after $warmup warm-up, threads $t
 adb_ logcat -c >/dev/null 2>&1 || true
 adb_ shell "${start[*]}" >/dev/null
 
+# The app's error line in the log, for when it could not write <out>.error either
+# (logcat was cleared before the start, so only this run's lines are there).
+logged_error() { adb_ logcat -d -s "$TAG:E" 2>/dev/null | tr -d '\r' | sed -n 's/.*MFBENCH_ERROR //p' | head -n 1; }
+
 deadline=$((SECONDS + timeout))
 while :; do
   state="$(adb_ shell "if [ -f $(q "$device_out") ]; then echo done; elif [ -f $(q "$device_out.error") ]; then echo error; fi" | tr -d '\r')"
@@ -137,6 +141,8 @@ while :; do
     message="$(adb_ shell cat "$(q "$device_out.error")" | tr -d '\r')"
     die "the benchmark failed on the device: $message"
   fi
+  message="$(logged_error)"
+  [[ -z "$message" ]] || die "the benchmark failed on the device: $message"
   [[ $SECONDS -lt $deadline ]] || die "no result after ${timeout}s (adb -s $serial logcat -s $TAG)"
   sleep 2
 done

@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .cli import UserError
+
 log = logging.getLogger("mobileformer")
 
 _WRAPPER_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema")
@@ -23,7 +25,7 @@ _PREFIXES = ("module.", "_orig_mod.")
 CLASSIFIER_KEYS = ("classifier.classifier.1.weight", "classifier.classifier.1.bias")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     """A checkpoint that cannot be read or does not fit the model."""
 
 

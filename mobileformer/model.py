@@ -75,7 +75,9 @@ class MobileFormer(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Image ``[B, 3, H, W]`` -> (last feature map, tokens after the last bridge)."""
-        tokens = self.tokens.weight.unsqueeze(0).expand(x.shape[0], -1, -1)
+        tokens = self.tokens.weight.reshape(1, *self.tokens.weight.shape)  # a view: XNNPACK takes it in
+        if x.shape[0] != 1:  # one image (the phone's case, exported) needs no expand, which XNNPACK lacks
+            tokens = tokens.expand(x.shape[0], -1, -1)
         x = self.features[0](self.stem(x))
         for block in self.features[1:]:
             x, tokens = block(x, tokens)

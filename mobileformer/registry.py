@@ -5,11 +5,12 @@ import difflib
 from pathlib import Path
 
 from .checkpoint import load_checkpoint
+from .cli import UserError
 from .config import VARIANTS, VariantConfig
 from .model import MobileFormer
 
 
-class UnknownModelError(ValueError):
+class UnknownModelError(UserError):
     """Raised for a model name that is not in the registry."""
 
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .cli import HelpFormatter, UserError, check_input_size, command
 from .flops import block_summaries, count_madds
-from .registry import UnknownModelError, create_model, get_config, list_models
+from .registry import create_model, get_config, list_models
 
 
 def _fmt_table(header: list[str], rows: list[list[str]]) -> str:
@@ -42,29 +43,26 @@ def layers_table(name: str, input_size: int = 224) -> str:
     return f"{model.cfg.name} at {input_size}x{input_size}\n" + _fmt_table(["block", "params", "MAdds", "output"], rows)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mobileformer.summary",
         description="Params and MAdds (counted from the exported graph) of every Mobile-Former variant, "
         "or of one variant block by block.",
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("--variant", help=f"one of {', '.join(list_models())} (or 26m, 52m, ...)")
     parser.add_argument("--layers", action="store_true", help="per-block breakdown of --variant")
     parser.add_argument("--input-size", type=int, default=224, help="square input size")
     args = parser.parse_args(argv)
-    if args.input_size < 32 or args.input_size % 32:
-        parser.error("--input-size must be a positive multiple of 32")
+    check_input_size(args.input_size)
     if args.layers and not args.variant:
-        parser.error("--layers needs --variant")
-    try:
-        if args.layers:
-            print(layers_table(args.variant, args.input_size))
-        else:
-            names = [get_config(args.variant).name] if args.variant else list_models()
-            print(variants_table(names, args.input_size))
-    except UnknownModelError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UserError("--layers needs --variant")
+    if args.layers:
+        print(layers_table(args.variant, args.input_size))
+    else:
+        names = [get_config(args.variant).name] if args.variant else list_models()
+        print(variants_table(names, args.input_size))
     return 0
 
 

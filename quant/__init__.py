@@ -1,9 +1,16 @@
 """Int8 Mobile-Former: quantization recipes, QAT, export, benchmarks and reports."""
 from __future__ import annotations
 
-import argparse
 import importlib.metadata
 import platform
+
+from mobileformer.cli import HelpFormatter
+
+from .cli import quiet_third_party
+
+quiet_third_party()  # before any quant module imports torchao, executorch or coremltools
+
+__all__ = ["HelpFormatter", "__version__", "versions"]
 
 __version__ = "0.1.0"
 
@@ -17,15 +24,3 @@ def versions() -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             out[package] = None
     return out
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """``--help`` with each option's default, except where there is none to show
-    (``None``/``False``) or the help text already says what it is."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
-            return action.help
-        if not action.help and action.option_strings:
-            return "(default: %(default)s)"
-        return super()._get_help_string(action)

@@ -7,11 +7,15 @@ the whole-model numbers come from the untraced pass). Operators map to paper blo
 through the manifest of a ``--profile-blocks`` export. Writes one result JSON per
 artifact (``docs/latency-format.md``), the ETDump, and a table, CSV and PNG of all of
 them side by side.
+
+With ``--arm64``, ``.pte`` files are not timed but run as AArch64 code under qemu-user
+(``--cpu``, default cortex-a76), and the result counts instructions per inference, per
+XNNPACK operator and per paper block, exactly and repeatably (:mod:`quant.arm64`);
+results are ``<stem>.<cpu>.latency.json``.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -19,14 +23,15 @@ from pathlib import Path
 import torch
 
 from . import HelpFormatter, __version__, versions
-from .files import OutputError, ensure_writable_dir, sha256_of, size_of, write_json_atomic
-from .latency import apply_manifest, find_manifest, host_device, now_utc, summarize
+from .arm64 import CPUS, DEFAULT_CPU, add_block_counts, count_instructions
+from .cli import UserError, check_at_least, command
+from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
+from .latency import apply_manifest, host_device, manifest_beside, now_utc, summarize
 from .report import render
-from .runtime import Program, ProgramError, set_threads
-from .tflite import TFLiteError
+from .runtime import Program, set_threads
 
 
-class BenchError(ValueError):
+class BenchError(UserError):
     """An artifact that cannot be benchmarked here."""
 
 
@@ -79,7 +84,7 @@ def _label(artifact: Path, manifest: dict | None) -> str:
         return artifact.name.rsplit(".", 1)[0]
     label = f"{manifest['model']} {manifest['backend']} {manifest['precision']}"
     if manifest.get("recipe", "") and manifest["recipe"].endswith("-stock"):
-        label += " (stock quantizer)"
+        label += " (stock quantizer)" if manifest["precision"] == "int8" else " (stock)"
     elif manifest.get("recipe") == "tflite":
         label += " (LiteRT quantizer)"
     elif manifest["precision"] == "int8":
@@ -94,19 +99,53 @@ def result_stems(artifacts: list[Path]) -> list[str]:
     return [f"{s}_{i}" if stems.count(s) > 1 else s for i, s in enumerate(stems, 1)]
 
 
-def bench_artifact(artifact: Path, out: Path, threads: int, warmup: int, iterations: int, operators: bool,
-                   label: str | None = None, stem: str | None = None) -> dict:
-    """Measure one artifact and write ``<out>/<stem>.latency.json`` (and its ETDump)."""
-    if not artifact.exists():
+def check_artifact(artifact: Path, run: bool = True) -> dict | None:
+    """Load ``artifact`` and, if ``run``, run it once on the host; its manifest, if one is beside it.
+
+    Every artifact is checked before any is measured, so that a broken one fails the
+    command before it spends minutes on another. ``--arm64`` counts do not run on the
+    host: the emulated run takes its input shape from the program, not from a manifest.
+    """
+    if not artifact.is_file():
         raise BenchError(f"artifact not found: {artifact}")
-    manifest_path = find_manifest(artifact, [artifact.parent])
-    manifest = json.loads(manifest_path.read_text()) if manifest_path else None
+    if artifact.suffix not in (".pte", ".tflite"):
+        raise BenchError(f"{artifact.name}: Core ML prediction needs macOS or iOS; measure it with ios_demo"
+                         if artifact.suffix == ".mlpackage" else
+                         f"{artifact.name}: unknown artifact type {artifact.suffix!r} (expected .pte or .tflite)")
+    manifest = manifest_beside(artifact, artifact.parent)
+    if not run:
+        return manifest
+    if artifact.suffix == ".pte":
+        Program(artifact)(_input_for(manifest))
+    else:
+        from .tflite import time_tflite
+
+        time_tflite(artifact, 0, 0, 1)
+    return manifest
+
+
+def count_artifact(artifact: Path, manifest: dict | None, out: Path, cpu: str, warmup: int, iterations: int,
+                   stem: str) -> dict:
+    """AArch64 instruction counts of one ``.pte`` under qemu (:mod:`quant.arm64`), written like a latency result."""
+    if artifact.suffix != ".pte":
+        raise BenchError(f"{artifact.name}: --arm64 counts ExecuTorch programs (.pte) only")
+    result = count_instructions(artifact, cpu, warmup, iterations)
+    result.update(created=now_utc(), tool=f"quant.bench {__version__} (mfbench aarch64, qemu-user)",
+                  label=_label(artifact, manifest))
+    if manifest:
+        apply_manifest(result, manifest)
+        add_block_counts(result, (manifest.get("profiling") or {}).get("delegate_blocks") or [])
+    write_json_atomic(out / f"{stem}.{cpu}.latency.json", result)
+    return result
+
+
+def bench_artifact(artifact: Path, manifest: dict | None, out: Path, threads: int, warmup: int, iterations: int,
+                   operators: bool, stem: str) -> dict:
+    """Measure one artifact (checked by :func:`check_artifact`) and write ``<out>/<stem>.latency.json`` (and its ETDump)."""
     x = _input_for(manifest)
-    stem = stem or artifact.name.rsplit(".", 1)[0]
     etdump = None
-    suffix = artifact.suffix
     set_threads(threads)
-    if suffix == ".pte":
+    if artifact.suffix == ".pte":
         program = Program(artifact)
         samples = _timed_runs(program, x, warmup, iterations)
         ops = []
@@ -114,18 +153,14 @@ def bench_artifact(artifact: Path, out: Path, threads: int, warmup: int, iterati
             etdump = out / f"{stem}.etdp"
             ops = pte_operators(artifact, x, warmup, iterations, etdump)
         runtime = {"name": "executorch", "version": versions()["executorch"], "compute_units": None}
-    elif suffix == ".tflite":
+    else:
         from .tflite import time_tflite
 
         samples, ops = time_tflite(artifact, threads, warmup, iterations), []
         runtime = {"name": "tflite", "version": versions()["ai-edge-litert"], "compute_units": None}
-    elif suffix == ".mlpackage":
-        raise BenchError(f"{artifact.name}: Core ML prediction needs macOS or iOS; measure it with ios_demo")
-    else:
-        raise BenchError(f"{artifact.name}: unknown artifact type {suffix!r} (expected .pte or .tflite)")
     result = {
         "format": "mobileformer-latency/1", "created": now_utc(), "tool": f"quant.bench {__version__}",
-        "label": label or _label(artifact, manifest), "device": host_device(), "runtime": runtime,
+        "label": _label(artifact, manifest), "device": host_device(), "runtime": runtime,
         "artifact": {"file": artifact.name, "sha256": sha256_of(artifact), "size_bytes": size_of(artifact),
                      "model": None, "backend": None, "precision": None},
         "threads": threads, "warmup": warmup, "iterations": iterations, "latency_ms": summarize(samples),
@@ -141,34 +176,46 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m quant.bench", description=__doc__.splitlines()[0],
                                 formatter_class=HelpFormatter)
     p.add_argument("artifacts", nargs="+", type=Path, help=".pte or .tflite files (their manifests are read if beside them)")
-    p.add_argument("--threads", type=int, default=1, help="runtime worker threads (0: the runtime's default)")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--iterations", type=int, default=100)
+    p.add_argument("--threads", type=int, default=1, help="runtime worker threads (0: the runtime's default; --arm64 always counts 1)")
+    p.add_argument("--warmup", type=int, help="untimed runs first (default: 10; with --arm64, 1)")
+    p.add_argument("--iterations", type=int, help="timed runs (default: 100; with --arm64, 3 counted runs, ≥ 2)")
+    p.add_argument("--arm64", action="store_true",
+                   help="count AArch64 instructions per inference under qemu-user instead of timing on the host "
+                        "(.pte only, one thread; sets up the aarch64 SDK, mfbench and the plugin on first use)")
+    p.add_argument("--cpu", default=DEFAULT_CPU, choices=CPUS, help="with --arm64: the qemu CPU model (see docs/benchmarks.md)")
     p.add_argument("--no-operators", action="store_true", help="whole-model latency only (no traced pass)")
     p.add_argument("--out", type=Path, default=Path("out/bench"), help="where results, ETDumps and the chart go")
     p.add_argument("--name", default="bench", help="file name stem of the combined table/CSV/PNG")
     return p
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.iterations < 1 or args.warmup < 0 or args.threads < 0:
-        print("error: --iterations must be ≥ 1, --warmup and --threads ≥ 0", file=sys.stderr)
-        return 2
-    try:
-        out = ensure_writable_dir(args.out)
-        results, stems = [], result_stems(args.artifacts)
-        for artifact, stem in zip(args.artifacts, stems):
+    if args.iterations is None:
+        args.iterations = 3 if args.arm64 else 100
+    if args.warmup is None:
+        args.warmup = 1 if args.arm64 else 10
+    check_at_least(2 if args.arm64 else 1, iterations=args.iterations)
+    check_at_least(0, warmup=args.warmup, threads=args.threads)
+    out = ensure_writable_dir(args.out)
+    manifests = [check_artifact(artifact, run=not args.arm64) for artifact in args.artifacts]
+    results, stems = [], result_stems(args.artifacts)
+    with staged_outputs(out) as stage:  # every result, ETDump and the chart, or nothing
+        for artifact, manifest, stem in zip(args.artifacts, manifests, stems):
+            if args.arm64:
+                print(f"[bench] {artifact} (AArch64 instructions, -cpu {args.cpu}, {args.iterations} counted runs)",
+                      flush=True)
+                results.append(count_artifact(artifact, manifest, stage, args.cpu, args.warmup, args.iterations, stem))
+                continue
             print(f"[bench] {artifact} ({args.iterations} runs, {args.threads} thread(s))", flush=True)
-            results.append(bench_artifact(artifact, out, args.threads, args.warmup, args.iterations, not args.no_operators,
-                                          stem=stem))
-        outputs = render(results, out, args.name)
-    except (BenchError, ProgramError, OutputError, TFLiteError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+            results.append(bench_artifact(artifact, manifest, stage, args.threads, args.warmup, args.iterations,
+                                          not args.no_operators, stem))
+        outputs = render(results, stage, args.name)
     print(outputs.table)
-    print(f"results: {', '.join(str(out / f'{stem}.latency.json') for stem in stems)}")
-    print(f"table: {outputs.csv}  chart: {outputs.png}")
+    suffix = f".{args.cpu}.latency.json" if args.arm64 else ".latency.json"
+    print(f"results: {', '.join(str(out / f'{stem}{suffix}') for stem in stems)}")
+    print(f"table: {out / outputs.csv.name}  chart: {out / outputs.png.name}")
     return 0
 
 

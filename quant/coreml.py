@@ -27,6 +27,7 @@ import torch
 
 from . import mil_reference
 from .census import module_path
+from .cli import UserError
 from .files import sha256_of
 from .metrics import sqnr, validation_record
 
@@ -54,8 +55,9 @@ OVERFLOWING_PASS = "common::distributive_quantized_binary_op_scale_normalization
 FP16_SUFFIX = "_cast_fp16"  # coremltools' name for a var computed in fp16: the FX node's name + this
 
 
-class ValidationError(ValueError):
-    """The Core ML program does not compute what the PyTorch graph it came from computes."""
+class ValidationError(UserError):
+    """The Core ML program does not compute what the PyTorch graph it came from computes: the export
+    fails (``error:``, exit 2) and nothing is published."""
 
 
 def _walk(block):

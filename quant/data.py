@@ -26,6 +26,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from .cli import UserError
+
 log = logging.getLogger("quant")
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -35,7 +37,11 @@ FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
 SPLITS = ("train", "val")
 
 
-class DataError(ValueError):
+# What a broken or hostile image file raises when opened or decoded (a decompression bomb included).
+UNREADABLE = (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+class DataError(UserError):
     """Data that cannot be used: a missing or empty directory, an unknown set, no readable image."""
 
 
@@ -104,8 +110,10 @@ class ImageFolder(Dataset):
     """Class-per-folder images: ``root/<class>/<image>``. Classes are the sorted folder names.
 
     Files that are not readable images are skipped and counted in ``skipped``: at scan
-    time (header check) and, should one still fail to decode, at load time (another
-    image of the same class is returned in its place).
+    time (header check, which also turns away decompression bombs) and, should one still
+    fail to decode, at load time: it is counted once, and the next readable image of the
+    same class is returned in its place. :class:`DataError` only when a class has no
+    readable image left.
     """
 
     def __init__(self, root: str | Path, transform: Transform, classes: list[str] | None = None) -> None:
@@ -130,6 +138,10 @@ class ImageFolder(Dataset):
             log.warning("%s: skipped %d unreadable image(s)", self.root, self.skipped)
         if not self.samples:
             raise DataError(f"{self.root} holds no readable images ({', '.join(IMAGE_EXTENSIONS)})")
+        self._of_class: list[list[int]] = [[] for _ in self.classes]
+        for index, (_, label) in enumerate(self.samples):
+            self._of_class[label].append(index)
+        self._broken: set[int] = set()
 
     @staticmethod
     def _readable(path: Path) -> bool:
@@ -137,24 +149,32 @@ class ImageFolder(Dataset):
             with Image.open(path) as img:
                 img.size  # noqa: B018 - forces the header parse
             return True
-        except (UnidentifiedImageError, OSError, ValueError):
+        except UNREADABLE:
             return False
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        path, label = self.samples[index]
+    def _load(self, index: int) -> torch.Tensor | None:
+        """The transformed image, or None (counted once) if it does not decode."""
+        path = self.samples[index][0]
         try:
             with Image.open(path) as img:
-                return self.transform(img), label
-        except (UnidentifiedImageError, OSError, ValueError):
+                return self.transform(img)
+        except UNREADABLE:
+            self._broken.add(index)
             self.skipped += 1
             log.warning("unreadable image skipped: %s", path)
-            same_class = [i for i, (_, lab) in enumerate(self.samples) if lab == label and i != index]
-            if not same_class:
-                raise DataError(f"no readable image left in class {self.classes[label]!r}") from None
-            return self[same_class[index % len(same_class)]]
+            return None
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        label = self.samples[index][1]
+        same_class = self._of_class[label]
+        start = same_class.index(index)
+        for candidate in same_class[start:] + same_class[:start]:  # this image first, then the next ones
+            if candidate not in self._broken and (x := self._load(candidate)) is not None:
+                return x, label
+        raise DataError(f"no readable image left in class {self.classes[label]!r}")
 
 
 class ArrayImages(Dataset):

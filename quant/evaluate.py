@@ -20,35 +20,44 @@ import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 
 from . import HelpFormatter
-from .data import DataError, eval_transform, load_dataset, transform_config
-from .files import write_json_atomic
+from .cli import UserError, check_at_least, check_input_size, command
+from .data import eval_transform, load_dataset, transform_config
+from .files import check_replaceable, ensure_writable_dir, write_json_atomic
+from .latency import manifest_beside
 from .metrics import mcnemar_exact
-from .latency import find_manifest
 from .runtime import Program, ProgramError
 
 
 def _predictor(target: Path, model_name: str | None, input_size: int | None):
-    """(callable batch -> logits, input size, mean, std, description)."""
+    """(callable batch -> logits, input size, mean, std, class count, description)."""
+    if not target.exists():
+        raise ProgramError(f"not found: {target}")
     if target.suffix == ".pte":
-        manifest_path = find_manifest(target, [target.parent])
-        if manifest_path is None:
+        manifest = manifest_beside(target, target.parent)
+        if manifest is None:
             raise ProgramError(f"{target.name} has no manifest beside it ({target.stem}.manifest.json)")
-        manifest = json.loads(manifest_path.read_text())
+        inp = manifest["input"]
+        if input_size not in (None, inp["shape"][-1]):
+            raise UserError(f"{target.name} takes {inp['shape'][-1]}x{inp['shape'][-1]} images, not --input-size {input_size}")
         program = Program(target)
-        size = manifest["input"]["shape"][-1]
-        return (lambda x: torch.cat([program(img[None]) for img in x]), size, manifest["input"]["mean"],
-                manifest["input"]["std"], f"{manifest['model']} {manifest['backend']} {manifest['precision']}")
+        return (lambda x: torch.cat([program(img[None]) for img in x]), inp["shape"][-1], inp["mean"], inp["std"],
+                manifest["num_classes"], f"{manifest['model']} {manifest['backend']} {manifest['precision']}")
     if not model_name:
-        raise ValueError("--model is needed to evaluate a checkpoint")
+        raise UserError("--model is needed to evaluate a checkpoint")
     model = mf.create_model(model_name, num_classes=checkpoint_num_classes(target) or 1000, checkpoint=target)
     size = input_size or model.cfg.input_size
-    return model, size, model.cfg.mean, model.cfg.std, f"{model.cfg.name} PyTorch fp32"
+    return model, size, model.cfg.mean, model.cfg.std, model.num_classes, f"{model.cfg.name} PyTorch fp32"
 
 
 def evaluate(target: Path, data: str, model_name: str | None = None, input_size: int | None = None,
              limit: int = 0, batch: int = 64, progress: bool = True) -> dict:
-    predict, size, mean, std, what = _predictor(target, model_name, input_size)
+    check_at_least(0, limit=limit)
+    check_input_size(input_size)
+    predict, size, mean, std, num_classes, what = _predictor(target, model_name, input_size)
     dataset = load_dataset(data, "val", eval_transform(transform_config(data, size, mean=tuple(mean), std=tuple(std))))
+    if len(dataset.classes) != num_classes:
+        raise UserError(f"{target.name} has {num_classes} classes, {data!r} has {len(dataset.classes)}: "
+                        "its outputs cannot be scored against these labels")
     n = min(len(dataset), limit) if limit else len(dataset)
     correct = []
     with torch.no_grad():
@@ -62,23 +71,31 @@ def evaluate(target: Path, data: str, model_name: str | None = None, input_size:
 
 def compare(a: dict, b: dict) -> dict:
     """Paired comparison of two results on the same images."""
-    if (a.get("data"), a.get("images")) != (b.get("data"), b.get("images")):
-        raise ValueError(f"not the same images: {a.get('images')} of {a.get('data')!r} vs {b.get('images')} of {b.get('data')!r}")
-    if "correct" not in a or "correct" not in b:
-        raise ValueError("a result without per-image outcomes; evaluate again with this version")
+    if (a["data"], a["images"]) != (b["data"], b["images"]):
+        raise UserError(f"not the same images: {a['images']} of {a['data']!r} vs {b['images']} of {b['data']!r}")
     only_a = sum(x == "1" and y == "0" for x, y in zip(a["correct"], b["correct"]))
     only_b = sum(x == "0" and y == "1" for x, y in zip(a["correct"], b["correct"]))
     return {"top1_a": a["top1"], "top1_b": b["top1"], "only_a_right": only_a, "only_b_right": only_b,
             "p_value": mcnemar_exact(only_a, only_b)}
 
 
-def _read_result(path: Path) -> dict:
+def read_result(path: Path) -> dict:
+    """A ``--json`` result, checked: a paired test on outcomes that do not add up would mean nothing."""
     try:
-        return json.loads(path.read_text())
+        result = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise ValueError(f"cannot read result {path}: {e}") from e
+        raise UserError(f"cannot read result {path}: {e}") from None
+    if not isinstance(result, dict) or not all(k in result for k in ("data", "images", "top1", "correct")):
+        raise UserError(f"{path} is not a quant.evaluate --json result (needs data, images, top1, correct); "
+                        "a result without per-image outcomes needs evaluating again with this version")
+    images, correct, top1 = result["images"], result["correct"], result["top1"]
+    if not (isinstance(images, int) and images > 0 and isinstance(correct, str) and len(correct) == images
+            and set(correct) <= {"0", "1"} and isinstance(top1, (int, float)) and abs(top1 - correct.count("1") / images) < 1e-9):
+        raise UserError(f"{path}: its per-image outcomes do not match its images and top1 (edited or cut?)")
+    return result
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m quant.evaluate", description=__doc__.splitlines()[0],
                                 formatter_class=HelpFormatter)
@@ -95,25 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         return _compare_main(*args.compare)
     if args.target is None:
         p.error("a target (.pte or checkpoint) or --compare A.json B.json is needed")
-    try:
-        if not args.target.exists():
-            raise ProgramError(f"not found: {args.target}")
-        result = evaluate(args.target, args.data, args.model, args.input_size, args.limit)
-        if args.json:
-            write_json_atomic(args.json, result)
-    except (DataError, ProgramError, mf.CheckpointError, mf.UnknownModelError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.json:  # before the work, not after
+        ensure_writable_dir(args.json.parent)
+        check_replaceable(args.json, is_dir=False)
+    result = evaluate(args.target, args.data, args.model, args.input_size, args.limit)
+    if args.json:
+        write_json_atomic(args.json, result)
     print(f"{result['what']}: top-1 {100 * result['top1']:.2f}% on {result['images']} held-out {result['data']} images")
     return 0
 
 
 def _compare_main(path_a: Path, path_b: Path) -> int:
-    try:
-        r = compare(_read_result(path_a), _read_result(path_b))
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    r = compare(read_result(path_a), read_result(path_b))
     print(f"A {path_a.name}: {100 * r['top1_a']:.2f}%   B {path_b.name}: {100 * r['top1_b']:.2f}%")
     print(f"only A right: {r['only_a_right']}, only B right: {r['only_b_right']}; "
           f"exact McNemar p = {r['p_value']:.2g}")

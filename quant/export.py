@@ -24,11 +24,14 @@ from mobileformer.model import MobileFormer
 
 from . import HelpFormatter, __version__, versions
 from .census import capture_xnnpack_graphs, xnnpack_census
-from .data import DataError, calibration_batches
-from .files import OutputError, ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
+from .cli import UserError, check_at_least, check_input_size, command
+from .data import calibration_batches
+from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
+from .latency import MANIFEST_FORMAT
 from .metrics import validation_record
-from .qat import QATCheckpointError, QATModel, load_qat_model
+from .qat import QATModel, load_qat_model
 from .recipes import Recipe, calibrate, convert, get_recipe, prepare
+from .twin import quantizable
 
 log = logging.getLogger("quant")
 
@@ -37,7 +40,7 @@ DEFAULT_RECIPE = {"xnnpack": "xnnpack", "coreml": "coreml", "tflite": "tflite"}
 FP32_TOLERANCE = 1e-4
 
 
-class ExportError(ValueError):
+class ExportError(UserError):
     """An export that cannot be done as asked (bad option combination, failed validation)."""
 
 
@@ -79,10 +82,12 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
 
 def artifact_name(model: str, backend: str, precision: str, recipe: str, fmt: str, profile_blocks: bool) -> str:
     """``mobile_former_26m_xnnpack_int8.pte``; a recipe other than the backend's own
-    (``xnnpack-stock`` -> ``_stock``) and block profiling are marked."""
+    (``xnnpack-stock`` -> ``_stock``) and block profiling are marked. An fp32 name marks
+    the recipe only where it changes the fp32 program: the float model as it is (``_stock``)
+    instead of the twin."""
     name = f"{model}_{backend}_{precision}"
     variant = recipe.removeprefix(backend).lstrip("-").replace("-", "_")
-    if precision == "int8" and variant:
+    if variant and (precision == "int8" or not get_recipe(recipe).twin):
         name += f"_{variant}"
     if profile_blocks:
         name += "_blocks"
@@ -118,7 +123,9 @@ def _build_model(cfg: ExportConfig, recipe: Recipe) -> tuple[MobileFormer, QATMo
 def _quantize(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, qat: QATModel | None,
               images: torch.Tensor) -> torch.nn.Module:
     if cfg.precision == "fp32":
-        return qat.reference if qat is not None else model  # a QAT checkpoint's fp32 network is its own
+        if qat is not None:
+            return qat.reference  # a QAT checkpoint's fp32 network is its own
+        return quantizable(model) if recipe.twin else model  # the twin: the same function, fewer ops to run
     if qat is not None:
         _stage("converting the QAT checkpoint (fake-quant -> int8)")
         return convert(qat.graph, recipe)
@@ -134,14 +141,17 @@ def _lower_xnnpack(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, graph
     from executorch.exir import to_edge_transform_and_lower
 
     from .lowering import edge_compile_config, fast_lowering, verify_edge_program
+    from .movement import fused_data_movement
     from .partition import delegate_blocks, xnnpack_partitioner
 
-    stock = recipe.name.endswith("-stock") or cfg.precision == "fp32"
+    stock = recipe.name.endswith("-stock")
     partitioner = xnnpack_partitioner(block_of=model.paper_block if cfg.profile_blocks else None, stock=stock and not cfg.profile_blocks)
     exported = torch.export.export(graph, (example,))
     config = edge_compile_config()
+    # fp32 only: on 26m it saves 9 M instructions in fp32 but costs 0.9 M in int8 (docs/benchmarks.md)
+    moves = fused_data_movement() if cfg.precision == "fp32" and not stock else contextlib.nullcontext()
     with fast_lowering():
-        with capture_xnnpack_graphs() as graphs:
+        with capture_xnnpack_graphs() as graphs, moves:
             edge = to_edge_transform_and_lower(exported, transform_passes=[RemoveCloneOpsTransform()],
                                                partitioner=[partitioner], compile_config=config, generate_etrecord=True)
         program = edge.to_executorch()
@@ -173,6 +183,8 @@ def _check_fp32(cfg: ExportConfig, validation: dict) -> None:
 
 
 def _check_options(cfg: ExportConfig) -> tuple[Recipe, str]:
+    check_at_least(1, calib_images=cfg.calib_images, num_classes=cfg.num_classes)
+    check_input_size(cfg.input_size)
     if cfg.backend not in BACKENDS:
         raise ExportError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
     if cfg.precision not in ("int8", "fp32"):
@@ -240,14 +252,14 @@ def export(cfg: ExportConfig) -> ExportResult:
                 census, validation, io = export_tflite(model, quantized, images, artifact, cfg.precision)
             _check_fp32(cfg, validation)
         manifest = {
-            "format": "mobileformer-manifest/1",
+            "format": MANIFEST_FORMAT,
             "artifact": name,
             "model": model.cfg.name,
             "variant": model.cfg.name.removeprefix("mobile_former_"),
             "backend": cfg.backend,
             "format_kind": fmt,
             "precision": cfg.precision,
-            "recipe": recipe.name if cfg.precision == "int8" else None,
+            "recipe": recipe.name if cfg.precision == "int8" or not recipe.twin else None,
             "input": {"shape": [1, 3, size, size], "dtype": "float32", "layout": "NCHW", "mean": list(model.cfg.mean),
                       "std": list(model.cfg.std), "range": "RGB in [0, 1] before normalisation", **io.get("input", {})},
             **({"output": io["output"]} if "output" in io else {}),
@@ -293,12 +305,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", type=Path, help="authors' float checkpoint or our QAT checkpoint (default: random weights)")
     p.add_argument("--precision", default="int8", choices=("int8", "fp32"))
     p.add_argument("--recipe", help="quantization recipe (default: the backend's own); xnnpack-stock = ExecuTorch's "
-                   "quantizer as shipped, xnnpack-per-tensor = ours with one scale per weight tensor")
+                   "quantizer and lowering as shipped, on the float model as it is (with --precision fp32: the "
+                   "stock fp32 program), xnnpack-per-tensor = ours with one scale per weight tensor")
     p.add_argument("--calib", default="digits", help="calibration images: a class-per-folder directory, 'digits' or 'fashion-mnist'")
     p.add_argument("--calib-images", type=int, default=32,
                    help="images for calibration and host validation (coreml: the first 8 are validated)")
     p.add_argument("--input-size", type=int, help="square input size (default: the variant's, 224)")
-    p.add_argument("--num-classes", type=int, help="classifier size when loading a float checkpoint (default 1000)")
+    p.add_argument("--num-classes", type=int, help="classifier size (default: the float checkpoint's, else 1000)")
     p.add_argument("--out", type=Path, default=Path("out"), help="output directory")
     p.add_argument("--format", help="coreml: mlpackage (default) or pte (ExecuTorch with the Core ML delegate)")
     p.add_argument("--profile-blocks", action="store_true",
@@ -308,26 +321,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.calib_images < 1:
-        print("error: --calib-images must be at least 1", file=sys.stderr)
-        return 2
-    if args.input_size is not None and (args.input_size < 32 or args.input_size % 32):
-        print("error: --input-size must be a positive multiple of 32", file=sys.stderr)
-        return 2
     cfg = ExportConfig(
         backend=args.backend, model=args.model, checkpoint=args.checkpoint, precision=args.precision, recipe=args.recipe,
         calib=args.calib, calib_images=args.calib_images, input_size=args.input_size, num_classes=args.num_classes,
         out=args.out, format=args.format, profile_blocks=args.profile_blocks, strict=args.strict,
         progress=not args.no_progress,
     )
-    try:
-        result = export(cfg)
-    except (ExportError, mf.UnknownModelError, mf.CheckpointError, QATCheckpointError, DataError, OutputError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(summary(result))
+    print(summary(export(cfg)))
     return 0
 
 

@@ -27,8 +27,9 @@ from mobileformer.model import MobileFormer
 
 from . import HelpFormatter
 from .census import graph_census
-from .data import DataError, calibration_batches
-from .files import OutputError, atomic_path, ensure_writable_dir
+from .cli import check_at_least, check_input_size, command
+from .data import calibration_batches
+from .files import ensure_writable_dir, staged_outputs
 from .metrics import sqnr, top1_agreement
 from .recipes import RECIPES, get_recipe
 from .twin import quantizable
@@ -90,8 +91,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue())
+    path.write_text(buffer.getvalue())
 
 
 def _chart(result: Inspection, path: Path) -> None:
@@ -113,11 +113,11 @@ def _chart(result: Inspection, path: Path) -> None:
     right.set_xlabel("ops in the converted graph")
     right.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m quant.inspect", description=__doc__.splitlines()[0],
                                 formatter_class=HelpFormatter)
@@ -130,39 +130,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input-size", type=int, help="default: the variant's (224)")
     p.add_argument("--out", type=Path, default=Path("out/inspect"))
     args = p.parse_args(argv)
-    try:
-        if args.calib_images < 1:
-            raise ValueError("--calib-images must be at least 1")
-        out = ensure_writable_dir(args.out)
-        names = mf.list_models() if args.all_variants else [mf.get_config(args.model).name]
-        summary = []
-        for name in names:
-            classes = checkpoint_num_classes(args.checkpoint) if args.checkpoint else None
-            model = mf.create_model(name, num_classes=classes or 1000, checkpoint=args.checkpoint)
-            size = args.input_size or model.cfg.input_size
-            images = calibration_batches(args.calib, args.calib_images, size, model.cfg.mean, model.cfg.std)
-            result = inspect_model(model, args.recipe, images)
-            gemm = [r for r in result.ops if r["kind"] != "other"]
-            int8_gemm = sum(r["precision"] == "int8" for r in gemm)
-            print(f"{name}: {args.recipe} PTQ, output SQNR {result.output_sqnr_db:.1f} dB, top-1 agreement "
-                  f"{100 * result.top1_agreement:.0f}%, int8 conv/linear/matmul {int8_gemm}/{len(gemm)}", flush=True)
-            summary.append({"model": name, "recipe": args.recipe, "input_size": size, "images": args.calib_images,
-                            "output_sqnr_db": round(result.output_sqnr_db, 2),
-                            "top1_agreement": round(result.top1_agreement, 4),
-                            "int8_gemm": int8_gemm, "gemm": len(gemm)})
-            if not args.all_variants:
-                stem = f"{name}_{args.recipe}"
-                _write_csv(out / f"{stem}_ops.csv", result.ops)
-                _write_csv(out / f"{stem}_blocks.csv", result.blocks)
-                _chart(result, out / f"{stem}_blocks.png")
-                print(f"per op: {out / (stem + '_ops.csv')}\nper block: {out / (stem + '_blocks.csv')}\n"
-                      f"chart: {out / (stem + '_blocks.png')}")
-        if args.all_variants:
-            _write_csv(out / f"variants_{args.recipe}.csv", summary)
-            print(f"every variant: {out / f'variants_{args.recipe}.csv'}")
-    except (mf.UnknownModelError, mf.CheckpointError, DataError, OutputError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    check_at_least(1, calib_images=args.calib_images)
+    check_input_size(args.input_size)
+    out = ensure_writable_dir(args.out)
+    names = mf.list_models() if args.all_variants else [mf.get_config(args.model).name]
+    summary = []
+    for name in names:
+        classes = checkpoint_num_classes(args.checkpoint) if args.checkpoint else None
+        model = mf.create_model(name, num_classes=classes or 1000, checkpoint=args.checkpoint)
+        size = args.input_size or model.cfg.input_size
+        images = calibration_batches(args.calib, args.calib_images, size, model.cfg.mean, model.cfg.std)
+        result = inspect_model(model, args.recipe, images)
+        gemm = [r for r in result.ops if r["kind"] != "other"]
+        int8_gemm = sum(r["precision"] == "int8" for r in gemm)
+        print(f"{name}: {args.recipe} PTQ, output SQNR {result.output_sqnr_db:.1f} dB, top-1 agreement "
+              f"{100 * result.top1_agreement:.0f}%, int8 conv/linear/matmul {int8_gemm}/{len(gemm)}", flush=True)
+        summary.append({"model": name, "recipe": args.recipe, "input_size": size, "images": args.calib_images,
+                        "output_sqnr_db": round(result.output_sqnr_db, 2),
+                        "top1_agreement": round(result.top1_agreement, 4),
+                        "int8_gemm": int8_gemm, "gemm": len(gemm)})
+        if not args.all_variants:
+            stem = f"{name}_{args.recipe}"
+            with staged_outputs(out) as stage:  # the three files together or none
+                _write_csv(stage / f"{stem}_ops.csv", result.ops)
+                _write_csv(stage / f"{stem}_blocks.csv", result.blocks)
+                _chart(result, stage / f"{stem}_blocks.png")
+            print(f"per op: {out / (stem + '_ops.csv')}\nper block: {out / (stem + '_blocks.csv')}\n"
+                  f"chart: {out / (stem + '_blocks.png')}")
+    if args.all_variants:
+        with staged_outputs(out) as stage:
+            _write_csv(stage / f"variants_{args.recipe}.csv", summary)
+        print(f"every variant: {out / f'variants_{args.recipe}.csv'}")
     return 0
 
 

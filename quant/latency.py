@@ -8,7 +8,10 @@ import os
 import platform
 from pathlib import Path
 
+from .cli import UserError
+
 FORMAT = "mobileformer-latency/1"
+MANIFEST_FORMAT = "mobileformer-manifest/1"
 REQUIRED = {
     "format": str, "created": str, "tool": str, "label": str, "device": dict, "runtime": dict, "artifact": dict,
     "threads": int, "warmup": int, "iterations": int, "latency_ms": dict, "samples_ms": list, "operators": list,
@@ -17,8 +20,8 @@ REQUIRED = {
 LATENCY_KEYS = ("p50", "p90", "mean", "min", "max")
 
 
-class ResultError(ValueError):
-    """A result file that is missing, not JSON, truncated, or not in the format."""
+class ResultError(UserError):
+    """A result or manifest file that is missing, not JSON, truncated, or not in its format."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -53,24 +56,66 @@ def now_utc() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
-def read_result(path: str | Path) -> dict:
-    """Load and check a result file; one clear error for anything wrong with it."""
-    path = Path(path)
+def _read_json(path: Path, what: str) -> object:
     if not path.is_file():
-        raise ResultError(f"result not found: {path}")
+        raise ResultError(f"{what} not found: {path}")
     try:
-        result = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ResultError(f"{path} is not valid JSON (truncated?): {e}") from None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def read_result(path: str | Path) -> dict:
+    """Load and check a result file; one clear error for anything wrong with it, naming the file."""
+    path = Path(path)
+    result = _read_json(path, "result")
     if not isinstance(result, dict) or result.get("format") != FORMAT:
         raise ResultError(f"{path} is not a {FORMAT} result")
     for key, kind in REQUIRED.items():
         if not isinstance(result.get(key), kind):
             raise ResultError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
-    missing = [k for k in LATENCY_KEYS if not isinstance(result["latency_ms"].get(k), (int, float))]
+    missing = [k for k in LATENCY_KEYS if not _is_number(result["latency_ms"].get(k))]
     if missing:
         raise ResultError(f"{path}: latency_ms lacks {', '.join(missing)}")
+    checks = {  # what the report reads, beyond the top-level types
+        "artifact.file (a file name)": isinstance(result["artifact"].get("file"), str),
+        "artifact.size_bytes (an int >= 0)": isinstance(result["artifact"].get("size_bytes"), int)
+        and result["artifact"]["size_bytes"] >= 0,
+        "latency_ms.p50 and p90 (> 0)": result["latency_ms"]["p50"] > 0 and result["latency_ms"]["p90"] > 0,
+        "blocks[].name and ms": all(isinstance(b, dict) and isinstance(b.get("name"), str) and _is_number(b.get("ms"))
+                                    for b in result["blocks"]),
+        "operators[].name": all(isinstance(op, dict) and isinstance(op.get("name"), str) for op in result["operators"]),
+    }
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        raise ResultError(f"{path}: missing or invalid {', '.join(bad)}")
     return result
+
+
+def read_manifest(path: str | Path) -> dict:
+    """Load and check an export manifest (``quant.export``); errors name the file."""
+    path = Path(path)
+    manifest = _read_json(path, "manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise ResultError(f"{path} is not a {MANIFEST_FORMAT} manifest")
+    inp = manifest.get("input")
+    checks = {
+        "model, backend, precision": all(isinstance(manifest.get(k), str) for k in ("model", "backend", "precision")),
+        "num_classes": isinstance(manifest.get("num_classes"), int) and manifest["num_classes"] >= 1,
+        "input.shape": isinstance(inp, dict) and isinstance(inp.get("shape"), list) and len(inp["shape"]) == 4
+        and all(isinstance(d, int) and d > 0 for d in inp["shape"]),
+        "input.mean and std": isinstance(inp, dict) and all(
+            isinstance(inp.get(k), list) and len(inp[k]) == 3 and all(map(_is_number, inp[k])) for k in ("mean", "std")),
+        "profiling": isinstance(manifest.get("profiling", {}), dict),
+    }
+    bad = [name for name, ok in checks.items() if not ok]
+    if bad:
+        raise ResultError(f"{path}: missing or invalid {', '.join(bad)}")
+    return manifest
 
 
 def find_manifest(artifact_file: str | Path, search_dirs: list[Path]) -> Path | None:
@@ -81,6 +126,12 @@ def find_manifest(artifact_file: str | Path, search_dirs: list[Path]) -> Path | 
         if candidate.is_file():
             return candidate
     return None
+
+
+def manifest_beside(artifact_file: str | Path, folder: Path) -> dict | None:
+    """The checked manifest of an artifact in ``folder``, or None if there is none."""
+    path = find_manifest(artifact_file, [folder])
+    return read_manifest(path) if path else None
 
 
 def apply_manifest(result: dict, manifest: dict) -> dict:

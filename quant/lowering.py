@@ -19,22 +19,26 @@ framework costs are pure overhead for this model:
 * **Idle XNNPACK passes.** Pattern passes such as the upsample, SDPA, batch-norm, PReLU
   and conv1d rewrites find nothing in this graph, then re-trace it anyway to refresh
   its metadata. When a pass of :data:`PATTERN_PASSES` left the graph's structure as it
-  found it, the re-trace is skipped.
+  found it, the re-trace is skipped, but only for a pass proven idle in the re-trace: it
+  does its work in its own ``call`` and inherits every per-node hook (``call_operator``,
+  ``placeholder``, ...) from ``ExportPass`` (:func:`retrace_is_idle`). A pass that works
+  in its hooks, such as ``DimOrderOpsRevertPass``, always runs.
 
 One more cost is a check, not overhead: ExecuTorch's edge-dialect verifier re-runs the
 whole graph after every pass (about 10 s for 26m int8). :func:`edge_compile_config` turns
 it off during lowering and :func:`verify_edge_program` runs it once, on the edge program
 that was partitioned.
 
-``tests/quant/test_lowering.py`` checks that a lowering under :func:`fast_lowering` is
-byte-identical to one without it.
+The patches are scoped to :func:`fast_lowering` and applied only on the releases they
+were checked against (:data:`PINNED`); elsewhere, or with ``MOBILEFORMER_PATCHES=off``,
+lowering runs as shipped (see :mod:`quant.patches`). ``tests/quant/test_lowering.py``
+checks that a lowering under :func:`fast_lowering` is byte-identical to one without it,
+with each of the project's partitioners.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import Iterator
-from unittest import mock
+from contextlib import AbstractContextManager
 
 import torch.fx.graph as fx_graph
 import torch.fx.graph_module as fx_graph_module
@@ -46,12 +50,27 @@ from executorch.exir.pass_base import ExportPass, PassResult
 from executorch.exir.verification.verifier import EXIREdgeDialectVerifier
 from torch.export import ExportedProgram
 
-# Passes that only rewrite the graph's structure: if the nodes are unchanged, so is the result.
+from .patches import scoped_patches
+
+# The releases these patches were written and checked against.
+PINNED = {"torch": "2.13.0", "executorch": "1.5.1"}
+
+# Passes that only rewrite the graph's structure: if the nodes are unchanged, so is the result
+# (each is checked by :func:`retrace_is_idle` before its re-trace is skipped).
 PATTERN_PASSES = tuple(getattr(xnnpack_passes, name) for name in (
     "ConvertToUpsampleBilinear2d", "ConvertToSDPAPass", "FuseBatchNormPass", "DecomposeBatchNorm",
     "PReLUReshapePass", "Conv1dUnsqueezePass", "DecomposeConcatenate", "RemoveGetItemPass", "InsertPadQDQPass",
-    "DimOrderOpsRevertPass", "ConvertToLinearPass",
+    "ConvertToLinearPass",
 ))
+
+
+# ExportPass's per-node hooks: a pass that overrides none of them re-traces a graph into the same graph.
+_RETRACE_HOOKS = tuple(name for name in dir(ExportPass) if name.startswith("call_") or name in ("placeholder", "output"))
+
+
+def retrace_is_idle(cls: type) -> bool:
+    """Whether a pass does all its work in its own ``call``, so that its re-trace only refreshes metadata."""
+    return "call" in vars(cls) and all(getattr(cls, hook) is getattr(ExportPass, hook) for hook in _RETRACE_HOOKS)
 
 
 def _structure(graph_module) -> list[tuple]:
@@ -74,14 +93,17 @@ def _shared_provenance(original):
 def _remember_structure(original):
     def call(self, graph_module):
         self._structure_before = _structure(graph_module)
-        return original(self, graph_module)
+        try:
+            return original(self, graph_module)
+        finally:
+            vars(self).pop("_structure_before", None)  # not left for a later call of the pass
     return call
 
 
 def _skip_idle_retrace(retrace):
     def call(self, graph_module):
         before = getattr(self, "_structure_before", None)
-        if before is not None and _structure(graph_module) == before:
+        if before is not None and retrace_is_idle(type(self)) and _structure(graph_module) == before:
             return PassResult(graph_module, False)
         return retrace(self, graph_module)
     return call
@@ -125,9 +147,11 @@ def _reuse_compiled_code(_original):
     return exec_with_source
 
 
-@contextlib.contextmanager
-def fast_lowering() -> Iterator[None]:
-    """Within it, ``to_edge_transform_and_lower`` and ``to_executorch`` skip the overheads described above."""
+def fast_lowering() -> AbstractContextManager[bool]:
+    """Within it, ``to_edge_transform_and_lower`` and ``to_executorch`` skip the overheads described above.
+
+    Yields whether the patches are in place (see :data:`PINNED` and ``MOBILEFORMER_PATCHES``).
+    """
     wrappers = [
         (fx_traceback.NodeSource, "__init__", _shared_provenance),
         (ExportPass, "call", _skip_idle_retrace),
@@ -136,10 +160,7 @@ def fast_lowering() -> Iterator[None]:
         (fx_graph_module, "_exec_with_source", _reuse_compiled_code),
         (fx_graph.Graph, "python_code", _reuse_generated_code),
     ]
-    with contextlib.ExitStack() as stack:
-        for owner, name, wrap in wrappers:
-            stack.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
-        yield
+    return scoped_patches(wrappers, PINNED)
 
 
 def edge_compile_config() -> EdgeCompileConfig:

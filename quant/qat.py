@@ -27,11 +27,11 @@ from mobileformer.checkpoint import checkpoint_num_classes
 from mobileformer.model import MobileFormer
 
 from . import HelpFormatter
-from .data import DataError
+from .cli import UserError, command
+from .files import ensure_writable_dir
 from .recipes import RECIPES, example_input, get_recipe, prepare
 from .train import (
     Hooks,
-    ResumeError,
     TrainConfig,
     add_common_arguments,
     check_config,
@@ -45,7 +45,7 @@ from .train import (
 FORMAT = "mobileformer-qat/1"
 
 
-class QATCheckpointError(ValueError):
+class QATCheckpointError(UserError):
     """A QAT checkpoint that does not fit what it is used for."""
 
 
@@ -76,6 +76,18 @@ def drop_batchnorm_counters(gm: torch.fx.GraphModule) -> None:
     gm.recompile()
 
 
+def _check_fields(path: str | Path, state: dict) -> None:
+    """A file tagged as ours but lacking what loading it needs (cut by hand, or by another tool)."""
+    config = state.get("config")
+    fields = {"config": isinstance(config, dict), "model": isinstance(state.get("model"), dict),
+              "recipe": isinstance(state.get("recipe"), str), "num_classes": isinstance(state.get("num_classes"), int),
+              "config.model": isinstance(config, dict) and isinstance(config.get("model"), str),
+              "config.input_size": isinstance(config, dict) and isinstance(config.get("input_size"), int)}
+    bad = [name for name, ok in fields.items() if not ok]
+    if bad:
+        raise QATCheckpointError(f"{path} is tagged as a QAT checkpoint ({FORMAT}) but lacks or mistypes {', '.join(bad)}")
+
+
 def load_qat_model(path: str | Path, expected_model: str | None = None) -> QATModel | None:
     """The model in a QAT checkpoint of ours, or None if ``path`` is some other checkpoint."""
     try:
@@ -84,6 +96,7 @@ def load_qat_model(path: str | Path, expected_model: str | None = None) -> QATMo
         return None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         return None
+    _check_fields(path, state)
     cfg = state["config"]
     if expected_model and mf.get_config(expected_model).name != mf.get_config(cfg["model"]).name:
         raise QATCheckpointError(f"{path} is a QAT checkpoint of {cfg['model']}, not of {expected_model}")
@@ -151,27 +164,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    cfg = config_from_args(args, distill=not args.no_distill)
+    check_config(cfg)
+    get_recipe(args.recipe)
     world = init_world()
-    try:
-        cfg = config_from_args(args, distill=not args.no_distill)
-        check_config(cfg)
-        seed_everything(cfg.seed)
-        get_recipe(args.recipe)
-        float_model = mf.create_model(cfg.model)
-        train_set, held_out = datasets(cfg, float_model.cfg.mean, float_model.cfg.std)
-        num_classes = len(train_set.classes)
-        if args.init and checkpoint_num_classes(args.init) not in (None, num_classes, 1000):
-            raise mf.CheckpointError(f"{args.init} has {checkpoint_num_classes(args.init)} classes, the data has {num_classes}")
-        float_model = mf.create_model(cfg.model, num_classes=num_classes, checkpoint=args.init)
-        graph = build_qat_graph(float_model, args.recipe, cfg.input_size)
-        teacher = float_model.eval() if cfg.distill else None
-        hooks = qat_hooks(cfg, args.recipe, num_classes, str(args.init) if args.init else None)
-        train(cfg, graph, teacher, hooks, train_set, held_out, args.resume, world, "qat")
-    except (mf.UnknownModelError, mf.CheckpointError, DataError, ResumeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if world.main:
+        ensure_writable_dir(cfg.out)  # before a minute of graph building, not after
+    seed_everything(cfg.seed)
+    float_model = mf.create_model(cfg.model)
+    train_set, held_out = datasets(cfg, float_model.cfg.mean, float_model.cfg.std)
+    num_classes = len(train_set.classes)
+    if args.init and checkpoint_num_classes(args.init) not in (None, num_classes, 1000):
+        raise mf.CheckpointError(f"{args.init} has {checkpoint_num_classes(args.init)} classes, the data has {num_classes}")
+    float_model = mf.create_model(cfg.model, num_classes=num_classes, checkpoint=args.init)
+    graph = build_qat_graph(float_model, args.recipe, cfg.input_size)
+    teacher = float_model.eval() if cfg.distill else None
+    hooks = qat_hooks(cfg, args.recipe, num_classes, str(args.init) if args.init else None)
+    train(cfg, graph, teacher, hooks, train_set, held_out, args.resume, world, "qat")
     return 0
 
 

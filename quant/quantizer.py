@@ -43,6 +43,8 @@ from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
 )
 from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import OP_TO_ANNOTATOR
 
+from .cli import UserError
+
 Q_KEY = "quantization_annotation"
 BMM = torch.ops.aten.bmm.default
 SUB = torch.ops.aten.sub.Tensor
@@ -156,7 +158,7 @@ def coreml_quantizer(qat: bool = False) -> Quantizer:
         # Measured with executorch 1.5.1: on the QAT graph (dynamic batch) it fake-quantizes an
         # integer shape computation, and the first forward fails in fake_quantize ("not
         # implemented for 'Long'"), with or without CoreMLGapsAnnotator.
-        raise ValueError("QAT with the coreml recipe does not work with ExecuTorch 1.5.1's CoreMLQuantizer "
+        raise UserError("QAT with the coreml recipe does not work with ExecuTorch 1.5.1's CoreMLQuantizer "
                          "(it fake-quantizes an integer shape computation); use PTQ for Core ML")
     import coremltools as ct
     from executorch.backends.apple.coreml.quantizer import CoreMLQuantizer

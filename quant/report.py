@@ -2,21 +2,52 @@
 
 Reads results from ``quant.bench``, ``mfbench`` or the phone apps. Results that lack
 what only the export knows (model, precision, which paper block each operator is in)
-get it from the manifest next to them or given with ``--manifest``.
+get it from the manifest next to them or given with ``--manifest``. Instruction counts
+(``quant.bench --arm64``) are rendered the same way, in millions of AArch64 instructions
+per inference instead of milliseconds; one report holds one metric.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import io
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import HelpFormatter
-from .files import OutputError, atomic_path, ensure_writable_dir
-from .latency import ResultError, apply_manifest, find_manifest, op_type, read_result
+from .cli import command
+from .files import ensure_writable_dir, staged_outputs
+from .latency import ResultError, apply_manifest, manifest_beside, op_type, read_manifest, read_result
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What a report plots: host/phone latency, or AArch64 instructions under qemu."""
+
+    key: str  # the field of results, blocks and operators: "ms" or "instructions"
+    unit: str  # column and axis unit
+
+    def whole(self, result: dict) -> float:
+        return result["latency_ms"]["p50"] if self.key == "ms" else result["instructions"]["per_inference"] / 1e6
+
+    def part(self, item: dict) -> float:
+        """A block's or an operator's share, in the metric's unit."""
+        if self.key == "ms":
+            return float(item.get("ms", item.get("mean_ms")) or 0.0)
+        return float(item.get("instructions") or 0) / 1e6
+
+
+LATENCY = Metric("ms", "ms")
+INSTRUCTIONS = Metric("instructions", "M instructions")
+
+
+def metric_of(results: list[dict]) -> Metric:
+    """The one metric of a set of results; mixing latency and instruction counts is an error."""
+    counted = {"instructions" in r for r in results}
+    if len(counted) > 1:
+        raise ResultError("these results mix latencies and instruction counts (quant.bench --arm64): report them separately")
+    return INSTRUCTIONS if counted == {True} else LATENCY
 
 
 @dataclass
@@ -43,13 +74,22 @@ def _baseline(result: dict, results: list[dict]) -> dict | None:
 
 
 def summary_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
-    header = ["result", "device", "threads", "p50 ms", "p90 ms", "size MB", "vs fp32"]
+    metric = metric_of(results)
+    if metric is LATENCY:
+        header = ["result", "device", "threads", "p50 ms", "p90 ms", "size MB", "vs fp32"]
+    else:
+        header = ["result", "device", "instructions", "operators M", "overhead M", "size MB", "vs fp32"]
     rows = []
     for r in results:
         base = _baseline(r, results)
-        speedup = f"{base['latency_ms']['p50'] / r['latency_ms']['p50']:.2f}x" if base else "-"
-        rows.append([r["label"], r["device"].get("name") or r["device"].get("kind"), r["threads"],
-                     f"{r['latency_ms']['p50']:.3f}", f"{r['latency_ms']['p90']:.3f}",
+        speedup = f"{metric.whole(base) / metric.whole(r):.2f}x" if base else "-"
+        if metric is LATENCY:
+            figures = [r["threads"], f"{r['latency_ms']['p50']:.3f}", f"{r['latency_ms']['p90']:.3f}"]
+        else:
+            counts = r["instructions"]
+            figures = [f"{counts['per_inference']:,}", f"{counts['operators_total'] / 1e6:.2f}",
+                       f"{counts['runtime_overhead'] / 1e6:.2f}"]
+        rows.append([r["label"], r["device"].get("name") or r["device"].get("kind"), *figures,
                      f"{r['artifact']['size_bytes'] / 1e6:.2f}", speedup])
     return header, rows
 
@@ -59,18 +99,25 @@ def block_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     names: list[str] = []
     for r in with_blocks:
         names += [b["name"] for b in r["blocks"] if b["name"] not in names]
-    header = ["block"] + [r["label"] for r in with_blocks]
+    metric = metric_of(results)
+    header = [f"block ({metric.unit})"] + [r["label"] for r in with_blocks]
     rows = []
     for name in names:
-        cells = [next((f"{b['ms']:.3f}" for b in r["blocks"] if b["name"] == name), "-") for r in with_blocks]
+        cells = [next((f"{metric.part(b):.3f}" for b in r["blocks"] if b["name"] == name), "-") for r in with_blocks]
         rows.append([name] + cells)
     return header, rows
 
 
+def _has_operator_figures(result: dict) -> bool:
+    """Operators with a figure each: instruction results may have exact totals only."""
+    return bool(result["operators"]) and result.get("instructions", {}).get("operators_exact", True)
+
+
 def op_type_totals(result: dict, top: int = 8) -> list[tuple[str, float]]:
+    metric = metric_of([result])
     totals: dict[str, float] = {}
     for op in result["operators"]:
-        totals[op_type(op["name"])] = totals.get(op_type(op["name"]), 0.0) + float(op.get("mean_ms") or 0.0)
+        totals[op_type(op["name"])] = totals.get(op_type(op["name"]), 0.0) + metric.part(op)
     return sorted(totals.items(), key=lambda kv: -kv[1])[:top]
 
 
@@ -80,19 +127,24 @@ def _chart(results: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    metric = metric_of(results)
     with_blocks = [r for r in results if r["blocks"]]
-    panels = 2 if with_blocks or any(r["operators"] for r in results) else 1
+    panels = 2 if with_blocks or any(_has_operator_figures(r) for r in results) else 1
     fig, axes = plt.subplots(1, panels, figsize=(7 + 7 * (panels - 1), max(3.5, 0.45 * len(results) + 2)), squeeze=False)
     ax = axes[0][0]
     labels = [r["label"] for r in results]
-    p50 = [r["latency_ms"]["p50"] for r in results]
-    err = [r["latency_ms"]["p90"] - r["latency_ms"]["p50"] for r in results]
-    ax.barh(range(len(results)), p50, xerr=[[0] * len(err), err], color="#4C72B0", capsize=3)
+    values = [metric.whole(r) for r in results]
+    if metric is LATENCY:
+        err = [r["latency_ms"]["p90"] - r["latency_ms"]["p50"] for r in results]
+        ax.barh(range(len(results)), values, xerr=[[0] * len(err), err], color="#4C72B0", capsize=3)
+        ax.set_xlabel("latency, ms (bar: p50, whisker: p90)")
+    else:
+        ax.barh(range(len(results)), values, color="#4C72B0")
+        ax.set_xlabel(f"AArch64 instructions per inference, millions ({results[0]['device'].get('cpu')}, qemu)")
     ax.set_yticks(range(len(results)), labels, fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("latency, ms (bar: p50, whisker: p90)")
     ax.set_title("whole model")
-    for i, v in enumerate(p50):
+    for i, v in enumerate(values):
         ax.text(v, i, f" {v:.2f}", va="center", fontsize=8)
     if panels == 2:
         ax = axes[0][1]
@@ -102,39 +154,41 @@ def _chart(results: list[dict], path: Path) -> None:
                 names += [b["name"] for b in r["blocks"] if b["name"] not in names]
             height = 0.8 / len(with_blocks)
             for k, r in enumerate(with_blocks):
-                ms = {b["name"]: b["ms"] for b in r["blocks"]}
+                ms = {b["name"]: metric.part(b) for b in r["blocks"]}
                 ax.barh([i + k * height for i in range(len(names))], [ms.get(n, 0) for n in names], height=height,
                         label=r["label"])
             ax.set_yticks([i + 0.4 - height / 2 for i in range(len(names))], names, fontsize=6)
             ax.invert_yaxis()
-            ax.set_xlabel("time per inference, ms (sum of the block's operators)")
+            ax.set_xlabel(f"{metric.unit} per inference (sum of the block's operators)")
             ax.set_title("where the time goes, by paper block")
             ax.legend(fontsize=7)
         else:
-            first = next(r for r in results if r["operators"])
+            first = next(r for r in results if _has_operator_figures(r))
             kinds = op_type_totals(first)
             ax.barh(range(len(kinds)), [v for _, v in kinds], color="#DD8452")
             ax.set_yticks(range(len(kinds)), [k for k, _ in kinds], fontsize=7)
             ax.invert_yaxis()
-            ax.set_xlabel("time per inference, ms")
+            ax.set_xlabel(f"{metric.unit} per inference")
             ax.set_title(f"by operator type: {first['label']}")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format="png")
+    fig.savefig(path, dpi=120, format="png")
     plt.close(fig)
 
 
 def render(results: list[dict], out: Path, name: str = "report") -> Outputs:
-    """Table (returned), ``<name>.csv``, ``<name>.md`` and ``<name>.png`` in ``out``."""
+    """Table (returned), ``<name>.csv``, ``<name>.md`` and ``<name>.png`` in ``out``: all three or none."""
     header, rows = summary_rows(results)
     text = _fmt_table(header, rows)
     bheader, brows = block_rows(results)
     if brows:
         text += "\n\n" + _fmt_table(bheader, brows)
     for r in results:
-        if r["operators"] and not r["blocks"]:
+        if r["operators"] and not _has_operator_figures(r):
+            text += f"\n\n{r['label']}: no per-operator counts (a node ran as several XNNPACK operators); totals exact"
+        elif r["operators"] and not r["blocks"]:
             kinds = op_type_totals(r, top=6)
-            text += f"\n\ntop operator types, {r['label']}:\n" + "\n".join(f"  {v:8.3f} ms  {k}" for k, v in kinds)
+            unit = metric_of([r]).unit
+            text += f"\n\ntop operator types, {r['label']}:\n" + "\n".join(f"  {v:8.3f} {unit}  {k}" for k, v in kinds)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["section"] + header)
@@ -142,28 +196,23 @@ def render(results: list[dict], out: Path, name: str = "report") -> Outputs:
     if brows:
         writer.writerow(["blocks"] + bheader)
         writer.writerows(["blocks"] + row for row in brows)
-    csv_path, md_path, png_path = out / f"{name}.csv", out / f"{name}.md", out / f"{name}.png"
-    with atomic_path(csv_path) as tmp:
-        tmp.write_text(buffer.getvalue())
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows]
     if brows:
         md += ["", "| " + " | ".join(bheader) + " |", "|" + "---|" * len(bheader)]
         md += ["| " + " | ".join(map(str, r)) + " |" for r in brows]
-    with atomic_path(md_path) as tmp:
-        tmp.write_text("\n".join(md) + "\n")
-    _chart(results, png_path)
-    return Outputs(text, csv_path, png_path, md_path)
+    with staged_outputs(out) as stage:
+        (stage / f"{name}.csv").write_text(buffer.getvalue())
+        (stage / f"{name}.md").write_text("\n".join(md) + "\n")
+        _chart(results, stage / f"{name}.png")
+    return Outputs(text, out / f"{name}.csv", out / f"{name}.png", out / f"{name}.md")
 
 
 def load_results(paths: list[Path], manifest: Path | None) -> list[dict]:
-    given = json.loads(manifest.read_text()) if manifest else None
+    given = read_manifest(manifest) if manifest else None
     results = []
     for path in paths:
         result = read_result(path)
-        found = given
-        if found is None:
-            beside = find_manifest(result["artifact"]["file"], [path.parent])
-            found = json.loads(beside.read_text()) if beside else None
+        found = given or manifest_beside(result["artifact"]["file"], path.parent)
         results.append(apply_manifest(result, found) if found else result)
     return results
 
@@ -178,16 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        if args.manifest and not args.manifest.is_file():
-            raise ResultError(f"manifest not found: {args.manifest}")
-        results = load_results(args.results, args.manifest)
-        outputs = render(results, ensure_writable_dir(args.out), args.name)
-    except (ResultError, OutputError, json.JSONDecodeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    results = load_results(args.results, args.manifest)
+    outputs = render(results, ensure_writable_dir(args.out), args.name)
     print(outputs.table)
     print(f"\ncsv: {outputs.csv}\nmarkdown: {outputs.markdown}\nchart: {outputs.png}")
     return 0

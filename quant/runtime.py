@@ -1,21 +1,36 @@
 """Running ``.pte`` programs on the host ExecuTorch runtime (the pybindings in the wheel)."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
 
+from .cli import UserError, native_logs_silenced
+from .files import OutputError, atomic_path
 
-class ProgramError(ValueError):
+
+class ProgramError(UserError):
     """A ``.pte`` that is missing, truncated, corrupt, or fails to run."""
 
 
 def set_threads(threads: int) -> None:
     """Size the runtime's XNNPACK thread pool (0 keeps the default: one per core)."""
+    _create_threadpool()
     if threads > 0:
         from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
 
-        _unsafe_reset_threadpool(threads)
+        with native_logs_silenced():
+            _unsafe_reset_threadpool(threads)
+
+
+@functools.cache
+def _create_threadpool() -> None:
+    """Create the runtime's thread pool before its first use, without its CPU-probing log lines."""
+    from executorch.extension.pybindings.portable_lib import _threadpool_get_thread_count
+
+    with native_logs_silenced():
+        _threadpool_get_thread_count()
 
 
 class Program:
@@ -24,6 +39,7 @@ class Program:
     def __init__(self, source: str | Path | bytes, etdump: bool = False) -> None:
         from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer
 
+        _create_threadpool()
         if isinstance(source, (str, Path)):
             path = Path(source)
             if not path.is_file():
@@ -46,4 +62,9 @@ class Program:
             raise ProgramError(f"{self.name} failed to run (truncated or corrupt?): {e}") from None
 
     def write_etdump(self, path: str | Path) -> None:
-        self._module.write_etdump_result_to_file(str(path))
+        """Write the trace of the runs so far; a failed write (full disk) leaves no partial file."""
+        with atomic_path(path) as tmp:
+            try:
+                self._module.write_etdump_result_to_file(str(tmp))
+            except RuntimeError:  # the runtime says no more than that it failed (a full disk, say)
+                raise OutputError(f"cannot write {path}: the ExecuTorch runtime failed to write it") from None

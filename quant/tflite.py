@@ -31,7 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .cli import UserError
 from .metrics import validation_record
+from .patches import scoped_patches
 
 INSTALL_HINT = "pip install 'mobileformer[tflite]'"
 MAGIC = b"TFL3"  # the flatbuffer file identifier of a TFLite model, bytes 4..8
@@ -42,7 +44,7 @@ CONVERSIONS = ("QUANTIZE", "DEQUANTIZE")
 INTEGER = ("int8", "uint8", "int16")
 
 
-class TFLiteError(ValueError):
+class TFLiteError(UserError):
     """The LiteRT extra is missing, or a ``.tflite`` is missing, truncated, corrupt or fails to run."""
 
 
@@ -95,10 +97,11 @@ def litert_quantizer(qat: bool = False):
 # --------------------------------------------------------------------------- conversion
 
 
-_PATCHED = False
+# The litert-torch release :func:`_keep_dequantize_meta` was written and checked against.
+LAYOUT_FIX_PINNED = {"litert-torch": "0.10.0"}
 
 
-def _patch_layout_pass() -> None:
+def _keep_dequantize_meta(original):
     """Work around a litert-torch 0.10.0 bug in its NCHW -> NHWC layout pass.
 
     ``OptimizeLayoutTransposesPass.insert_t_q_dq`` overwrites the metadata of the
@@ -106,26 +109,25 @@ def _patch_layout_pass() -> None:
     shape. When that int8 tensor has a second consumer that the pass puts in the other
     layout, the pass then sees a tensor of unknown rank and fails with ``AssertionError:
     Attempting to convert non-NHWC compatible node to NHWC: dequantize_per_tensor_N``.
-    Int8 mobile_former_26m hits it in its first block. The patch keeps the original
+    Int8 mobile_former_26m hits it in its first block. The fix keeps the original
     node's metadata; the inserted transpose, quantize and dequantize nodes are built
     exactly as before.
     """
-    global _PATCHED
-    if _PATCHED:
-        return
-    from litert_torch._convert.fx_passes.optimize_layout_transposes_pass import pass_body
-
-    original = pass_body.OptimizeLayoutTransposesPass.insert_t_q_dq
-
     def insert_t_q_dq(self, graph, input_dq, target, transpose_func, transpose_node_meta):
         meta = input_dq.meta
         try:
             return original(self, graph, input_dq, target, transpose_func, transpose_node_meta)
         finally:
             input_dq.meta = meta
+    return insert_t_q_dq
 
-    pass_body.OptimizeLayoutTransposesPass.insert_t_q_dq = insert_t_q_dq
-    _PATCHED = True
+
+def layout_pass_fix() -> contextlib.AbstractContextManager[bool]:
+    """:func:`_keep_dequantize_meta` for the duration of a conversion (see :mod:`quant.patches`)."""
+    from litert_torch._convert.fx_passes.optimize_layout_transposes_pass import pass_body
+
+    return scoped_patches([(pass_body.OptimizeLayoutTransposesPass, "insert_t_q_dq", _keep_dequantize_meta)],
+                          LAYOUT_FIX_PINNED)
 
 
 class _DropTrainingModeWarning(logging.Filter):
@@ -158,10 +160,9 @@ def to_tflite(graph: torch.nn.Module, example: torch.Tensor, precision: str) -> 
     import litert_torch
     from litert_torch.quantize.quant_config import QuantConfig
 
-    _patch_layout_pass()
     # The converter only reads the quantizer's mode (static, not dynamic) from the config.
     quant_config = QuantConfig(pt2e_quantizer=litert_quantizer()) if precision == "int8" else None
-    with _quiet_converter():
+    with _quiet_converter(), layout_pass_fix():
         return litert_torch.convert(graph, (example,), quant_config=quant_config).model_content()
 
 

@@ -25,6 +25,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import HelpFormatter
+from .cli import UserError, check_at_least, check_input_size, command
 from .data import eval_transform, load_dataset, train_transform, transform_config
 from .files import atomic_path, ensure_writable_dir
 
@@ -150,7 +151,7 @@ def save_checkpoint(path: Path, payload: dict) -> None:
         torch.save(payload, tmp)
 
 
-class ResumeError(ValueError):
+class ResumeError(UserError):
     """A ``--resume`` checkpoint that is missing, corrupt, or from a different run."""
 
 
@@ -308,13 +309,17 @@ def config_from_args(args: argparse.Namespace, **extra) -> TrainConfig:
 
 
 def check_config(cfg: TrainConfig) -> None:
-    for name in ("steps", "batch_size", "checkpoint_every"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-    if cfg.input_size < 32 or cfg.input_size % 32:
-        raise ValueError("--input-size must be a positive multiple of 32")
-    if cfg.lr <= 0:
-        raise ValueError("--lr must be positive")
+    """Every setting in range, before any work (a bad one would fail, or train on nonsense, later)."""
+    check_at_least(1, steps=cfg.steps, batch_size=cfg.batch_size, checkpoint_every=cfg.checkpoint_every)
+    check_at_least(0, warmup_steps=cfg.warmup_steps, eval_every=cfg.eval_every, eval_images=cfg.eval_images,
+                   weight_decay=cfg.weight_decay, freeze_bn_step=cfg.freeze_bn_step, freeze_observer_step=cfg.freeze_observer_step)
+    check_input_size(cfg.input_size)
+    for name, value in (("lr", cfg.lr), ("distill-temperature", cfg.distill_temperature)):
+        if not value > 0:  # NaN too
+            raise UserError(f"--{name} must be positive, got {value}")
+    for name, value in (("label-smoothing", cfg.label_smoothing), ("distill-alpha", cfg.distill_alpha)):
+        if not 0 <= value <= 1:
+            raise UserError(f"--{name} must be between 0 and 1, got {value}")
 
 
 def seed_everything(seed: int) -> None:
@@ -337,27 +342,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    import sys
-
     import mobileformer as mf
 
-    from .data import DataError
-
     args = build_parser().parse_args(argv)
+    cfg = config_from_args(args, distill=False, out=args.out)
+    check_config(cfg)
     world = init_world()
-    try:
-        cfg = config_from_args(args, distill=False, out=args.out)
-        check_config(cfg)
-        seed_everything(cfg.seed)
-        probe = mf.create_model(cfg.model)
-        train_set, held_out = datasets(cfg, probe.cfg.mean, probe.cfg.std)
-        model = mf.create_model(cfg.model, num_classes=len(train_set.classes), checkpoint=args.init)
-        hooks = float_hooks(len(train_set.classes), str(args.init) if args.init else None)
-        train(cfg, model, None, hooks, train_set, held_out, args.resume, world, "train")
-    except (mf.UnknownModelError, mf.CheckpointError, DataError, ResumeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if world.main:
+        ensure_writable_dir(cfg.out)
+    seed_everything(cfg.seed)
+    probe = mf.create_model(cfg.model)
+    train_set, held_out = datasets(cfg, probe.cfg.mean, probe.cfg.std)
+    model = mf.create_model(cfg.model, num_classes=len(train_set.classes), checkpoint=args.init)
+    hooks = float_hooks(len(train_set.classes), str(args.init) if args.init else None)
+    train(cfg, model, None, hooks, train_set, held_out, args.resume, world, "train")
     return 0
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The latency and size figures of docs/benchmarks.md: for each variant, export fp32, ExecuTorch's
-# stock int8 and this project's int8 (.pte, XNNPACK), plus LiteRT int8/fp32 for 26m and a
+# The latency and size figures of docs/benchmarks.md: for each variant, export ExecuTorch's stock
+# fp32 and int8 (the float model as it is) and this project's fp32 and int8 (.pte, XNNPACK), plus LiteRT int8/fp32 for 26m and a
 # --profile-blocks build, then time them all with quant.bench on 1 thread, side by side.
 # Random (seeded) weights: latency, size and op coverage do not depend on them.
 # Resumable: an artifact that exists is not exported again (EXPORT_ONLY=1: no timing yet).
@@ -20,10 +20,12 @@ export_once() {  # export_once ARTIFACT ARGS...: export unless ARTIFACT is alrea
 for model in mobile_former_26m mobile_former_96m; do
   dir="$OUT/$model"
   common=(--backend xnnpack --model "$model" --out "$dir")
+  export_once "$dir/${model}_xnnpack_fp32_stock.pte" "${common[@]}" --precision fp32 --recipe xnnpack-stock
   export_once "$dir/${model}_xnnpack_fp32.pte" "${common[@]}" --precision fp32
   export_once "$dir/${model}_xnnpack_int8_stock.pte" "${common[@]}" --recipe xnnpack-stock
   export_once "$dir/${model}_xnnpack_int8.pte" "${common[@]}"
-  artifacts=("$dir/${model}_xnnpack_fp32.pte" "$dir/${model}_xnnpack_int8_stock.pte" "$dir/${model}_xnnpack_int8.pte")
+  artifacts=("$dir/${model}_xnnpack_fp32_stock.pte" "$dir/${model}_xnnpack_fp32.pte" "$dir/${model}_xnnpack_int8_stock.pte"
+             "$dir/${model}_xnnpack_int8.pte")
   if [[ $model == mobile_former_26m ]]; then
     export_once "$dir/${model}_xnnpack_int8_blocks.pte" "${common[@]}" --profile-blocks
     artifacts+=("$dir/${model}_xnnpack_int8_blocks.pte")

@@ -3,21 +3,25 @@
 An experiment, not a test: single layers at ResNet-like sizes and at Mobile-Former 26m's
 sizes, each exported fp32 and int8 (ExecuTorch's XNNPACKQuantizer, per-channel weights),
 timed by the host ExecuTorch runtime as ``quant.bench`` times whole models (batch 1,
-warm-up, then the median of the timed runs). Prints a Markdown table.
+warm-up, then the median of the timed runs), or with ``--arm64`` counted in AArch64
+instructions per inference under qemu as ``quant.bench --arm64`` counts them (the
+phone core's view; one thread). Prints a Markdown table.
 
     PYTHONPATH=. .venv/bin/python scripts/kernel_bench.py [--threads 1] [--iterations 300]
+    PYTHONPATH=. .venv/bin/python scripts/kernel_bench.py --arm64 [--cpu cortex-a76]
 """
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 
 import torch
-from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-from executorch.exir import to_edge_transform_and_lower
 
+from quant.arm64 import CPUS, DEFAULT_CPU, count_instructions
 from quant.bench import _timed_runs
 from quant.latency import summarize
-from quant.recipes import calibrate, convert, get_recipe, prepare
+from quant.recipes import lower_layer
 from quant.runtime import Program, set_threads
 
 # name: (layer, input shape). The "26m" rows are the layers of mobile_former_26m's first
@@ -33,32 +37,34 @@ CASES = {
 }
 
 
-def lowered(layer: torch.nn.Module, x: torch.Tensor, int8: bool) -> bytes:
-    graph = layer.eval()
-    if int8:
-        stock = get_recipe("xnnpack-stock")  # ExecuTorch's quantizer as shipped, on the layer itself
-        graph = prepare(layer, stock, x)
-        calibrate(graph, [x], progress=False)
-        graph = convert(graph, stock)
-    program = to_edge_transform_and_lower(torch.export.export(graph, (x,)), partitioner=[XnnpackPartitioner()])
-    return program.to_executorch().buffer
-
-
 def p50_ms(buffer: bytes, x: torch.Tensor, iterations: int) -> float:
     return summarize(_timed_runs(Program(buffer), x, warmup=20, iterations=iterations))["p50"]
+
+
+def m_instructions(buffer: bytes, cpu: str) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "layer.pte"
+        path.write_bytes(buffer)
+        return count_instructions(path, cpu)["instructions"]["per_inference"] / 1e6
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--arm64", action="store_true", help="AArch64 instructions under qemu instead of host time")
+    parser.add_argument("--cpu", default=DEFAULT_CPU, choices=CPUS, help="with --arm64: the qemu CPU model")
     args = parser.parse_args()
     set_threads(args.threads)
-    print(f"| layer ({args.threads} thread) | fp32 p50 ms | int8 p50 ms | int8 speed-up |\n|---|---|---|---|")
+    if args.arm64:
+        measure, unit, where = (lambda b, x: m_instructions(b, args.cpu)), "M instructions", f"{args.cpu}, qemu"
+    else:
+        measure, unit, where = (lambda b, x: p50_ms(b, x, args.iterations)), "p50 ms", f"{args.threads} thread"
+    print(f"| layer ({where}) | fp32 {unit} | int8 {unit} | fp32 / int8 |\n|---|---|---|---|")
     for name, (make, shape) in CASES.items():
         torch.manual_seed(0)
         layer, x = make(), torch.randn(shape)
-        fp32, int8 = (p50_ms(lowered(layer, x, q), x, args.iterations) for q in (False, True))
+        fp32, int8 = (measure(lower_layer(layer, x, q), x) for q in (False, True))
         print(f"| {name} | {fp32:.3f} | {int8:.3f} | {fp32 / int8:.2f}x |", flush=True)
 
 

@@ -22,6 +22,14 @@ val executorchAndroidRoot: String? =
     (findProperty("executorchAndroidRoot") as String?)?.takeIf { it.isNotBlank() }
         ?: System.getenv("EXECUTORCH_ANDROID_ROOT")?.takeIf { it.isNotBlank() }
 val executorchAar: String? = (findProperty("executorchAar") as String?)?.takeIf { it.isNotBlank() }
+// The version of an ExecuTorch built here (the source prefix, a local AAR): no file
+// in either says it, so only -PexecutorchVersion=<v> does; otherwise the results
+// record runtime.version null rather than the Maven AAR's version.
+val localExecutorchVersion: String = (findProperty("executorchVersion") as String?)?.trim().orEmpty()
+val aarExecutorchVersion: String = if (executorchAar == null) libs.versions.executorch.get() else localExecutorchVersion
+// Per-operator times from the native core (default): its CMake build stops when the
+// prefix has no event tracer; false builds it latency-only.
+val perOperator: Boolean = (findProperty("mobileformer.perOperator") as String?)?.toBooleanStrict() ?: true
 val abis: List<String> =
     ((findProperty("mobileformer.abis") as String?) ?: "arm64-v8a,x86_64")
         .split(",").map { it.trim() }.filter { it.isNotEmpty() }
@@ -39,7 +47,7 @@ android {
         versionCode = 1
         versionName = appVersion
 
-        buildConfigField("String", "EXECUTORCH_VERSION", "\"${libs.versions.executorch.get()}\"")
+        buildConfigField("String", "EXECUTORCH_VERSION", "\"$aarExecutorchVersion\"")
         buildConfigField("boolean", "HAS_NATIVE_CORE", (executorchAndroidRoot != null).toString())
 
         ndk { abiFilters += abis }
@@ -51,7 +59,8 @@ android {
                         "-DEXECUTORCH_ANDROID_ROOT=$executorchAndroidRoot",
                         "-DANDROID_STL=c++_shared",
                         "-DMFBENCH_APP_VERSION=$appVersion",
-                        "-DMFBENCH_EXECUTORCH_VERSION=${libs.versions.executorch.get()}",
+                        "-DMFBENCH_EXECUTORCH_VERSION=$localExecutorchVersion",
+                        "-DMFBENCH_PER_OPERATOR=${if (perOperator) "ON" else "OFF"}",
                     )
                 }
             }

@@ -4,13 +4,21 @@ Android SDK/NDK or Xcode:
 - the shared C++ core and the JNI bridge compile (syntax and types) with the
   Android and iOS configurations, against the ExecuTorch headers of the pip
   package, with tiny stand-ins for the two platform headers platform.cpp uses;
-- the Objective-C++ bridge compiles against GNUstep's Foundation (optional:
-  apt packages clang and libgnustep-base-dev);
+- the Objective-C++ bridge compiles against GNUstep's Foundation;
 - Kotlin, Swift and Objective-C headers parse (tree-sitter grammars from PyPI);
 - the shell scripts pass bash -n and shellcheck, and run end to end against
   stand-in adb / xcrun devicectl / python (tests/apps/fakes);
 - Gradle, XcodeGen and manifest files parse, and the names that tie the parts
-  together agree (JNI symbols, intent extras, launch arguments, versions).
+  together agree (JNI symbols, intent extras, launch arguments, versions);
+- source checks where no compiler is possible (Swift async overloads, no
+  spinner while timing, the headless activity's files directory).
+
+test_android_cmake.py links the Android native build against a fake ExecuTorch
+install; test_android_jvm.py compiles and runs the Android benchmark Kotlin.
+
+Nothing here skips: the compilers, headers and JDK come from
+scripts/debian-packages.txt and the Python tools from the test extra, both
+installed by `make test`, so a missing one is a broken setup and fails.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -47,10 +56,10 @@ def executorch_include() -> Path:
     """The C++ headers inside the executorch pip package (found without importing it)."""
     spec = importlib.util.find_spec("executorch")
     if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the executorch package is not installed (pip install -e .)")
+        pytest.fail("the executorch package is not installed (pip install -e .)")
     inc = Path(spec.submodule_search_locations[0]) / "include"
     if not (inc / "executorch" / "extension" / "module" / "module.h").is_file():
-        pytest.skip(f"no ExecuTorch C++ headers under {inc}")
+        pytest.fail(f"no ExecuTorch C++ headers under {inc}")
     return inc
 
 
@@ -64,13 +73,14 @@ def jni_include() -> list[Path]:
         if (home / "include" / "jni.h").is_file():
             md = next((p.parent for p in (home / "include").glob("*/jni_md.h")), None)
             return [home / "include"] + ([md] if md else [])
-    pytest.skip("no JDK with include/jni.h (apt-get install default-jdk-headless, or set JAVA_HOME)")
+    pytest.fail("no JDK with include/jni.h: run scripts/install_tools.sh (default-jdk-headless), or set JAVA_HOME")
 
 
 def compiler(name: str) -> str:
+    """A tool of scripts/debian-packages.txt: missing means the setup is broken, so fail."""
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed")
+        pytest.fail(f"{name} is not installed: run scripts/install_tools.sh (scripts/debian-packages.txt)")
     return path
 
 
@@ -85,7 +95,7 @@ def tool(name: str) -> str:
         return str(local)
     path = shutil.which(name)
     if path is None:
-        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+        pytest.fail(f"{name} is not installed (pip install -e '.[test]')")
     return path
 
 
@@ -165,7 +175,7 @@ def test_objective_cxx_bridge_compiles_against_gnustep():
     gnustep = Path("/usr/include/GNUstep")
     gcc_objc = sorted(Path("/usr/lib/gcc").glob("*/*/include/objc/objc.h"))
     if not (gnustep / "Foundation" / "Foundation.h").is_file() or not gcc_objc:
-        pytest.skip("GNUstep Foundation headers missing (apt-get install clang libgnustep-base-dev)")
+        pytest.fail("GNUstep Foundation headers missing: run scripts/install_tools.sh (libgnustep-base-dev)")
     objc_dir = gcc_objc[-1].parents[1]  # .../include, holding objc/
     flags = ["-x", "objective-c++", *CXX, "-fobjc-runtime=gcc", "-fobjc-exceptions", "-fexceptions",
              "-DGNUSTEP", "-DGNUSTEP_BASE_LIBRARY=1", "-DGNU_RUNTIME=1", "-D_NATIVE_OBJC_EXCEPTIONS",
@@ -189,12 +199,16 @@ def _objc_only(gcc_include: Path) -> Path:
 # --------------------------------------------------------------------------- Kotlin, Swift, ObjC syntax
 
 
+def _parser(grammar: str):
+    """A tree-sitter parser for one of the test extra's grammars (tree_sitter_kotlin, ...)."""
+    import tree_sitter
+
+    return tree_sitter.Parser(tree_sitter.Language(importlib.import_module(grammar).language()))
+
+
 def _parse_errors(grammar: str, path: Path, text: str | None = None) -> list[str]:
-    ts = pytest.importorskip("tree_sitter", reason="pip install tree-sitter (test extra)")
-    mod = pytest.importorskip(grammar, reason=f"pip install {grammar.replace('_', '-')} (test extra)")
-    parser = ts.Parser(ts.Language(mod.language()))
     src = (path.read_text() if text is None else text).encode()
-    tree = parser.parse(src)
+    tree = _parser(grammar).parse(src)
     lines = src.decode().splitlines()
     found: list[str] = []
 
@@ -224,6 +238,62 @@ def test_kotlin_parses(path):
 @pytest.mark.parametrize("path", SWIFT_FILES, ids=lambda p: str(p.relative_to(IOS)))
 def test_swift_parses(path):
     assert _parse_errors("tree_sitter_swift", path) == []
+
+
+# Calls the app makes that have an `async` overload on iOS 17: inside an async
+# function Swift picks that overload, and the call then needs `await` (and in a
+# timed region it would measure a suspension). Name -> the async API.
+ASYNC_OVERLOADS = {
+    "prediction": "MLModel.prediction(from:options:) async throws (iOS 17)",
+    "measure": "Clock.measure(_:) async (Swift 5.7 clocks)",
+}
+
+
+def _unawaited_async_overloads(path: Path, text: str | None = None) -> list[str]:
+    """Calls to ASYNC_OVERLOADS inside an `async` function that no `await` covers."""
+    src = (path.read_text() if text is None else text).encode()
+    found: list[str] = []
+
+    def in_async_function(node) -> bool:
+        while node is not None and node.type != "function_declaration":
+            if node.type == "await_expression":
+                return False
+            node = node.parent
+        return node is not None and any(c.type == "async" for c in node.children)
+
+    def walk(node):
+        if node.type == "call_expression":
+            callee = node.children[0]
+            name = callee.children[-1] if callee.type == "navigation_expression" else callee
+            name = name.children[-1] if name.type == "navigation_suffix" else name
+            text_ = src[name.start_byte:name.end_byte].decode()
+            if text_ in ASYNC_OVERLOADS and in_async_function(node):
+                found.append(f"{path.name}:{node.start_point[0] + 1}: {text_} -> {ASYNC_OVERLOADS[text_]}")
+        for child in node.children:
+            walk(child)
+
+    walk(_parser("tree_sitter_swift").parse(src).root_node)
+    return found
+
+
+@pytest.mark.parametrize("path", SWIFT_FILES, ids=lambda p: str(p.relative_to(IOS)))
+def test_swift_async_overloads_are_awaited_or_synchronous(path):
+    """`try model.prediction(from:)` in an async function does not compile on iOS 17
+    ("expression is 'async' but is not marked with 'await'"): time in a sync helper."""
+    assert _unawaited_async_overloads(path) == []
+
+
+def test_async_overload_check_can_fail(tmp_path):
+    bad = """func run() async throws {
+    let e = try clock.measure { _ = try model.prediction(from: x) }
+    _ = try await model.prediction(from: x)
+}
+func sync() throws { _ = try model.prediction(from: x) }
+"""
+    found = _unawaited_async_overloads(tmp_path / "x.swift", bad)
+    assert [f.split(": ")[1] for f in found] == ["measure -> " + ASYNC_OVERLOADS["measure"],
+                                                  "prediction -> " + ASYNC_OVERLOADS["prediction"]]
+    assert all(f.startswith("x.swift:2:") for f in found)
 
 
 # Foundation macros the grammar does not know, expanded as the Apple SDK defines them
@@ -326,6 +396,20 @@ def test_ios_launch_arguments_agree():
     assert {"--headless", "--model", "--iters", "--compute-units", "--run-id"} <= passed
 
 
+# Indicators that animate on their own (indeterminate): each frame costs CPU/GPU
+# time that the timed run would measure.
+ANIMATED_INDICATORS = r"\b(CircularProgressIndicator|LinearProgressIndicator)\(|\bProgressView\(\s*\)"
+
+
+@pytest.mark.parametrize("path", [*sorted((KOTLIN_SRC / "ui").glob("*.kt")), KOTLIN_SRC / "BenchmarkActivity.kt",
+                                  *sorted((IOS / "MobileFormerBench" / "App").glob("*.swift"))],
+                         ids=lambda p: p.name)
+def test_no_animation_while_timing(path):
+    """No spinner on screen during a run, interactive or headless, on either platform."""
+    code = "\n".join(line for line in path.read_text().splitlines() if not line.lstrip().startswith("//"))
+    assert not re.search(ANIMATED_INDICATORS, code)
+
+
 def test_swift_calls_the_bridge_by_its_swift_names():
     header = (IOS / "MobileFormerBench/Bridge/MFBenchBridge.h").read_text()
     swift = "\n".join(p.read_text() for p in SWIFT_FILES)
@@ -343,7 +427,8 @@ def _toml(path: Path) -> dict:
 
 
 def _project_yml() -> dict:
-    yaml = pytest.importorskip("yaml", reason="pip install pyyaml (test extra)")
+    import yaml  # test extra
+
     return yaml.safe_load((IOS / "project.yml").read_text())
 
 
@@ -387,6 +472,13 @@ def test_app_build_gradle():
     assert "implementation(libs.executorch.android)" in text
     assert 'path = file("src/main/cpp/CMakeLists.txt")' in text
     assert "EXECUTORCH_ANDROID_ROOT" in text and "executorchAndroidRoot" in text
+    # runtime.version: the Maven AAR's version only for the Maven AAR; a source build
+    # or a local AAR records -PexecutorchVersion or null (issue 19, item 7)
+    assert '"-DMFBENCH_EXECUTORCH_VERSION=$localExecutorchVersion"' in text
+    assert 'if (executorchAar == null) libs.versions.executorch.get() else localExecutorchVersion' in text
+    assert '"EXECUTORCH_VERSION", "\\"$aarExecutorchVersion\\""' in text
+    # per-operator times are asked for, and the CMake build fails without them (test_android_cmake)
+    assert '"-DMFBENCH_PER_OPERATOR=${if (perOperator) "ON" else "OFF"}"' in text
     settings = (ANDROID / "settings.gradle.kts").read_text()
     assert 'include(":app")' in settings and "google()" in settings and "mavenCentral()" in settings
     props = dict(
@@ -542,13 +634,29 @@ def test_android_script_export_then_run(tmp_path):
         ("two devices", {"FAKE_ADB_DEVICES": "a b"}, "several devices"),
         ("app missing", {"FAKE_ADB_NO_APP": "1"}, "is not installed"),
         ("run fails", {"FAKE_ADB_FAIL": "1"}, "failed on the device: cannot load x.pte"),
+        # nothing written at all: the log's reason, at once instead of after --timeout
+        ("nothing written", {"FAKE_ADB_UNWRITABLE": "1"}, "failed on the device: cannot write /sdcard/"),
     ],
 )
 def test_android_script_errors(tmp_path, case, extra_env, message):
     env = _fake_env(tmp_path, **extra_env)
+    started = time.monotonic()
     proc = run([ANDROID / "run_benchmark.sh", "--model", _model(tmp_path, "m.pte"), "--out-dir", tmp_path / "runs",
-                "--python", FAKES / "python", "--timeout", "10"], env=env)
+                "--python", FAKES / "python", "--timeout", "30"], env=env)
     assert proc.returncode == 1 and message in proc.stderr, (case, proc.stderr)
+    assert time.monotonic() - started < 20, "waited for the timeout instead of failing fast"
+
+
+def test_headless_activity_creates_its_files_dir_first():
+    """BenchmarkActivity asks for getExternalFilesDir() before anything else, so the
+    system creates the app's directory on a fresh install (the app may not mkdirs()
+    it) and the result or .error file can be written."""
+    kt = _kotlin("BenchmarkActivity.kt")
+    body = kt[kt.index("private fun outputFile()"):]
+    body = body[body.index("{") + 1:body.index("\n    }\n")]
+    statements = [line.strip() for line in body.splitlines() if line.strip() and not line.strip().startswith("//")]
+    assert statements[0] == "val appDir = getExternalFilesDir(null)"
+    assert kt.index("val out = outputFile()") < kt.index("parseRequest(out)")
 
 
 def test_ios_script_coreml_end_to_end_with_fake_devicectl(tmp_path):

@@ -49,8 +49,8 @@ def test_summary_bad_variant(capsys):
     assert "unknown model '9m'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("argv", [["--layers"], ["--input-size", "100"]])
-def test_summary_bad_arguments(argv):
-    with pytest.raises(SystemExit) as err:
-        main(argv)
-    assert err.value.code == 2
+@pytest.mark.parametrize("argv, message", [(["--layers"], "--layers needs --variant"),
+                                           (["--input-size", "100"], "--input-size must be a multiple of 32")])
+def test_summary_bad_arguments(argv, message, capsys):
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"error: {message}")

@@ -105,3 +105,26 @@ def test_paper_blocks_cover_every_parameter():
     assert model.paper_block("local_global.q") == "head"
     with pytest.raises(KeyError):
         model.paper_block("nonexistent.layer")
+
+
+def _lowered_outside_ops(model: torch.nn.Module, size: int) -> dict[str, int]:
+    """The ops that ExecuTorch's stock XNNPACK partitioner, as shipped, leaves outside its delegates."""
+    from collections import Counter
+
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    program = torch.export.export(model.eval(), (torch.randn(1, 3, size, size),))
+    graph = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).exported_program().graph
+    return dict(Counter(str(n.target) for n in graph.nodes
+                        if n.op == "call_function" and "delegate" not in str(n.target) and "getitem" not in str(n.target)))
+
+
+def test_tiny_float_model_lowers_whole_with_the_stock_partitioner(tiny_model_factory):
+    """Users bring their own pipelines: nothing of the float model is left outside XNNPACK."""
+    assert _lowered_outside_ops(tiny_model_factory(), 64) == {}
+
+
+@pytest.mark.slow
+def test_26m_float_model_lowers_whole_with_the_stock_partitioner():
+    assert _lowered_outside_ops(mf.create_model("26m"), 224) == {}

@@ -1,12 +1,16 @@
 """``quant.bench`` on real exports, ``quant.report`` on its results and on phone-style ones."""
+import errno
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
+from quant import report
 from quant.bench import main as bench_main
 from quant.latency import ResultError, apply_manifest, read_result
 from quant.report import main as report_main
+from quant.runtime import Program
 
 INT8 = "mobile_former_tiny_xnnpack_int8"
 BLOCKS = "mobile_former_tiny_xnnpack_int8_blocks"
@@ -107,6 +111,8 @@ def test_bench_rejects_damaged_artifacts(tiny_exports, tmp_path, capsys):
 
 def test_bench_bad_numbers(tiny_exports, capsys):
     assert bench_main([str(tiny_exports / f"{INT8}.pte"), "--iterations", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--iterations" in err
 
 
 def test_bench_unwritable_out(tiny_exports, tmp_path, capsys):
@@ -127,3 +133,127 @@ def test_same_named_artifacts_keep_their_own_results(tiny_exports, tmp_path):
     assert bench_main(argv + ["--out", str(out)]) == 0
     results = sorted(p.name for p in out.glob("*.latency.json"))
     assert results == sorted([f"{tiny_exports.name}_{INT8}.latency.json", f"other_{INT8}.latency.json"])
+
+
+def _disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_report_on_a_full_disk_writes_nothing(bench_results, tmp_path, monkeypatch, capsys):
+    """The chart fails to write: no CSV or Markdown without it, one error line."""
+    monkeypatch.setattr(report, "_chart", _disk_full)
+    out = tmp_path / "report"
+    assert report_main([str(bench_results / f"{INT8}.latency.json"), "--out", str(out)]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
+
+
+def test_bench_on_a_full_disk_writes_nothing(tiny_exports, tmp_path, monkeypatch, capsys):
+    """The ETDump is cut short by a full disk: no truncated .etdp, no results of the other artifacts."""
+    write, calls = Program.write_etdump, []
+
+    def write_half_the_second(self, path):
+        calls.append(path)
+        if len(calls) == 1:
+            return write(self, path)
+        Path(path).write_bytes(b"\0" * 10)
+        _disk_full()
+
+    monkeypatch.setattr(Program, "write_etdump", write_half_the_second)
+    out = tmp_path / "bench"
+    argv = [str(tiny_exports / f"{n}.pte") for n in (FP32, INT8)]
+    assert bench_main(argv + ["--iterations", "1", "--warmup", "0", "--out", str(out)]) == 2
+    assert "No space left on device" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
+
+
+def _phone_result(**artifact) -> dict:
+    """A small valid result, as a phone app writes one."""
+    return {"format": "mobileformer-latency/1", "created": "2026-11-30T00:00:00Z", "tool": "android_demo 0.1.0",
+            "label": "phone", "device": {"kind": "android", "name": "Pixel 8"}, "runtime": {"name": "executorch"},
+            "artifact": {"file": "m.pte", "size_bytes": 1000, **artifact}, "threads": 1, "warmup": 1, "iterations": 2,
+            "latency_ms": {"p50": 1.0, "p90": 1.5, "mean": 1.25, "min": 1.0, "max": 1.5}, "samples_ms": [1.0, 1.5],
+            "operators": [{"name": "Convolution (NHWC, QS8)", "mean_ms": 0.5}], "blocks": [{"name": "stem", "ms": 0.5}]}
+
+
+def _without(path: str):
+    def edit(r):
+        *parents, last = path.split(".")
+        node = r
+        for key in parents:
+            node = node[key]
+        del node[last]
+    return edit
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_without("artifact.file"), "artifact.file"),
+    (_without("artifact.size_bytes"), "artifact.size_bytes"),
+    (lambda r: r["latency_ms"].update(p50=0), "latency_ms.p50 and p90 (> 0)"),
+    (lambda r: r["blocks"][0].pop("name"), "blocks[].name and ms"),
+    (lambda r: r["operators"].append(7), "operators[].name"),
+])
+def test_report_rejects_results_lacking_what_it_reads(tmp_path, capsys, edit, message):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(_phone_result()))
+    assert report_main([str(good), "--out", str(tmp_path / "ok")]) == 0
+    result = _phone_result()
+    edit(result)
+    bad.write_text(json.dumps(result))
+    capsys.readouterr()
+    assert report_main([str(good), str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {bad}: missing or invalid") and message in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("manifest, message", [
+    ("[]", "is not a mobileformer-manifest/1 manifest"),
+    ('{"format": "mobileformer-manifest/1"', "is not valid JSON (truncated?)"),
+    ('{"format": "mobileformer-manifest/1"}', "missing or invalid model, backend, precision"),
+])
+def test_report_names_a_bad_manifest(tmp_path, capsys, manifest, message):
+    result, given = tmp_path / "r.json", tmp_path / "given.json"
+    result.write_text(json.dumps(_phone_result()))
+    given.write_text(manifest)
+    assert report_main([str(result), "--manifest", str(given), "--out", str(tmp_path / "o")]) == 2
+    assert message in capsys.readouterr().err
+    (tmp_path / "m.manifest.json").write_text(manifest)  # the same, found beside the result
+    assert report_main([str(result), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(tmp_path / "m.manifest.json") in err
+
+
+@pytest.mark.parametrize("manifest, message", [
+    ('{"format": "mobileformer-manifest/1", "input": {"shape": [1, 3, ', "is not valid JSON (truncated?)"),
+    ('{"input": {"shape": [1, 3, 64, 64]}}', "is not a mobileformer-manifest/1 manifest"),
+])
+def test_bench_names_a_bad_manifest(tiny_exports, tmp_path, capsys, manifest, message):
+    shutil.copy(tiny_exports / f"{INT8}.pte", tmp_path / "m.pte")
+    (tmp_path / "m.manifest.json").write_text(manifest)
+    assert bench_main([str(tmp_path / "m.pte"), "--iterations", "1", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(tmp_path / "m.manifest.json") in err
+
+
+def test_a_broken_second_artifact_leaves_no_result_of_the_first(tiny_exports, tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    for suffix in (".pte", ".manifest.json"):
+        shutil.copy(tiny_exports / f"{INT8}{suffix}", tmp_path / "a" / f"{INT8}{suffix}")
+    good, cut = tmp_path / "a" / f"{INT8}.pte", tmp_path / "cut.pte"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    assert bench_main([str(good), "--iterations", "1", "--no-operators", "--out", str(tmp_path / "ok")]) == 0
+    out = tmp_path / "b"
+    assert bench_main([str(good), str(cut), "--iterations", "1", "--out", str(out)]) == 2
+    assert "cut.pte" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--iterations", "0"], "--iterations must be at least 1, got 0"),
+    (["--warmup", "-1"], "--warmup must be at least 0, got -1"),
+    (["--threads", "-2"], "--threads must be at least 0, got -2"),
+])
+def test_bench_refuses_nonsense_numbers(tmp_path, capsys, argv, message):
+    assert bench_main([str(tmp_path / "any.pte"), *argv]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"

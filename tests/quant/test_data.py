@@ -99,3 +99,47 @@ def test_calibration_batches_are_repeatable():
     a = calibration_batches("digits", 5, 32, (0.5,) * 3, (0.5,) * 3)
     b = calibration_batches("digits", 5, 32, (0.5,) * 3, (0.5,) * 3)
     assert a.shape == (5, 3, 32, 32) and torch.equal(a, b)
+
+
+def _truncated_png(path, size=(64, 64)):
+    _image(path, (9, 9, 9), size)
+    path.write_bytes(path.read_bytes()[:60])  # the header parses, the pixels are gone
+
+
+def test_many_broken_images_are_skipped_once_without_recursion(tmp_path, caplog):
+    for i in range(5):
+        _truncated_png(tmp_path / "cat" / f"{i}.png")
+    _image(tmp_path / "cat" / "9.png", (255, 0, 0))
+    _image(tmp_path / "dog" / "0.png", (0, 0, 255))
+    ds = ImageFolder(tmp_path, eval_transform(transform_config("dir", 32)))
+    assert len(ds) == 7 and ds.skipped == 0  # headers are fine: found only when decoded
+    with caplog.at_level("WARNING", logger="quant"):
+        loaded = [ds[i] for i in range(len(ds))] + [ds[0]]
+    assert [label for _, label in loaded] == [0] * 6 + [1, 0]
+    assert ds.skipped == 5 and len(caplog.records) == 5  # each broken image counted and reported once
+
+
+def test_a_class_with_no_readable_image_left_is_a_data_error(tmp_path):
+    for i in range(50):
+        _truncated_png(tmp_path / "cat" / f"{i}.png")
+    _image(tmp_path / "dog" / "0.png", (0, 0, 255))
+    ds = ImageFolder(tmp_path, eval_transform(transform_config("dir", 32)))
+    with pytest.raises(DataError, match="no readable image left in class 'cat'"):
+        ds[0]
+    assert ds.skipped == 50 and ds[50][1] == 1
+
+
+def test_decompression_bomb_is_skipped_at_scan(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)  # 20000x20000 RGB, declared only
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "cat" / "bomb.png").write_bytes(bomb)
+    _image(tmp_path / "cat" / "ok.png", (1, 2, 3))
+    ds = ImageFolder(tmp_path, eval_transform(transform_config("dir", 32)))
+    assert len(ds) == 1 and ds.skipped == 1

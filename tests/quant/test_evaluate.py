@@ -3,8 +3,24 @@ import json
 
 import pytest
 
+from mobileformer.config import VARIANTS
 from quant.evaluate import compare, main
+from quant.export import main as export_main
 from quant.metrics import mcnemar_exact
+from tests.conftest import TINY
+
+INT8 = "mobile_former_tiny_xnnpack_int8"
+
+
+@pytest.fixture(scope="module")
+def ten_class_pte(tmp_path_factory):
+    """A tiny int8 export with a 10-class head, the class count of 'digits'."""
+    out = tmp_path_factory.mktemp("ten")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(VARIANTS, TINY.name, TINY)
+        assert export_main(["--backend", "xnnpack", "--model", TINY.name, "--num-classes", "10", "--calib-images", "4",
+                            "--out", str(out), "--no-progress"]) == 0
+    return out / f"{INT8}.pte"
 
 
 def test_mcnemar_exact_known_values():
@@ -14,9 +30,9 @@ def test_mcnemar_exact_known_values():
     assert mcnemar_exact(101, 180) < 1e-5 < mcnemar_exact(144, 168)
 
 
-def test_pte_result_keeps_per_image_outcomes(tiny_exports, tmp_path, capsys):
-    out = tmp_path / "r.json"
-    pte = tiny_exports / "mobile_former_tiny_xnnpack_int8.pte"
+def test_pte_result_keeps_per_image_outcomes(ten_class_pte, tmp_path, capsys):
+    out = tmp_path / "new" / "folder" / "r.json"  # a missing folder is made, as for every --out
+    pte = ten_class_pte
     assert main([str(pte), "--data", "digits", "--limit", "20", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["images"] == 20 and len(r["correct"]) == 20 and set(r["correct"]) <= {"0", "1"}
@@ -47,3 +63,62 @@ def test_compare_cli_and_bad_input(tmp_path, capsys):
     assert "cannot read result" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main([])  # neither a target nor --compare
+
+
+def test_a_model_with_other_classes_than_the_data_is_refused(tiny_exports, capsys):
+    pte = tiny_exports / f"{INT8}.pte"  # a 1000-class head
+    assert main([str(pte), "--data", "digits", "--limit", "4"]) == 2
+    assert f"{INT8}.pte has 1000 classes, 'digits' has 10" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--limit", "-1"], "--limit must be at least 0, got -1"),
+    (["--input-size", "0", "--model", "26m"], "--input-size must be a multiple of 32 from 32 to 1024, got 0"),
+    (["--input-size", "96"], "takes 64x64 images, not --input-size 96"),
+])
+def test_nonsense_options_are_refused(ten_class_pte, capsys, argv, message):
+    assert main([str(ten_class_pte), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("manifest, message", [
+    ('{"format": "mobileformer-manifest/1", "model": ', "is not valid JSON (truncated?)"),
+    ('{"model": "mobile_former_tiny"}', "is not a mobileformer-manifest/1 manifest"),
+    ('[1, 2]', "is not a mobileformer-manifest/1 manifest"),
+    ('{"format": "mobileformer-manifest/1", "model": "m", "backend": "xnnpack", "precision": "int8", "num_classes": 10}',
+     "missing or invalid input.shape, input.mean and std"),
+])
+def test_a_bad_manifest_is_named(ten_class_pte, tmp_path, capsys, manifest, message):
+    pte = tmp_path / "m.pte"
+    pte.write_bytes(ten_class_pte.read_bytes())
+    (tmp_path / "m.manifest.json").write_text(manifest)
+    assert main([str(pte), "--limit", "2"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(tmp_path / "m.manifest.json") in err
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[1, 2]", "is not a quant.evaluate --json result"),
+    (json.dumps({"data": "digits", "images": 4, "correct": "1100"}), "is not a quant.evaluate --json result"),
+    (json.dumps({"data": "digits", "images": 10, "top1": 0.5, "correct": "1100"}), "do not match"),
+    (json.dumps({"data": "digits", "images": 4, "top1": 0.5, "correct": "11x0"}), "do not match"),
+    (json.dumps({"data": "digits", "images": 4, "top1": 0.9, "correct": "1100"}), "do not match"),
+])
+def test_compare_refuses_results_that_do_not_add_up(tmp_path, capsys, content, message):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(_result("1010")))
+    bad.write_text(content)
+    assert main(["--compare", str(good), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(bad) in err
+
+
+def test_an_internal_bug_keeps_its_traceback(ten_class_pte, monkeypatch):
+    import quant.evaluate
+
+    def bug(*args, **kwargs):
+        raise ValueError("a bug of ours")
+
+    monkeypatch.setattr(quant.evaluate, "evaluate", bug)
+    with pytest.raises(ValueError, match="a bug of ours"):
+        main([str(ten_class_pte)])

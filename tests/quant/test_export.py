@@ -4,6 +4,10 @@ import json
 import pytest
 import torch
 
+import mobileformer as mf
+from mobileformer.config import VARIANTS
+from quant.data import calibration_batches
+from quant.metrics import top1_agreement
 from quant import export as export_mod
 from quant.export import main
 from quant.runtime import Program, ProgramError
@@ -12,6 +16,18 @@ from tests.conftest import TINY
 
 def _manifest(out, name):
     return json.loads((out / f"{name}.manifest.json").read_text())
+
+
+def _agreement_of(pte, images: int) -> float:
+    """Top-1 agreement of ``pte`` with the float model it came from (the export's seed-0 weights), recomputed."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(VARIANTS, TINY.name, TINY)
+        torch.manual_seed(0)
+        model = mf.create_model(TINY.name).eval()
+    x = calibration_batches("digits", images, TINY.input_size, TINY.mean, TINY.std)
+    program = Program(pte)
+    with torch.no_grad():
+        return top1_agreement(torch.cat([model(i) for i in x.split(1)]), torch.cat([program(i) for i in x.split(1)]))
 
 
 def test_int8_artifact_manifest_and_census(tiny_exports):
@@ -26,7 +42,8 @@ def test_int8_artifact_manifest_and_census(tiny_exports):
     assert census["delegates"] == 1 and census["delegated_gemm_pct"] == 100.0 and census["int8_gemm_pct"] == 100.0
     assert set(census["ops"]["XNNBatchMatrixMultiply"]) == {"int8"}
     v = m["validation"]
-    assert v["images"] == 8 and v["sqnr_db_vs_pytorch_quantized"] > 20 and 0 <= v["top1_agreement_vs_fp32"] <= 1
+    assert v["images"] == 8 and v["sqnr_db_vs_pytorch_quantized"] > 20
+    assert v["top1_agreement_vs_fp32"] == _agreement_of(tiny_exports / f"{name}.pte", 8)
     t = m["timings_s"]
     assert set(t) == {"quantize", "lowering", "validation", "total"} and sum(t.values()) - t["total"] <= t["total"] + 0.2
 
@@ -88,7 +105,7 @@ def _assert_fails_cleanly(argv, out, message, capsys):
     (["--backend", "xnnpack", "--format", "mlpackage"], "--format for xnnpack"),
     (["--backend", "xnnpack", "--calib", "/no/such/dir"], "neither a data directory nor a built-in set"),
     (["--backend", "xnnpack", "--calib-images", "0"], "--calib-images must be at least 1"),
-    (["--backend", "xnnpack", "--input-size", "100"], "--input-size must be a positive multiple of 32"),
+    (["--backend", "xnnpack", "--input-size", "100"], "--input-size must be a multiple of 32 from 32 to 1024"),
 ])
 def test_bad_input(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
@@ -105,7 +122,8 @@ def test_corrupt_checkpoint(tmp_path, capsys):
 
 def test_qat_checkpoint_of_another_variant(tmp_path, capsys):
     ckpt = tmp_path / "qat.pt"
-    torch.save({"format": "mobileformer-qat/1", "config": {"model": "mobile_former_52m", "input_size": 64}}, ckpt)
+    torch.save({"format": "mobileformer-qat/1", "config": {"model": "mobile_former_52m", "input_size": 64}, "model": {},
+                "recipe": "xnnpack", "num_classes": 10}, ckpt)
     out = tmp_path / "out"
     _assert_fails_cleanly(["--backend", "xnnpack", "--checkpoint", str(ckpt), "--out", str(out)], out,
                           "QAT checkpoint of mobile_former_52m, not of mobile_former_26m", capsys)
@@ -133,14 +151,14 @@ def test_strict_fails_when_a_gemm_stays_outside(tiny_variant, tmp_path, monkeypa
 
     real = partition.xnnpack_partitioner
 
-    def without_linear(**kwargs):
-        from executorch.backends.xnnpack.partition.config.gemm_configs import AddmmConfig, LinearConfig
+    def without_conv(**kwargs):
+        from executorch.backends.xnnpack.partition.config.gemm_configs import ConvolutionConfig
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
         real(**kwargs)  # same arguments still accepted
-        return XnnpackPartitioner(configs=[c for c in partition.CONFIGS if c not in (LinearConfig, AddmmConfig)])
+        return XnnpackPartitioner(configs=[c for c in partition.CONFIGS if c is not ConvolutionConfig])
 
-    monkeypatch.setattr(partition, "xnnpack_partitioner", without_linear)
+    monkeypatch.setattr(partition, "xnnpack_partitioner", without_conv)
     out = tmp_path / "out"
     _assert_fails_cleanly(["--backend", "xnnpack", "--model", tiny_variant, "--precision", "fp32", "--calib-images", "2",
                            "--out", str(out), "--strict", "--no-progress"], out, "--strict", capsys)
@@ -151,6 +169,7 @@ def test_strict_fails_when_a_gemm_stays_outside(tiny_variant, tmp_path, monkeypa
     ("xnnpack-stock", "int8", True, "m_xnnpack_int8_stock_blocks.pte"),
     ("xnnpack-per-tensor", "int8", False, "m_xnnpack_int8_per_tensor.pte"),
     ("xnnpack-per-tensor", "fp32", False, "m_xnnpack_fp32.pte"),
+    ("xnnpack-stock", "fp32", False, "m_xnnpack_fp32_stock.pte"),
 ])
 def test_artifact_names_mark_recipe_and_profiling(recipe, precision, blocks, name):
     assert export_mod.artifact_name("m", "xnnpack", precision, recipe, "pte", blocks) == name

@@ -1,12 +1,19 @@
 """Atomic writes, staged outputs, hashes, metrics."""
 import hashlib
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from quant.files import OutputError, atomic_path, ensure_writable_dir, sha256_of, staged_outputs
+from quant.files import OutputError, atomic_path, ensure_writable_dir, sha256_of, staged_outputs, write_json_atomic
 from quant.metrics import sqnr, top1_accuracy, top1_agreement
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_atomic_path_replaces_only_on_success(tmp_path):
@@ -57,3 +64,79 @@ def test_sqnr_and_agreement():
     assert sqnr(ref, ref * 1.1) == pytest.approx(20.0)
     assert top1_agreement(ref, torch.tensor([[0.0, 5.0], [0.0, 1.0]])) == 0.5
     assert top1_accuracy(ref, torch.tensor([1, 0])) == 1.0
+
+
+@pytest.mark.parametrize("kind", ["folder", "link", "cwd"])
+def test_atomic_write_refuses_what_is_not_a_file(tmp_path, monkeypatch, kind):
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "precious.txt").write_text("mine")
+    target = {"folder": keep, "cwd": Path("."), "link": tmp_path / "link"}[kind]
+    if kind == "link":
+        target.symlink_to(keep / "precious.txt")
+    monkeypatch.chdir(keep if kind == "cwd" else tmp_path)
+    with pytest.raises(OutputError, match="refusing to replace"):
+        write_json_atomic(target, {"x": 1})
+    assert (keep / "precious.txt").read_text() == "mine" and sorted(p.name for p in keep.iterdir()) == ["precious.txt"]
+
+
+def test_evaluate_json_onto_a_folder_is_an_error_and_deletes_nothing(tmp_path, tiny_variant, tiny_model_factory, capsys):
+    from quant.evaluate import main as evaluate_main
+
+    keep = tmp_path / "results"
+    keep.mkdir()
+    (keep / "a.json").write_text("{}")
+    checkpoint = tmp_path / "tiny.pth"
+    torch.save(tiny_model_factory().state_dict(), checkpoint)
+    assert evaluate_main([str(checkpoint), "--model", tiny_variant, "--limit", "4", "--json", str(keep)]) == 2
+    assert "refusing to replace" in capsys.readouterr().err
+    assert [p.name for p in keep.iterdir()] == ["a.json"]
+
+
+def _mlpackage(path: Path, marker: str, author: str = "com.github.apple.coremltools") -> Path:
+    (path / "Data" / "com.apple.CoreML").mkdir(parents=True)
+    (path / "Data" / "com.apple.CoreML" / "model.mlmodel").write_text(marker)
+    manifest = {"fileFormatVersion": "1.0.0", "rootModelIdentifier": "A", "itemInfoEntries": {
+        "A": {"author": author, "description": "", "name": "model.mlmodel", "path": "com.apple.CoreML/model.mlmodel"}}}
+    (path / "Manifest.json").write_text(json.dumps(manifest))
+    return path
+
+
+def test_only_our_mlpackage_is_replaced(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    ours = _mlpackage(out / "m.mlpackage", "old")
+    with staged_outputs(out) as stage:
+        _mlpackage(stage / "m.mlpackage", "new")
+    assert (ours / "Data" / "com.apple.CoreML" / "model.mlmodel").read_text() == "new"
+    assert sorted(p.name for p in out.iterdir()) == ["m.mlpackage"]
+    foreign = _mlpackage(out / "f.mlpackage", "theirs", author="someone else")
+    plain = out / "p.mlpackage"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("mine")
+    for target in (foreign, plain):
+        with pytest.raises(OutputError, match="refusing to replace"):
+            with staged_outputs(out) as stage:
+                (stage / "ok.bin").write_bytes(b"x")  # nothing lands unless everything can
+                _mlpackage(stage / target.name, "new")
+    assert (foreign / "Data" / "com.apple.CoreML" / "model.mlmodel").read_text() == "theirs"
+    assert (plain / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == ["f.mlpackage", "m.mlpackage", "p.mlpackage"]
+
+
+def test_staging_a_killed_run_left_is_removed_by_the_next(tmp_path):
+    """Killed runs leave hidden, tagged staging; the next run removes it, a live run's stays."""
+    code = ("import sys, os; from quant.files import staged_outputs\n"
+            "with staged_outputs(sys.argv[1]) as stage:\n"
+            "    (stage / 'model.pte').write_bytes(b'x' * 1000)\n"
+            "    (stage / 'model.etrecord').write_bytes(b'half')\n"
+            "    os.kill(os.getpid(), 9)\n")
+    killed = subprocess.run([sys.executable, "-c", code, str(tmp_path)], env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert killed.returncode == -9
+    left = list(tmp_path.iterdir())
+    assert len(left) == 1 and left[0].name.startswith(".mobileformer-staging-")
+    alive = tmp_path / f".mobileformer-staging-{left[0].name.split('-')[2]}-{os.getpid()}-live"
+    alive.mkdir()  # same tag, a live process: another run in progress
+    with staged_outputs(tmp_path) as stage:
+        (stage / "model.pte").write_bytes(b"y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.pte", alive.name])

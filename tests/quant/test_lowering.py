@@ -6,12 +6,16 @@ import pytest
 import torch
 import torch.fx.traceback as fx_traceback
 from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
+from executorch.backends.xnnpack._passes import DimOrderOpsRevertPass
 from executorch.exir import to_edge, to_edge_transform_and_lower
 from executorch.exir.dialects.edge._ops import EdgeOpOverload
 from executorch.exir.pass_base import ExportPass
 from torch._export.verifier import SpecViolationError
 
+import mobileformer as mf
+from quant import lowering
 from quant.lowering import edge_compile_config, fast_lowering, verify_edge_program
+from quant.patches import SWITCH
 from quant.partition import xnnpack_partitioner
 from quant.recipes import calibrate, convert, example_input, get_recipe, prepare
 
@@ -20,12 +24,17 @@ def _program(model, precision: str) -> torch.export.ExportedProgram:
     graph, _ = model, torch.manual_seed(0)  # the same calibration, so the same program, every time
     if precision == "int8":
         graph = prepare(model, get_recipe("xnnpack"), example_input(model))
-        calibrate(graph, [torch.randn(1, 3, 64, 64) for _ in range(2)], progress=False)
+        calibrate(graph, [torch.randn_like(example_input(model)) for _ in range(2)], progress=False)
         graph = convert(graph)
     return torch.export.export(graph, (example_input(model),))
 
 
-def _lower(program, fast: bool) -> tuple[bytes, int]:
+def _partitioner(kind: str, model):
+    """A fresh partitioner of each kind an export uses: stock, ours (int8 bmm), ours split by paper block."""
+    return xnnpack_partitioner(stock=kind == "stock", block_of=model.paper_block if kind == "blocks" else None)
+
+
+def _lower(program, fast: bool, partitioner=None) -> tuple[bytes, int]:
     """The .pte bytes, and how many times a pass re-traced the whole graph."""
     retraces = 0
     retrace = ExportPass.call
@@ -39,19 +48,60 @@ def _lower(program, fast: bool) -> tuple[bytes, int]:
         mp.setattr(ExportPass, "call", counting)
         with fast_lowering() if fast else contextlib.nullcontext():
             edge = to_edge_transform_and_lower(program, transform_passes=[RemoveCloneOpsTransform()],
-                                               partitioner=[xnnpack_partitioner(stock=True)],
+                                               partitioner=[partitioner or xnnpack_partitioner(stock=True)],
                                                **({"compile_config": edge_compile_config()} if fast else {}))
             return edge.to_executorch().buffer, retraces
 
 
 # fp32 keeps its BatchNorms for XNNPACK to fuse: a pattern pass that does find work.
+@pytest.mark.parametrize("kind", ["stock", "ours", "blocks"])
 @pytest.mark.parametrize("precision", ["int8", "fp32"])
-def test_same_program_with_fewer_retraces(tiny_model_factory, precision):
+def test_same_program_with_fewer_retraces(tiny_model_factory, precision, kind):
     model = tiny_model_factory()
-    stock_bytes, stock_retraces = _lower(_program(model, precision), fast=False)
-    fast_bytes, fast_retraces = _lower(_program(model, precision), fast=True)
+    stock_bytes, stock_retraces = _lower(_program(model, precision), fast=False, partitioner=_partitioner(kind, model))
+    fast_bytes, fast_retraces = _lower(_program(model, precision), fast=True, partitioner=_partitioner(kind, model))
     assert fast_bytes == stock_bytes
     assert fast_retraces < stock_retraces
+
+
+@pytest.mark.slow
+def test_26m_per_block_build_is_the_same_program():
+    """The export's heaviest lowering: int8 26m, one delegate per paper block."""
+    model = mf.create_model("26m").eval()
+    fast = _lower(_program(model, "int8"), fast=True, partitioner=_partitioner("blocks", model))[0]
+    assert fast == _lower(_program(model, "int8"), fast=False, partitioner=_partitioner("blocks", model))[0]
+
+
+class _ChannelsLastSin(torch.nn.Module):
+    def forward(self, x):
+        return (x.to(memory_format=torch.channels_last) + 1).sin()
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_a_pass_that_works_per_node_is_never_skipped(monkeypatch, listed):
+    """``DimOrderOpsRevertPass`` works in ``call_operator``: skipping its re-trace leaves a dim-order copy
+    that XNNPACK rejects. It runs even if someone lists it among the pattern passes."""
+    if listed:
+        monkeypatch.setattr(lowering, "PATTERN_PASSES", (*lowering.PATTERN_PASSES, DimOrderOpsRevertPass))
+    assert not lowering.retrace_is_idle(DimOrderOpsRevertPass)
+    assert all(lowering.retrace_is_idle(cls) for cls in lowering.PATTERN_PASSES if cls is not DimOrderOpsRevertPass)
+    def program():
+        return torch.export.export(_ChannelsLastSin(), (torch.randn(1, 3, 8, 8),))
+
+    assert _lower(program(), fast=True)[0] == _lower(program(), fast=False)[0]
+
+
+def test_patches_only_on_the_pinned_releases_unless_switched_off(monkeypatch):
+    call = ExportPass.call
+    with fast_lowering() as applied:
+        assert applied and ExportPass.call is not call
+    monkeypatch.setenv(SWITCH, "off")
+    with fast_lowering() as applied:
+        assert not applied and ExportPass.call is call
+    monkeypatch.delenv(SWITCH)
+    monkeypatch.setattr(lowering, "PINNED", {**lowering.PINNED, "executorch": "0.0.1"})
+    with fast_lowering() as applied:
+        assert not applied and ExportPass.call is call
 
 
 def test_patches_are_undone_on_error():

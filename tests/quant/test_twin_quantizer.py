@@ -4,6 +4,7 @@ import torch
 
 import mobileformer as mf
 from quant.census import graph_census
+from quant.cli import UserError
 from quant.recipes import calibrate, convert, example_input, get_recipe, prepare
 from quant.twin import fold_into_linear, quantizable
 from tests.reference import reference_input, reference_keys, reference_state_dict
@@ -104,5 +105,5 @@ def test_coreml_recipe_makes_attention_matmuls_and_dyrelu_int8(tiny_model_factor
 
 
 def test_coreml_qat_is_refused_with_its_reason():
-    with pytest.raises(ValueError, match="QAT with the coreml recipe"):
+    with pytest.raises(UserError, match="QAT with the coreml recipe"):
         get_recipe("coreml").make_quantizer(True)

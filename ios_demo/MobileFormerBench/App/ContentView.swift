@@ -57,12 +57,15 @@ struct ContentView: View {
                     Button {
                         vm.run()
                     } label: {
-                        HStack {
-                            Text(vm.running ? "Running…" : "Run")
-                            if vm.running { Spacer(); ProgressView() }
-                        }
+                        Text(vm.running ? "Running…" : "Run")
                     }
                     .disabled(vm.running || vm.selected == nil)
+                    if vm.running {
+                        // Still on purpose: an animation takes CPU/GPU time from the timed run.
+                        Text("Measuring… the screen stays still until it is done. For figures to report, "
+                             + "use the headless run (run_benchmark.sh).")
+                            .font(.footnote).foregroundStyle(.secondary)
+                    }
                     if let error = vm.error {
                         Text(error).foregroundStyle(.red).font(.footnote)
                     }

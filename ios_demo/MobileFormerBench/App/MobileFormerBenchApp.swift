@@ -35,7 +35,7 @@ struct HeadlessView: View {
 
     var body: some View {
         VStack(spacing: 12) {
-            ProgressView()
+            // No spinner: an animation would take CPU/GPU time from the run it measures.
             Text("Headless benchmark running…")
             Text(options?.model ?? parseError ?? "").font(.footnote).foregroundStyle(.secondary)
         }

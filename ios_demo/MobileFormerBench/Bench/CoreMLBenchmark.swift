@@ -74,15 +74,10 @@ enum CoreMLBenchmark {
         }
         let inputs = try makeInputs(model.modelDescription)
 
-        var samples: [Double] = []
-        samples.reserveCapacity(settings.iterations)
-        let clock = ContinuousClock()
+        let samples: [Double]
         do {
-            for _ in 0..<settings.warmup { _ = try model.prediction(from: inputs) }
-            for _ in 0..<settings.iterations {
-                let elapsed = try clock.measure { _ = try model.prediction(from: inputs) }
-                samples.append(milliseconds(elapsed))
-            }
+            samples = try timePredictions(model, inputs: inputs, warmup: settings.warmup,
+                                          iterations: settings.iterations)
         } catch {
             throw BenchError.message("prediction failed: \(error.localizedDescription)")
         }
@@ -121,6 +116,23 @@ enum CoreMLBenchmark {
             ("etdump", .null),
         ])
         return doc.serialized()
+    }
+
+    /// Latency of each of `iterations` predictions after `warmup` untimed ones, in ms.
+    /// Synchronous on purpose: inside an `async` function `prediction(from:)` and
+    /// `Clock.measure` resolve to their async overloads (iOS 17), which would put a
+    /// suspension point and an executor hop inside the timed region.
+    static func timePredictions(_ model: MLModel, inputs: MLFeatureProvider, warmup: Int,
+                                iterations: Int) throws -> [Double] {
+        var samples: [Double] = []
+        samples.reserveCapacity(iterations)
+        let clock = ContinuousClock()
+        for _ in 0..<warmup { _ = try model.prediction(from: inputs) }
+        for _ in 0..<iterations {
+            let elapsed = try clock.measure { _ = try model.prediction(from: inputs) }
+            samples.append(milliseconds(elapsed))
+        }
+        return samples
     }
 
     /// One entry per MIL operation of `main` (nested blocks depth-first), in program

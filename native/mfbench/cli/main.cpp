@@ -19,7 +19,7 @@ namespace {
 const char* kUsage =
     "usage: mfbench --model X.pte [--iterations N] [--warmup N] [--threads N]\n"
     "               [--etdump out.etdp] [--out result.json] [--label S] [--device-name S]\n"
-    "               [--no-operators]\n"
+    "               [--no-operators] [--instruction-markers]\n"
     "\n"
     "Runs an ExecuTorch program's forward method N times after warm-up and writes a\n"
     "mobileformer-latency/1 JSON result (docs/latency-format.md) with whole-model\n"
@@ -37,6 +37,8 @@ const char* kUsage =
     "  --label S           row label for reports (default: the model file name)\n"
     "  --device-name S     device name to record (default: what the OS reports)\n"
     "  --no-operators      skip the traced pass (no per-operator times) unless --etdump\n"
+    "  --instruction-markers  marker syscalls around each measured inference and delegate\n"
+    "                      call, for the instruction counter of native/arm64 (Linux)\n"
     "  -h, --help          this help\n";
 
 struct UsageError {
@@ -80,6 +82,10 @@ int main(int argc, char** argv) {
       }
       if (arg == "--no-operators") {
         opt.operators = false;
+        continue;
+      }
+      if (arg == "--instruction-markers") {
+        opt.instruction_markers = true;
         continue;
       }
       if (i + 1 >= argc) throw UsageError{"unknown option or missing value: " + arg};

@@ -14,6 +14,7 @@
 #include <executorch/extension/tensor/tensor.h>
 
 #include "mfbench/bench.h"
+#include "markers.h"
 #include "platform.h"
 #include "sha256.h"
 #include "threads.h"
@@ -206,16 +207,20 @@ Result run(const Options& opt) {
   // XNNPACK takes the thread pool when the delegate initialises, so size it
   // before loading the method.
   set_threads(opt.threads);
+  markers::enabled = opt.instruction_markers;
 
   // Pass 1, whole-model latency, with no event tracer attached: tracing costs
   // about 0.5 us per XNNPACK operator (~15% of a 26m inference on x86).
   {
     Loaded m = load(opt.model_path, r.artifact_file, nullptr);
+    markers::emit(markers::kPassBegin, 0);
     for (int i = 0; i < opt.warmup; ++i) forward(*m.module, "warm-up");
     r.samples_ms.reserve(opt.iterations);
     for (int i = 0; i < opt.iterations; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
+      markers::emit(markers::kInferenceBegin, i);
       forward(*m.module, "the timed runs");
+      markers::emit(markers::kInferenceEnd, i);
       const auto t1 = std::chrono::steady_clock::now();
       r.samples_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     }
@@ -232,12 +237,15 @@ Result run(const Options& opt) {
     auto tracer_owner = std::make_unique<OpTracer>();
     OpTracer* tracer = tracer_owner.get();
     Loaded m = load(opt.model_path, r.artifact_file, std::move(tracer_owner));
+    markers::emit(markers::kPassBegin, 1);
     for (int i = 0; i < opt.warmup; ++i) forward(*m.module, "traced warm-up");
     std::vector<std::vector<OpTracer::OpEvent>> op_runs;
     op_runs.reserve(opt.iterations);
     for (int i = 0; i < opt.iterations; ++i) {
       tracer->begin_inference();
+      markers::emit(markers::kInferenceBegin, i);
       forward(*m.module, "the traced runs");
+      markers::emit(markers::kInferenceEnd, i);
       op_runs.push_back(tracer->end_inference());
     }
     if (opt.operators) r.operators = aggregate(op_runs);

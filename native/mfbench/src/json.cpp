@@ -67,7 +67,13 @@ std::string to_json(const Result& r) {
   j += "  \"label\": " + quote(r.label) + ",\n";
   j += "  \"device\": {\"kind\": " + quote(d.kind) + ", \"name\": " + quote(d.name) +
        ", \"os\": " + quote(d.os) + ", \"cpu\": " + quote(d.cpu) +
-       ", \"cores\": " + std::to_string(d.cores) + "},\n";
+       ", \"cores\": " + std::to_string(d.cores);
+  if (!d.features.empty()) {
+    j += ", \"features\": [";
+    for (size_t i = 0; i < d.features.size(); ++i) j += (i ? ", " : "") + quote(d.features[i]);
+    j += "]";
+  }
+  j += "},\n";
   j += "  \"runtime\": {\"name\": \"executorch\", \"version\": " +
        string_or_null(r.runtime_version) + ", \"compute_units\": null},\n";
   // model/backend/precision come from the export manifest, filled in Python.

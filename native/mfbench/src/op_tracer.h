@@ -20,6 +20,8 @@
 #include <executorch/devtools/etdump/etdump_flatcc.h>
 #include <executorch/runtime/platform/clock.h>
 
+#include "markers.h"
+
 namespace mfbench {
 
 class OpTracer final : public executorch::etdump::ETDumpGen {
@@ -50,6 +52,7 @@ class OpTracer final : public executorch::etdump::ETDumpGen {
       current_delegate_ = delegate_calls_++;
       delegate_entry_ = entry;
       in_delegate_ = true;
+      markers::emit(markers::kDelegateBegin, current_delegate_);
     }
     return entry;
   }
@@ -69,6 +72,7 @@ class OpTracer final : public executorch::etdump::ETDumpGen {
       et_timestamp_t end_time,
       const void* metadata,
       size_t metadata_len) override {
+    markers::emit(markers::kOperatorsLogged, in_delegate_ ? current_delegate_ : -1);
     ETDumpGen::log_profiling_delegate(
         name, delegate_debug_index, start_time, end_time, metadata, metadata_len);
     if (!recording_) return;

@@ -14,6 +14,10 @@
 #if defined(__unix__) || defined(__APPLE__)
 #include <sys/utsname.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 namespace mfbench {
 namespace {
@@ -52,12 +56,39 @@ std::string cpuinfo_field(std::initializer_list<const char*> keys) {
 }
 #endif
 
+// The AArch64 features that decide which XNNPACK kernels run, as the kernel (or
+// qemu-user's -cpu model) reports them in the hwcaps that cpuinfo reads.
+std::vector<std::string> isa_features() {
+  std::vector<std::string> f;
+#if defined(__aarch64__) && defined(__linux__)
+  const unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+  if (hw & HWCAP_ASIMDDP) f.push_back("dotprod");
+  if ((hw & HWCAP_FPHP) && (hw & HWCAP_ASIMDHP)) f.push_back("fp16");
+#if defined(HWCAP2_I8MM)
+  if (hw2 & HWCAP2_I8MM) f.push_back("i8mm");
+#endif
+#if defined(HWCAP2_BF16)
+  if (hw2 & HWCAP2_BF16) f.push_back("bf16");
+#endif
+  if (hw & HWCAP_SVE) f.push_back("sve");
+#if defined(HWCAP2_SVE2)
+  if (hw2 & HWCAP2_SVE2) f.push_back("sve2");
+#endif
+#if defined(HWCAP2_SME)
+  if (hw2 & HWCAP2_SME) f.push_back("sme");
+#endif
+  (void)hw2;
+#endif
+  return f;
+}
+
 }  // namespace
 
 Device device_info(const std::string& kind) {
   Device d;
   d.kind = kind;
   d.cores = static_cast<int>(std::thread::hardware_concurrency());
+  d.features = isa_features();
 #if defined(__APPLE__)
 #if TARGET_OS_IPHONE
   d.name = sysctl_string("hw.machine");  // e.g. "iPhone16,1"

@@ -28,6 +28,9 @@ struct Options {
   std::string device_name;    // empty: what the platform reports
   std::string label;          // empty: the model file name without ".pte"
   std::string tool = std::string("mfbench ") + kVersion;  // name + version
+  // Marker syscalls around each measured inference and delegate call, for an
+  // instruction counter under qemu-user (native/arm64/icount.c); Linux only.
+  bool instruction_markers = false;
 };
 
 // One operator position of one inference, aggregated over the timed runs.
@@ -47,6 +50,9 @@ struct Latency {
 struct Device {
   std::string kind, name, os, cpu;
   int cores = 0;
+  // AArch64 Linux/Android: dotprod, fp16, i8mm, bf16, sve, sve2, sme as the
+  // hwcaps report them; empty elsewhere (and then left out of the JSON).
+  std::vector<std::string> features;
 };
 
 // Mirrors the JSON document; empty strings are written as null where the

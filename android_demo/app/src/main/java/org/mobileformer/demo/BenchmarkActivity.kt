@@ -95,11 +95,16 @@ class BenchmarkActivity : Activity() {
     }
 
     private fun outputFile(): File {
+        // First, always: on a fresh install /sdcard/Android/data/<package>/files does not
+        // exist and the app may not mkdirs() it itself (scoped storage); this call has the
+        // system create it, so the result (or the .error file run_benchmark.sh waits for)
+        // can be written under it.
+        val appDir = getExternalFilesDir(null)
         val given = intent.getStringExtra(Extras.OUT)
         if (!given.isNullOrBlank()) return File(given)
         val model = intent.getStringExtra(Extras.MODEL).orEmpty()
         val stem = File(model).name.removeSuffix(".pte").ifBlank { "result" }
-        return File(getExternalFilesDir(null) ?: filesDir, "results/$stem.json")
+        return File(appDir ?: filesDir, "results/$stem.json")
     }
 
     private fun parseRequest(out: File): BenchmarkRequest {

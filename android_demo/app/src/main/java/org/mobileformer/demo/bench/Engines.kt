@@ -3,7 +3,9 @@ package org.mobileformer.demo.bench
 import android.os.Build
 import java.io.File
 import org.mobileformer.demo.BuildConfig
+import org.pytorch.executorch.EValue
 import org.pytorch.executorch.Module
+import org.pytorch.executorch.Tensor
 
 /** A way to time an ExecuTorch program; every engine returns the same JSON format. */
 interface BenchmarkEngine {
@@ -74,9 +76,14 @@ object NativeCoreEngine : BenchmarkEngine {
 /**
  * org.pytorch.executorch.Module from the release AAR. The AAR's native library is
  * built without the event tracer, so this gives whole-model latency only: the
- * same untraced `forward()` loop as the core's first pass, timed in Kotlin
- * (System.nanoTime around each call; the JNI crossing is included, a few µs).
- * Module.forward() with no arguments feeds the method's sample inputs (ones).
+ * same untraced `forward` loop as the core's first pass, timed in Kotlin
+ * (System.nanoTime around each call, so the JNI crossing is included).
+ *
+ * The input tensor is built once, before timing, with the core's values, and
+ * every call gets that same tensor: `forward()` with no arguments would make the
+ * JNI layer allocate and fill every input (600 KB for 1x3x224x224) inside the
+ * timed region. Its shape is the export manifest's `input.shape` beside the
+ * model, else [ForwardInput.DEFAULT_SHAPE].
  */
 object AarEngine : BenchmarkEngine {
     override val title = "executorch-android AAR (latency only)"
@@ -104,17 +111,11 @@ object AarEngine : BenchmarkEngine {
             } catch (e: Exception) {
                 throw BenchmarkException("cannot load method forward of ${file.name}: ${e.message}")
             }
+            val shape = ModelFiles.manifestFor(file)?.let(ModelFiles::inputShape) ?: ForwardInput.DEFAULT_SHAPE
             try {
-                repeat(request.warmup) { module.forward() }
-                repeat(request.iterations) {
-                    val t0 = System.nanoTime()
-                    module.forward()
-                    samples.add((System.nanoTime() - t0) / 1e6)
-                }
-            } catch (e: BenchmarkException) {
-                throw e
+                samples += timeForward(module, ForwardInput.of(shape), request.warmup, request.iterations)
             } catch (e: Exception) {
-                throw BenchmarkException("forward failed: ${e.message}")
+                throw BenchmarkException("forward failed with input ${shape.joinToString("x")}: ${e.message}")
             }
         } finally {
             module.destroy()
@@ -131,5 +132,39 @@ object AarEngine : BenchmarkEngine {
             iterations = request.iterations,
             samplesMs = samples,
         )
+    }
+
+    /** Milliseconds of each of [iterations] `forward(input)` calls after [warmup] untimed ones. */
+    fun timeForward(module: Module, input: EValue, warmup: Int, iterations: Int): List<Double> {
+        repeat(warmup) { module.forward(input) }
+        return List(iterations) {
+            val t0 = System.nanoTime()
+            module.forward(input)
+            (System.nanoTime() - t0) / 1e6
+        }
+    }
+}
+
+/** The one float input the engines feed `forward`, with native/mfbench's values. */
+object ForwardInput {
+    /** quant.export's default input (and quant.bench's when there is no manifest). */
+    val DEFAULT_SHAPE = longArrayOf(1, 3, 224, 224)
+
+    /** A tensor of [shape] holding [pattern], wrapped for `forward`. */
+    fun of(shape: LongArray): EValue {
+        val count = shape.fold(1L) { n, d -> n * d }
+        require(count in 1..Int.MAX_VALUE) { "bad input shape ${shape.joinToString("x")}" }
+        return EValue.from(Tensor.fromBlob(pattern(count.toInt()), shape))
+    }
+
+    /** native/mfbench's deterministic input: xorshift32 from 0x2545F491, mapped to [-1, 1). */
+    fun pattern(count: Int): FloatArray {
+        var state = 0x2545F491
+        return FloatArray(count) {
+            state = state xor (state shl 13)
+            state = state xor (state ushr 17)
+            state = state xor (state shl 5)
+            (state ushr 8) / 8388608.0f - 1.0f
+        }
     }
 }

@@ -5,6 +5,7 @@ import java.io.File
 import java.io.FileOutputStream
 import java.io.IOException
 import java.security.MessageDigest
+import org.json.JSONObject
 
 /** Where models are looked for, files are hashed, and results are written. */
 object ModelFiles {
@@ -33,6 +34,14 @@ object ModelFiles {
         val dir = model.absoluteFile.parentFile ?: return null
         return listOf(File(dir, model.nameWithoutExtension + ".manifest.json"), File(dir, "manifest.json"))
             .firstOrNull { it.isFile && it.canRead() }
+    }
+
+    /** `input.shape` of an export manifest, or null when it has none or cannot be read. */
+    fun inputShape(manifest: File): LongArray? = try {
+        val dims = JSONObject(manifest.readText()).optJSONObject("input")?.optJSONArray("shape")
+        dims?.let { LongArray(it.length()) { i -> it.getLong(i) } }?.takeIf { it.isNotEmpty() }
+    } catch (e: Exception) {
+        null  // like ResultSummary.delegateBlocks: a bad manifest falls back to the default
     }
 
     /** Hex SHA-256 and size of a file, read once. */

@@ -3,18 +3,14 @@ package org.mobileformer.demo.ui
 import androidx.compose.foundation.layout.Arrangement
 import androidx.compose.foundation.layout.Column
 import androidx.compose.foundation.layout.Row
-import androidx.compose.foundation.layout.Spacer
 import androidx.compose.foundation.layout.fillMaxSize
 import androidx.compose.foundation.layout.fillMaxWidth
 import androidx.compose.foundation.layout.padding
-import androidx.compose.foundation.layout.size
-import androidx.compose.foundation.layout.width
 import androidx.compose.foundation.lazy.LazyColumn
 import androidx.compose.foundation.lazy.items
 import androidx.compose.foundation.text.KeyboardOptions
 import androidx.compose.material3.Button
 import androidx.compose.material3.Card
-import androidx.compose.material3.CircularProgressIndicator
 import androidx.compose.material3.ExperimentalMaterial3Api
 import androidx.compose.material3.FilterChip
 import androidx.compose.material3.MaterialTheme
@@ -109,10 +105,11 @@ fun BenchmarkScreen(vm: BenchmarkViewModel = viewModel()) {
                     Button(onClick = vm::run, enabled = !state.running && state.modelPath.isNotBlank()) {
                         Text(if (state.running) "Running…" else "Run")
                     }
-                    if (state.running) {
-                        Spacer(Modifier.width(12.dp))
-                        CircularProgressIndicator(Modifier.size(24.dp))
-                    }
+                }
+                if (state.running) {
+                    // A still screen: an animation would take CPU/GPU time from the run it
+                    // measures. Results to report come from run_benchmark.sh (headless).
+                    Text(MEASURING_NOTE, style = MaterialTheme.typography.bodyMedium)
                 }
                 state.error?.let {
                     Text(it, color = MaterialTheme.colorScheme.error, style = MaterialTheme.typography.bodyMedium)
@@ -163,3 +160,8 @@ private fun ResultCard(r: ResultSummary) {
         }
     }
 }
+
+/** Shown, still, while timing (no spinner: it would compete with the model for the CPU/GPU). */
+const val MEASURING_NOTE =
+    "Measuring… the screen stays still until it is done. For figures to report, use the " +
+    "headless run (run_benchmark.sh): nothing else draws while it measures."

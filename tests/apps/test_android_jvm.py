@@ -1,0 +1,102 @@
+"""android_demo's pure-Kotlin benchmark code (app/src/main/java/.../bench/*.kt)
+compiled with kotlinc (the npm kotlin-compiler of scripts/kotlin, the app's
+Kotlin version) and run on the JVM against stand-ins (tests/apps/jvm): Java
+fakes for android.os.Build, android.content.Context and the generated
+BuildConfig, Kotlin fakes for the AAR's Module, EValue and Tensor that record
+what the engine does, and Android's own org.json (Debian libandroid-json-java).
+
+What this cannot show: the real AAR's JNI behaviour and timings on a phone;
+the activities and Compose UI (they need the Android SDK) are not compiled.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.apps.test_app_sources import KOTLIN_SRC, REPO, compiler, run
+
+JVM = Path(__file__).parent / "jvm"
+KOTLIN_HOME = REPO / "scripts" / "kotlin" / "node_modules" / "kotlin-compiler"
+ANDROID_JSON = Path("/usr/share/java/com.android.json.jar")
+
+pytestmark = pytest.mark.slow  # kotlinc takes about a minute on 2 cores
+
+
+def _kotlin_home() -> Path:
+    if not (KOTLIN_HOME / "bin" / "kotlinc").is_file():
+        pytest.fail(f"no kotlinc under {KOTLIN_HOME}: run scripts/install_tools.sh (npm, scripts/kotlin)")
+    if not ANDROID_JSON.is_file():
+        pytest.fail(f"{ANDROID_JSON} missing: run scripts/install_tools.sh (libandroid-json-java)")
+    return KOTLIN_HOME
+
+
+@pytest.fixture(scope="module")
+def classpath(tmp_path_factory) -> str:
+    """The bench package, the fakes and the probe, compiled; the classpath to run them."""
+    home = _kotlin_home()
+    out = tmp_path_factory.mktemp("jvm")
+    java_classes = out / "java"
+    proc = run([compiler("javac"), "-d", java_classes, *sorted(JVM.rglob("*.java"))])
+    assert proc.returncode == 0, proc.stderr
+    kotlin_classes = out / "kotlin"
+    sources = [*sorted((KOTLIN_SRC / "bench").glob("*.kt")), *sorted(JVM.rglob("*.kt"))]
+    cp = f"{java_classes}:{ANDROID_JSON}"
+    proc = run(["bash", home / "bin" / "kotlinc", "-nowarn", "-jvm-target", "17", "-cp", cp, "-d", kotlin_classes,
+                *sources], timeout=600, env={"PATH": f"{Path(compiler('java')).parent}:/usr/bin:/bin",
+                                            "HOME": str(out)})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return f"{kotlin_classes}:{cp}:{home / 'lib' / 'kotlin-stdlib.jar'}"
+
+
+def _probe(classpath: str, model: Path, iterations: int, warmup: int) -> dict:
+    proc = run([compiler("java"), "-cp", classpath, "AarEngineProbeKt", model, iterations, warmup])
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _native_pattern(count: int) -> list[float]:
+    """native/mfbench's input values (bench.cpp: xorshift32 from 0x2545F491 to [-1, 1))."""
+    state, values = 0x2545F491, []
+    for _ in range(count):
+        state ^= (state << 13) & 0xFFFFFFFF
+        state ^= state >> 17
+        state ^= (state << 5) & 0xFFFFFFFF
+        values.append((state >> 8) / 8388608.0 - 1.0)
+    return values
+
+
+def test_aar_engine_builds_the_input_once_outside_the_timed_loop(classpath, tmp_path):
+    """Every forward (warm-up and timed) gets the one tensor made before the loop,
+    with the manifest's shape and the core's values; `forward()` with no input made
+    the JNI layer allocate and fill the input inside the timed region."""
+    model = tmp_path / "mf.pte"
+    model.write_bytes(b"fake program")
+    (tmp_path / "mf.manifest.json").write_text(json.dumps({"input": {"shape": [1, 3, 64, 64]}}))
+    seen = _probe(classpath, model, iterations=5, warmup=2)
+    assert seen["arguments_per_call"] == [1] * 7
+    assert seen["distinct_inputs"] == 1 and seen["tensors_made"] == 1
+    assert seen["tensors_before_each_call"] == [1] * 7
+    assert seen["shape"] == [1, 3, 64, 64] and seen["elements"] == 3 * 64 * 64
+    assert seen["first_values"] == pytest.approx(_native_pattern(4), abs=1e-7)
+    assert seen["threads"] == 2 and seen["destroyed"]
+    result = seen["result"]
+    assert (result["iterations"], result["warmup"], len(result["samples_ms"])) == (5, 2, 5)
+    assert result["runtime"]["version"] == "1.5.1" and result["operators"] == []
+
+
+def test_aar_engine_default_input_without_a_manifest(classpath, tmp_path):
+    model = tmp_path / "mf.pte"
+    model.write_bytes(b"fake program")
+    seen = _probe(classpath, model, iterations=1, warmup=0)
+    assert seen["shape"] == [1, 3, 224, 224] and seen["arguments_per_call"] == [1]
+
+
+def test_kotlin_compiler_matches_the_app():
+    """scripts/kotlin pins the Kotlin the app builds with (gradle/libs.versions.toml)."""
+    pinned = json.loads((REPO / "scripts/kotlin/package.json").read_text())["dependencies"]["kotlin-compiler"]
+    catalog = tomllib.loads((REPO / "android_demo/gradle/libs.versions.toml").read_text())
+    assert pinned == catalog["versions"]["kotlin"]

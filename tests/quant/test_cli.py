@@ -1,0 +1,144 @@
+"""The quant commands: quiet imports, and arguments, outputs and inputs checked before the work."""
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_help_and_backend_imports_print_nothing_but_the_help():
+    """torchao's missing CUDA kernels, torch's _pytree deprecation and coremltools' ten notes are gone."""
+    code = ("from quant.export import main\n"
+            "import coremltools, coremltools.models.ml_program.experimental.compute_plan_utils\n"
+            "from executorch.backends.apple.coreml.partition import CoreMLPartitioner\n"
+            "main(['--help'])\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    assert done.returncode == 0 and "usage: python -m quant.export" in done.stdout
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize("logger, message", [
+    ("torchao", "Failed to load /x/torchao/_C_mxfp8.so: Could not load this library"),
+    ("torch.utils._pytree", "<enum 'KernelPreference'> is an Enum subclass and is now natively supported by torch.compile"),
+    ("coremltools", "Torch version 2.13.0 has not been tested with coremltools. You may run into unexpected errors."),
+    ("coremltools", "Failed to load _MLModelProxy: No module named 'coremltools.libcoremlpython'"),
+])
+def test_only_the_known_noise_is_dropped(caplog, logger, message):
+    import quant  # noqa: F401 - installs the filters
+
+    with caplog.at_level(logging.WARNING):
+        logging.getLogger(logger).warning(message)
+        logging.getLogger(logger).warning("a real problem")  # anything else still shows
+        logging.getLogger(f"{logger}.child").warning(message)  # and other loggers are not touched
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [(logger, "a real problem"), (f"{logger}.child", message)]
+
+
+def test_quiet_third_party_is_idempotent():
+    from quant.cli import THIRD_PARTY_NOISE, quiet_third_party
+
+    quiet_third_party()
+    assert all(len(logging.getLogger(name).filters) == 1 for name in THIRD_PARTY_NOISE)
+
+
+def _train_argv(out, *extra):
+    return ["--model", "mobile_former_26m", "--data", "digits", "--input-size", "64", "--steps", "2",
+            "--batch-size", "4", "--out", str(out), *extra]
+
+
+@pytest.mark.parametrize("command, extra, message", [
+    ("train", ["--eval-images", "-1"], "--eval-images must be at least 0, got -1"),
+    ("train", ["--eval-every", "-5"], "--eval-every must be at least 0"),
+    ("train", ["--warmup-steps", "-1"], "--warmup-steps must be at least 0"),
+    ("train", ["--input-size", "4096"], "--input-size must be a multiple of 32 from 32 to 1024"),
+    ("train", ["--label-smoothing", "1.5"], "--label-smoothing must be between 0 and 1"),
+    ("train", ["--lr", "nan"], "--lr must be positive"),
+    ("qat", ["--distill-temperature", "0"], "--distill-temperature must be positive, got 0.0"),
+    ("qat", ["--distill-alpha", "-0.1"], "--distill-alpha must be between 0 and 1"),
+    ("qat", ["--freeze-bn-step", "-1"], "--freeze-bn-step must be at least 0"),
+])
+def test_nonsense_numbers_are_refused_before_any_work(tmp_path, capsys, command, extra, message):
+    import importlib
+
+    main = importlib.import_module(f"quant.{command}").main
+    assert main(_train_argv(tmp_path / "out", *extra)) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "qat"])
+def test_out_onto_a_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch, command):
+    import importlib
+
+    module = importlib.import_module(f"quant.{command}")
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the output must be checked before the data is read and the model built")
+
+    monkeypatch.setattr(module, "datasets", no_work)
+    blocker = tmp_path / "file"
+    blocker.write_text("mine")
+    for out in (blocker, blocker / "sub"):
+        assert module.main(_train_argv(out)) == 2
+        assert "cannot write to output directory" in capsys.readouterr().err
+    assert blocker.read_text() == "mine"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--num-classes", "0"], "--num-classes must be at least 1, got 0"),
+    (["--input-size", "0"], "--input-size must be a multiple of 32 from 32 to 1024"),
+    (["--input-size", "100000"], "--input-size must be a multiple of 32 from 32 to 1024"),
+])
+def test_export_refuses_nonsense_numbers(tmp_path, capsys, extra, message):
+    from quant.export import main
+
+    assert main(["--backend", "xnnpack", "--out", str(tmp_path / "out"), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("drop", ["config", "model", "recipe", "num_classes"])
+def test_qat_checkpoint_missing_keys_is_an_error_line(tmp_path, capsys, drop):
+    import torch
+
+    from quant.export import main
+
+    state = {"format": "mobileformer-qat/1", "config": {"model": "mobile_former_26m", "input_size": 64}, "model": {},
+             "recipe": "xnnpack", "num_classes": 10}
+    del state[drop]
+    torch.save(state, tmp_path / "qat.pt")
+    assert main(["--backend", "xnnpack", "--checkpoint", str(tmp_path / "qat.pt"), "--out", str(tmp_path / "out")]) == 2
+    assert f"lacks or mistypes {drop}" in capsys.readouterr().err
+
+
+def test_the_runtime_thread_pool_prints_nothing(tiny_exports, capfd):
+    """ExecuTorch logs its CPU probing (five lines) and every resize of its thread pool to fd 2."""
+    from quant.runtime import set_threads
+
+    code = ("import sys, torch\nfrom quant.runtime import Program\n"
+            "Program(sys.argv[1])(torch.zeros(1, 3, 64, 64))\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    pte = tiny_exports / "mobile_former_tiny_xnnpack_int8.pte"
+    done = subprocess.run([sys.executable, "-c", code, str(pte)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0 and done.stderr == ""
+    capfd.readouterr()
+    set_threads(1)
+    assert capfd.readouterr().err == ""
+
+
+def test_torch_s_own_deprecation_in_lowering_is_dropped():
+    import warnings
+
+    from quant.cli import quiet_third_party
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()  # not the test run's own filters
+        quiet_third_party()
+        warnings.filterwarnings("always", append=True)
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ... instead.", FutureWarning)
+        warnings.warn("something else", FutureWarning)
+    assert [str(w.message) for w in caught] == ["something else"]
