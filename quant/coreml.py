@@ -135,30 +135,44 @@ def exported_for_coreml(graph: torch.nn.Module, example: torch.Tensor) -> torch.
     return torch.export.export(graph, (example,)).run_decompositions({})
 
 
-def to_mlpackage(exported: torch.export.ExportedProgram, path: Path):
-    """Convert to an ML program (iOS 17) and save it as an ``.mlpackage`` directory.
-
-    coremltools' default passes, less :data:`OVERFLOWING_PASS`.
-    """
+def coreml_passes():
+    """coremltools' default pass pipeline less :data:`OVERFLOWING_PASS`, for both formats."""
     import coremltools as ct
 
-    passes = ct.PassPipeline.DEFAULT
+    passes = ct.PassPipeline.DEFAULT  # a new pipeline on each access
     passes.remove_passes([OVERFLOWING_PASS])
+    return passes
+
+
+def to_mlpackage(exported: torch.export.ExportedProgram, path: Path):
+    """Convert to an ML program (iOS 17) and save it as an ``.mlpackage`` directory."""
+    import coremltools as ct
+
     mlmodel = ct.convert(exported, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
-                         pass_pipeline=passes, skip_model_load=sys.platform != "darwin")
+                         pass_pipeline=coreml_passes(), skip_model_load=sys.platform != "darwin")
     mlmodel.save(str(path))
     _deterministic_manifest(path)
     return mlmodel
 
 
 def to_coreml_pte(graph: torch.nn.Module, example: torch.Tensor, path: Path) -> tuple[dict, list]:
-    """An ExecuTorch program whose graph runs in the Core ML delegate: (census, lowered delegate modules)."""
+    """An ExecuTorch program whose graph runs in the Core ML delegate: (census, lowered delegate modules).
+
+    The delegate converts as :func:`to_mlpackage` does (iOS 17, :func:`coreml_passes`).
+    ExecuTorch's default target, iOS 15, cannot convert an int8 graph: coremltools' iOS 15
+    ``cast`` has no int8, which its per-channel dequantize of an int8 weight needs.
+    """
+    import coremltools as ct
+    from executorch.backends.apple.coreml.compiler import CoreMLBackend
     from executorch.backends.apple.coreml.partition import CoreMLPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     from .census import is_op, op_name
 
-    edge = to_edge_transform_and_lower(torch.export.export(graph, (example,)), partitioner=[CoreMLPartitioner()])
+    specs = CoreMLBackend.generate_compile_specs(minimum_deployment_target=ct.target.iOS17,
+                                                 pass_names=coreml_passes().passes)
+    edge = to_edge_transform_and_lower(torch.export.export(graph, (example,)),
+                                       partitioner=[CoreMLPartitioner(compile_specs=specs)])
     gm = edge.exported_program().graph_module
     outside = Counter(op_name(n) for n in gm.graph.nodes if is_op(n))
     calls = [n for n in gm.graph.nodes if "executorch_call_delegate" in str(n.target)]
@@ -167,20 +181,14 @@ def to_coreml_pte(graph: torch.nn.Module, example: torch.Tensor, path: Path) -> 
 
 
 def embedded_mlpackage(lowered, directory: Path) -> Path:
-    """Unpack the ``.mlpackage`` a Core ML delegate carries (ExecuTorch's own flat directory format)."""
+    """Unpack the ``.mlpackage`` a Core ML delegate carries (ExecuTorch's own flat directory format,
+    the package under a folder named after the model's identifier)."""
     from executorch.backends.apple.coreml import executorchcoreml
 
     if not executorchcoreml.unflatten_directory_contents(lowered.processed_bytes, str(directory)):
         raise AssertionError("executorchcoreml could not unpack the Core ML delegate's payload")
-    return directory / "model.mlpackage"
-
-
-def _same_domain(op) -> bool:
-    """False for an ``add`` or ``sub`` of two dequantized inputs, which :data:`OVERFLOWING_PASS`
-    computes in a rescaled domain (the factor folded into the quantize after it), so that its
-    value is not the PyTorch node's. Our packages skip that pass; the Core ML delegate of a
-    ``.pte`` converts with ExecuTorch's own pipeline, which runs it."""
-    return not (op.op_type in ("add", "sub") and all(_source_type(v) == "dequantize" for v in (op.x, op.y)))
+    (package,) = directory.rglob("*.mlpackage")
+    return package
 
 
 def checkpoints(exported: torch.export.ExportedProgram, program,
@@ -190,13 +198,13 @@ def checkpoints(exported: torch.export.ExportedProgram, program,
 
     coremltools names a var after the FX node it converts (``+ _cast_fp16`` in fp16);
     the block's checkpoint is its last FX node, in graph order, whose value the MIL program
-    also computes, in the same domain and with the same shape (ops fused away by coremltools'
+    also computes, with the same shape (ops fused away by coremltools'
     passes have none).
     """
     from coremltools.converters.mil.mil import types
 
     mil = {var.name.removesuffix(FP16_SUFFIX): var for op in program.functions["main"].operations
-           for var in op.outputs if op.op_type != "const" and types.is_float(var.dtype) and _same_domain(op)}
+           for var in op.outputs if op.op_type != "const" and types.is_float(var.dtype)}
     points: dict[str, tuple[int, str, str]] = {}
     for i, node in enumerate(exported.graph.nodes):
         path, var = module_path(node), mil.get(node.name)
