@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 
@@ -35,13 +37,20 @@ class UnsupportedOpError(NotImplementedError):
 
 
 def load_program(package: Path):
-    """The MIL program of an ``.mlpackage``, its weights read from the package's weight file."""
+    """The MIL program of an ``.mlpackage``, its weights read from the package's weight file.
+
+    Read from a temporary copy: coremltools' ``ModelPackage`` rewrites the ``Manifest.json``
+    of a package it opens (in its own JSON layout), which would change the artifact's bytes
+    and sha256 after the export wrote them.
+    """
     import coremltools as ct
     from coremltools.converters.mil.frontend.milproto.load import load
 
-    model = ct.models.MLModel(str(package), skip_model_load=True)
-    spec = model.get_spec()
-    return load(spec, spec.specificationVersion, file_weights_dir=model.weights_dir)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = shutil.copytree(package, Path(tmp) / Path(package).name)
+        model = ct.models.MLModel(str(copy), skip_model_load=True)
+        spec = model.get_spec()
+        return load(spec, spec.specificationVersion, file_weights_dir=model.weights_dir)
 
 
 @contextlib.contextmanager

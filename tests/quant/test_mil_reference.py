@@ -10,7 +10,7 @@ ct = pytest.importorskip("coremltools")
 from coremltools.converters.mil.mil import Builder as mb  # noqa: E402
 from coremltools.converters.mil.mil import types  # noqa: E402
 
-from quant.mil_reference import FAMILIES, IMPLEMENTED, UnsupportedOpError, run  # noqa: E402
+from quant.mil_reference import FAMILIES, IMPLEMENTED, UnsupportedOpError, load_program, run  # noqa: E402
 
 RNG = np.random.default_rng(0)
 SHAPE = (1, 4, 5, 6)
@@ -189,3 +189,26 @@ def test_every_implemented_op_is_tested_here():
 def test_an_op_it_does_not_implement_is_refused_by_name():
     with pytest.raises(UnsupportedOpError, match="does not implement: tanh"):
         _run(lambda v: mb.tanh(x=v), _x())
+
+
+def test_loading_a_package_leaves_its_bytes_alone(tmp_path):
+    """coremltools rewrites the Manifest.json of a package it opens; the exported artifact's sha256 was
+    changed by its own validation (and then differed from export to export)."""
+    from quant.coreml import _deterministic_manifest
+    from quant.files import sha256_of
+
+    weight = RNG.standard_normal((3, 6)).astype(np.float32)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2, 6))], opset_version=ct.target.iOS17)
+    def program(x):
+        return mb.linear(x=x, weight=weight)
+
+    package = tmp_path / "m.mlpackage"
+    ct.convert(program, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
+               compute_precision=ct.precision.FLOAT32, skip_model_load=True).save(str(package))
+    _deterministic_manifest(package)
+    before = sha256_of(package)
+    x = _x((2, 6))
+    out, _ = run(load_program(package), x)
+    assert sha256_of(package) == before
+    _close(out, x @ weight.T)
