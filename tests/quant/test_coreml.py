@@ -148,7 +148,10 @@ def _swap_conv_channels(function, exported, model):
 
 
 def _change_one_scale(function, exported, model):
-    op, block = _ops_in_blocks(function, exported, model, "conv")[-1]
+    """One channel's weight scale x4 in the first conv of a paper block. The same change on channel 0 of
+    the head's 1x1 conv (the last conv) is not seen: the head stays at 38.5 dB (38.3 dB correct), one
+    channel of many diluted below what the int8 floor of 20 dB can tell (docs/benchmarks.md)."""
+    op, block = _ops_in_blocks(function, exported, model, "conv")[0]
     weight = op.weight.op
     scale = np.array(weight.scale.val)
     scale[0] *= 4
@@ -156,11 +159,24 @@ def _change_one_scale(function, exported, model):
     return block
 
 
-def _drop_relu(function, exported, model):
-    op, block = _ops_in_blocks(function, exported, model, "relu")[0]
-    function.replace_uses_of_var_after_op(anchor_op=op, old_var=op.outputs[0], new_var=op.x)
-    function.remove_ops([op])
-    return block
+def _dropping_the_first(op_type: str):
+    """A corruption that removes the first ``op_type`` op of the paper blocks, its input passed on."""
+    def drop(function, exported, model):
+        op, block = _ops_in_blocks(function, exported, model, op_type)[0]
+        function.replace_uses_of_var_after_op(anchor_op=op, old_var=op.outputs[0], new_var=op.x)
+        function.remove_ops([op])
+        return block
+
+    drop.__name__ = f"drop_{op_type}"
+    return drop
+
+
+# The fp32 package's activation to drop: DyReLU's max(a1 x, a2 x), as ``maximum``. Its only ``relu`` ops
+# are the DyReLUs' hyper-functions' (Linear -> ReLU -> Linear -> hard-sigmoid on the first token):
+# dropping any one of them moved its block by 2.7 dB at most (61.4 -> 58.7 dB, random weights), far
+# above the 40 dB floor, so that fault is invisible to these numbers.
+_drop_dyrelu_max = _dropping_the_first("maximum")
+_drop_relu = _dropping_the_first("relu")
 
 
 @pytest.mark.slow
@@ -175,13 +191,27 @@ def test_correct_packages_validate_block_by_block(tiny_packages):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("precision,mutate", [("int8", _swap_conv_channels), ("int8", _change_one_scale),
-                                              ("fp32", _drop_relu)])
+                                              ("fp32", _drop_dyrelu_max)])
 def test_a_corrupted_package_fails_with_its_block_named(tiny_packages, tmp_path, precision, mutate):
     from quant.coreml import ValidationError
 
     package, block = _corrupt(tiny_packages, precision, tmp_path, mutate)
     with pytest.raises(ValidationError, match=f"block '{re.escape(block)}'"):
         _validate(tiny_packages, precision, package)
+
+
+@pytest.mark.slow
+def test_an_int8_pte_is_one_core_ml_delegate_checked_through_its_embedded_package(tiny_packages, tmp_path):
+    """ExecuTorch's default Core ML target, iOS 15, failed to convert any int8 graph ("cast" has no
+    int8 there); the delegate converts at iOS 17 like the .mlpackage, and the package it embeds is run."""
+    from quant.coreml import export_coreml
+
+    model, images, packages = tiny_packages
+    census, validation = export_coreml(packages["int8"][2], model, images, tmp_path / "m.pte", "pte", "int8",
+                                       model.paper_block)
+    assert census == {"delegates": 1, "outside": {}} and (tmp_path / "m.pte").stat().st_size > 0
+    assert validation["checked"] == "the .mlpackage in the Core ML delegate" and len(validation["blocks"]) >= 6
+    assert validation["sqnr_db_vs_pytorch_quantized"] >= validation["min_block_sqnr_db"]
 
 
 @pytest.mark.slow
