@@ -91,15 +91,17 @@ def node_precision(node: Node) -> str:
     return "int8"
 
 
+def module_path(node: Node) -> str | None:
+    """The path of the innermost module a node was traced in (``features.3.global_block.q``)."""
+    stack = node.meta.get("nn_module_stack")
+    return list(stack.values())[-1][0] if stack else None
+
+
 def graph_census(gm: torch.fx.GraphModule) -> list[dict]:
     """Every compute op of a converted graph: node, op, kind, precision, module path."""
-    rows = []
-    for node in gm.graph.nodes:
-        if is_compute(node):
-            stack = list(node.meta.get("nn_module_stack", {}).values())
-            rows.append({"node": node.name, "op": op_name(node), "kind": op_kind(op_name(node)),
-                         "precision": node_precision(node), "module": stack[-1][0] if stack else ""})
-    return rows
+    return [{"node": node.name, "op": op_name(node), "kind": op_kind(op_name(node)),
+             "precision": node_precision(node), "module": module_path(node) or ""}
+            for node in gm.graph.nodes if is_compute(node)]
 
 
 @contextmanager

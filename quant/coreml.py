@@ -1,31 +1,63 @@
 """Core ML: an ``.mlpackage`` (ML program, iOS 17+) or an ExecuTorch ``.pte`` with the Core ML delegate.
 
 Core ML runs models on Apple platforms only; on Linux the conversion works but
-prediction does not, so the export is validated structurally: the MIL program's op
-census says which ops Core ML will run in int8 (those it receives as
-``dequantize -> op -> quantize``, which it fuses into int8 kernels) and which weights
-are stored as int8 (``constexpr_affine_dequantize``).
+prediction does not. The export is checked two ways:
+
+- structurally: the MIL program's op census says which ops Core ML will run in int8
+  (those it receives as ``dequantize -> op -> quantize``, which it fuses into int8
+  kernels) and which weights are stored as int8 (``constexpr_affine_dequantize``);
+- numerically: the package, read back from disk, is run by the MIL reference executor
+  (:mod:`quant.mil_reference`) on the calibration images and compared with PyTorch, at
+  the output and at the end of every paper block, so that a mis-converted block is found
+  by name.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import sys
+import tempfile
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from . import mil_reference
+from .census import module_path
+from .cli import UserError
 from .files import sha256_of
+from .metrics import sqnr, validation_record
 
 GEMM_OPS = {"conv": "conv", "linear": "linear", "matmul": "matmul"}
 NOT_COMPUTE = {"quantize", "dequantize", "const"}
 # Activations the Core ML quantizer fuses into the conv/linear before them: the pair is one
 # int8 unit, quantized after the activation (``dq -> conv -> relu -> q``).
 FUSED_ACTIVATIONS = {"relu", "relu6", "clip", "gelu", "silu", "sigmoid", "sigmoid_hard", "leaky_relu"}
-VALIDATION_NOTE = ("Core ML prediction needs macOS/iOS; on this host the export is validated structurally "
-                   "(MIL op census), not numerically")
+# A block of the Core ML program whose SQNR against the PyTorch graph it was converted from falls below
+# this is mis-converted. Measured on the test variant: fp32 packages (fp16 between ops, against
+# PyTorch fp32) 57 to 66 dB at every block; int8 packages (fp16 scales and activations, against
+# PT2E's fp32 simulation: a value near a rounding boundary lands one step away) 28 dB and more.
+# One swapped weight channel, wrong scale or missing activation takes its block far below.
+MIN_BLOCK_SQNR_DB = {"fp32": 40.0, "int8": 20.0}
+# The reference executor rebuilds every op with coremltools' MIL builder (milliseconds each, seconds
+# per image), so it checks this many of the calibration images.
+VALIDATION_IMAGES = 8
+PTE_NOTE = ("not validated numerically: the network is not one Core ML delegate (ops outside it or several "
+            "delegates), so no single embedded .mlpackage computes it")
+# For an int8 add or sub, this pass scales one input by s_x / s_y so that the other's scale becomes 1.
+# With a small s_y the factor exceeds fp16's range (the test variant: a dequantize scale of 520, so
+# 127 * 520 overflows to inf), and the program no longer computes the network; found by the
+# reference executor. Without it the add costs one multiply more.
+OVERFLOWING_PASS = "common::distributive_quantized_binary_op_scale_normalization"
+FP16_SUFFIX = "_cast_fp16"  # coremltools' name for a var computed in fp16: the FX node's name + this
+
+
+class ValidationError(UserError):
+    """The Core ML program does not compute what the PyTorch graph it came from computes: the export
+    fails (``error:``, exit 2) and nothing is published."""
 
 
 def _walk(block):
@@ -98,37 +130,170 @@ def _deterministic_manifest(package: Path) -> None:
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
-def to_mlpackage(graph: torch.nn.Module, example: torch.Tensor, path: Path):
+def exported_for_coreml(graph: torch.nn.Module, example: torch.Tensor) -> torch.export.ExportedProgram:
+    """The program coremltools converts (its node names become the MIL program's var names)."""
+    return torch.export.export(graph, (example,)).run_decompositions({})
+
+
+def coreml_passes():
+    """coremltools' default pass pipeline less :data:`OVERFLOWING_PASS`, for both formats."""
+    import coremltools as ct
+
+    passes = ct.PassPipeline.DEFAULT  # a new pipeline on each access
+    passes.remove_passes([OVERFLOWING_PASS])
+    return passes
+
+
+def to_mlpackage(exported: torch.export.ExportedProgram, path: Path):
     """Convert to an ML program (iOS 17) and save it as an ``.mlpackage`` directory."""
     import coremltools as ct
 
-    exported = torch.export.export(graph, (example,)).run_decompositions({})
     mlmodel = ct.convert(exported, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
-                         skip_model_load=sys.platform != "darwin")
+                         pass_pipeline=coreml_passes(), skip_model_load=sys.platform != "darwin")
     mlmodel.save(str(path))
     _deterministic_manifest(path)
     return mlmodel
 
 
-def to_coreml_pte(graph: torch.nn.Module, example: torch.Tensor, path: Path) -> dict:
-    """An ExecuTorch program whose graph runs in the Core ML delegate."""
+def to_coreml_pte(graph: torch.nn.Module, example: torch.Tensor, path: Path) -> tuple[dict, list]:
+    """An ExecuTorch program whose graph runs in the Core ML delegate: (census, lowered delegate modules).
+
+    The delegate converts as :func:`to_mlpackage` does (iOS 17, :func:`coreml_passes`).
+    ExecuTorch's default target, iOS 15, cannot convert an int8 graph: coremltools' iOS 15
+    ``cast`` has no int8, which its per-channel dequantize of an int8 weight needs.
+    """
+    import coremltools as ct
+    from executorch.backends.apple.coreml.compiler import CoreMLBackend
     from executorch.backends.apple.coreml.partition import CoreMLPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
     from .census import is_op, op_name
 
-    edge = to_edge_transform_and_lower(torch.export.export(graph, (example,)), partitioner=[CoreMLPartitioner()])
-    outside = Counter(op_name(n) for n in edge.exported_program().graph_module.graph.nodes if is_op(n))
-    delegates = sum("executorch_call_delegate" in str(n.target) for n in edge.exported_program().graph_module.graph.nodes)
+    specs = CoreMLBackend.generate_compile_specs(minimum_deployment_target=ct.target.iOS17,
+                                                 pass_names=coreml_passes().passes)
+    edge = to_edge_transform_and_lower(torch.export.export(graph, (example,)),
+                                       partitioner=[CoreMLPartitioner(compile_specs=specs)])
+    gm = edge.exported_program().graph_module
+    outside = Counter(op_name(n) for n in gm.graph.nodes if is_op(n))
+    calls = [n for n in gm.graph.nodes if "executorch_call_delegate" in str(n.target)]
     path.write_bytes(edge.to_executorch().buffer)
-    return {"delegates": delegates, "outside": dict(outside)}
+    return {"delegates": len(calls), "outside": dict(outside)}, [getattr(gm, n.args[0].target) for n in calls]
 
 
-def export_coreml(graph: torch.nn.Module, example: torch.Tensor, artifact: Path, fmt: str, precision: str) -> tuple[dict, dict]:
-    """Write ``artifact`` and return (op census, validation record)."""
+def embedded_mlpackage(lowered, directory: Path) -> Path:
+    """Unpack the ``.mlpackage`` a Core ML delegate carries (ExecuTorch's own flat directory format,
+    the package under a folder named after the model's identifier)."""
+    from executorch.backends.apple.coreml import executorchcoreml
+
+    if not executorchcoreml.unflatten_directory_contents(lowered.processed_bytes, str(directory)):
+        raise AssertionError("executorchcoreml could not unpack the Core ML delegate's payload")
+    (package,) = directory.rglob("*.mlpackage")
+    return package
+
+
+def checkpoints(exported: torch.export.ExportedProgram, program,
+                block_of: Callable[[str], str]) -> dict[str, tuple[str, str]]:
+    """Where each paper block is compared: block -> (FX node, MIL var) at the block's end, in graph order
+    (a fault upstream of a block's checkpoint shows first there).
+
+    coremltools names a var after the FX node it converts (``+ _cast_fp16`` in fp16);
+    the block's checkpoint is its last FX node, in graph order, whose value the MIL program
+    also computes, with the same shape (ops fused away by coremltools'
+    passes have none).
+    """
+    from coremltools.converters.mil.mil import types
+
+    mil = {var.name.removesuffix(FP16_SUFFIX): var for op in program.functions["main"].operations
+           for var in op.outputs if op.op_type != "const" and types.is_float(var.dtype)}
+    points: dict[str, tuple[int, str, str]] = {}
+    for i, node in enumerate(exported.graph.nodes):
+        path, var = module_path(node), mil.get(node.name)
+        value = node.meta.get("val")
+        if path and var is not None and isinstance(value, torch.Tensor) and tuple(value.shape) == tuple(var.shape):
+            points[block_of(path)] = (i, node.name, var.name)
+    return {block: (node, var) for block, (_, node, var) in sorted(points.items(), key=lambda item: item[1][0])}
+
+
+class _Recorder(torch.fx.Interpreter):
+    """Runs a graph and keeps the values of the nodes named in ``keep``."""
+
+    def __init__(self, module: torch.fx.GraphModule, keep: set[str]) -> None:
+        super().__init__(module)
+        self.keep, self.values = keep, {}
+
+    def run_node(self, node: torch.fx.Node):
+        value = super().run_node(node)
+        if node.name in self.keep:
+            self.values[node.name] = value.detach()
+        return value
+
+
+def validate_mlpackage(package: Path, exported: torch.export.ExportedProgram, reference: torch.nn.Module,
+                       quantized: torch.nn.Module | None, images: torch.Tensor, block_of: Callable[[str], str],
+                       progress: bool = False) -> dict:
+    """Run the package (read back from disk) on ``images`` with the MIL reference executor.
+
+    Returns the validation record of the other backends (SQNR and top-1 agreement against
+    the fp32 ``reference``, SQNR against the PT2E ``quantized`` graph), with ``blocks``: the
+    SQNR at the end of every paper block against ``exported``, the graph that was converted.
+    Raises :class:`ValidationError` naming the first block (or the output, against PT2E for
+    int8 and fp32 for fp32) below :data:`MIN_BLOCK_SQNR_DB`.
+    """
+    from tqdm import tqdm
+
+    program = mil_reference.load_program(package)
+    mil_reference.check_supported(program.functions["main"])
+    points = checkpoints(exported, program, block_of)
+    graph = exported.module()
+    ours, ref_blocks, mil_blocks = [], {b: [] for b in points}, {b: [] for b in points}
+    for x in tqdm(images.split(1), desc="Core ML reference run", unit="image", disable=not progress, leave=False):
+        out, kept = mil_reference.run(program, x.numpy(), keep={var for _, var in points.values()})
+        recorder = _Recorder(graph, {node for node, _ in points.values()})
+        with torch.no_grad():
+            recorder.run(x)
+        ours.append(torch.from_numpy(np.asarray(out, dtype=np.float32)))
+        for block, (node, var) in points.items():
+            ref_blocks[block].append(recorder.values[node].float().flatten())
+            mil_blocks[block].append(torch.from_numpy(np.asarray(kept[var], dtype=np.float32)).flatten())
+    with torch.no_grad():
+        ref = torch.cat([reference(x) for x in images.split(1)])
+        pt2e = torch.cat([quantized(x) for x in images.split(1)]) if quantized is not None else None
+    record = validation_record(ref, torch.cat(ours), pt2e)
+    blocks = [{"block": b, "node": node,
+               "sqnr_db_vs_pytorch": round(sqnr(torch.cat(ref_blocks[b]), torch.cat(mil_blocks[b])), 2)}
+              for b, (node, _) in points.items()]
+    minimum = MIN_BLOCK_SQNR_DB["fp32" if quantized is None else "int8"]
+    record.update(engine=mil_reference.ENGINE, min_block_sqnr_db=minimum, blocks=blocks)
+    output = {"block": "output", "node": "logits", "sqnr_db_vs_pytorch": record["sqnr_db_vs_pytorch_quantized"]}
+    bad = next((b for b in [*blocks, output] if not b["sqnr_db_vs_pytorch"] >= minimum), None)
+    if bad is not None:
+        raise ValidationError(f"{package.name}: block {bad['block']!r} computes something else than PyTorch: "
+                              f"SQNR {bad['sqnr_db_vs_pytorch']:.1f} dB at {bad['node']!r} "
+                              f"(at least {minimum:.0f} dB expected)")
+    return record
+
+
+def export_coreml(graph: torch.nn.Module, reference: torch.nn.Module, images: torch.Tensor, artifact: Path,
+                  fmt: str, precision: str, block_of: Callable[[str], str], progress: bool = False) -> tuple[dict, dict]:
+    """Write ``artifact`` and return (op census, validation record).
+
+    ``graph``: what to convert (the fp32 ``reference`` itself, or the converted PT2E
+    graph); ``images``: the validation images (the first :data:`VALIDATION_IMAGES`), the
+    first one the example input. A ``.pte`` is validated through the ``.mlpackage`` its
+    Core ML delegate embeds when the whole network is that one delegate.
+    """
+    images = images[:VALIDATION_IMAGES]
+    quantized = graph if precision == "int8" else None
     if fmt == "pte":
-        census = to_coreml_pte(graph, example, artifact)
-    else:
-        census = mil_census(to_mlpackage(graph, example, artifact)._mil_program)
-    validation = {"images": 0, "note": VALIDATION_NOTE, "precision": precision}
-    return census, validation
+        census, lowered = to_coreml_pte(graph, images[:1], artifact)
+        if len(lowered) != 1 or census["outside"]:
+            return census, {"images": 0, "precision": precision, "note": PTE_NOTE}
+        with tempfile.TemporaryDirectory() as tmp:
+            package = embedded_mlpackage(lowered[0], Path(tmp))
+            validation = validate_mlpackage(package, lowered[0].original_module, reference, quantized, images,
+                                            block_of, progress)
+        return census, {**validation, "precision": precision, "checked": "the .mlpackage in the Core ML delegate"}
+    exported = exported_for_coreml(graph, images[:1])
+    census = mil_census(to_mlpackage(exported, artifact)._mil_program)
+    validation = validate_mlpackage(artifact, exported, reference, quantized, images, block_of, progress)
+    return census, {**validation, "precision": precision}

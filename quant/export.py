@@ -28,7 +28,7 @@ from .cli import UserError, check_at_least, check_input_size, command
 from .data import calibration_batches
 from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
 from .latency import MANIFEST_FORMAT
-from .metrics import sqnr, top1_agreement
+from .metrics import validation_record
 from .qat_graph import QATModel, load_qat_model
 from .recipes import Recipe, calibrate, convert, get_recipe, prepare
 from .twin import quantizable
@@ -169,10 +169,8 @@ def _validate_pte(cfg: ExportConfig, artifact: Path, reference: torch.nn.Module,
     with torch.no_grad():
         ref = torch.cat([reference(x) for x in images.split(1)])
         ours = torch.cat([program(x) for x in images.split(1)])
-        pt2e = torch.cat([quantized(x) for x in images.split(1)]) if cfg.precision == "int8" else ref
-    result = {"images": len(images), "max_abs_diff_vs_fp32": float((ours - ref).abs().max()),
-              "sqnr_db_vs_fp32": sqnr(ref, ours), "top1_agreement_vs_fp32": top1_agreement(ref, ours),
-              "sqnr_db_vs_pytorch_quantized": sqnr(pt2e, ours)}
+        pt2e = torch.cat([quantized(x) for x in images.split(1)]) if cfg.precision == "int8" else None
+    result = validation_record(ref, ours, pt2e)
     _check_fp32(cfg, result)
     return result
 
@@ -242,8 +240,10 @@ def export(cfg: ExportConfig) -> ExportResult:
         elif cfg.backend == "coreml":
             from .coreml import export_coreml
 
-            with _timed(timings, "lowering"):  # and the structural validation
-                census, validation = export_coreml(quantized, images[:1], artifact, fmt, cfg.precision)
+            reference = qat.reference if qat is not None else model
+            with _timed(timings, "lowering"):  # and the validation: op census, MIL reference executor
+                census, validation = export_coreml(quantized, reference, images, artifact, fmt, cfg.precision,
+                                                   model.paper_block, cfg.progress)
         else:
             from .tflite import export_tflite
 
@@ -286,8 +286,13 @@ def summary(result: ExportResult) -> str:
         lines.append(f"delegated {census['delegated_gemm_pct']:.1f}% of conv/linear/matmul in {census['delegates']} "
                      f"delegate(s), {census.get('int8_gemm_pct', 0):.1f}% int8; outside: {census['outside'] or 'nothing'}")
     if val.get("sqnr_db_vs_fp32") is not None:
-        lines.append(f"validated on {val['images']} images: SQNR {val['sqnr_db_vs_fp32']:.1f} dB vs fp32, "
+        engine = " by the MIL reference executor (not Core ML)" if "engine" in val else ""
+        lines.append(f"validated on {val['images']} images{engine}: SQNR {val['sqnr_db_vs_fp32']:.1f} dB vs fp32, "
                      f"top-1 agreement {100 * val['top1_agreement_vs_fp32']:.1f}%, max |diff| {val['max_abs_diff_vs_fp32']:.2e}")
+        if val.get("blocks"):
+            low = min(val["blocks"], key=lambda b: b["sqnr_db_vs_pytorch"])
+            lines.append(f"paper blocks: SQNR vs the converted PyTorch graph >= {low['sqnr_db_vs_pytorch']:.1f} dB "
+                         f"(lowest: {low['block']}; export fails below {val['min_block_sqnr_db']:.0f} dB)")
     elif val.get("note"):
         lines.append(f"validation: {val['note']}")
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in m["timings_s"].items() if k != "total")
@@ -306,7 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "quantizer and lowering as shipped, on the float model as it is (with --precision fp32: the "
                    "stock fp32 program), xnnpack-per-tensor = ours with one scale per weight tensor")
     p.add_argument("--calib", default="digits", help="calibration images: a class-per-folder directory, 'digits' or 'fashion-mnist'")
-    p.add_argument("--calib-images", type=int, default=32, help="images for calibration and host validation")
+    p.add_argument("--calib-images", type=int, default=32,
+                   help="images for calibration and host validation (coreml: the first 8 are validated)")
     p.add_argument("--input-size", type=int, help="square input size (default: the variant's, 224)")
     p.add_argument("--num-classes", type=int, help="classifier size (default: the float checkpoint's, else 1000)")
     p.add_argument("--out", type=Path, default=Path("out"), help="output directory")

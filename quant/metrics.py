@@ -26,6 +26,18 @@ def top1_agreement(reference_logits: torch.Tensor, test_logits: torch.Tensor) ->
     return (reference_logits.argmax(-1) == test_logits.argmax(-1)).float().mean().item()
 
 
+def validation_record(reference_logits: torch.Tensor, test_logits: torch.Tensor,
+                      quantized_logits: torch.Tensor | None = None) -> dict:
+    """What every backend's host validation records: an artifact's logits against the fp32
+    network's, and against the PT2E int8 graph's (``quantized_logits``; fp32 exports: the fp32 ones)."""
+    pt2e = reference_logits if quantized_logits is None else quantized_logits
+    return {"images": len(reference_logits),
+            "max_abs_diff_vs_fp32": float((test_logits - reference_logits).abs().max()),
+            "sqnr_db_vs_fp32": sqnr(reference_logits, test_logits),
+            "top1_agreement_vs_fp32": top1_agreement(reference_logits, test_logits),
+            "sqnr_db_vs_pytorch_quantized": sqnr(pt2e, test_logits)}
+
+
 def mcnemar_exact(only_a: int, only_b: int) -> float:
     """Two-sided exact McNemar p-value from the discordant pairs of a paired comparison.
 

@@ -13,6 +13,8 @@ from executorch.backends.xnnpack.partition.config.generic_node_configs import BM
 from executorch.backends.xnnpack.partition.config.xnnpack_config import ConfigPrecisionType
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
+from .census import module_path
+
 
 class QuantBMMConfig(BMMConfig):
     """``bmm`` in int8 too. ExecuTorch 1.5.1 only offers fp32, while XNNPACK runs
@@ -61,11 +63,6 @@ def _is_dq(node: Node) -> bool:
     return node.op == "call_function" and "dequantize_per" in str(node.target)
 
 
-def _module_path(node: Node) -> str | None:
-    stack = node.meta.get("nn_module_stack")
-    return list(stack.values())[-1][0] if stack else None
-
-
 class BlockPartitioner(XnnpackPartitioner):
     """XNNPACK partitions cut further so that each paper block is its own delegate.
 
@@ -86,7 +83,7 @@ class BlockPartitioner(XnnpackPartitioner):
         memo[node] = None  # guards against cycles through q/dq pairs of pathless ops
         users = [u for u in node.users if u.op == "call_function"]
         producer = node.args[0] if node.args and isinstance(node.args[0], Node) else None
-        path = _module_path(node)
+        path = module_path(node)
         if path and not (_is_q(node) or _is_dq(node)):
             candidates = []
             block = self.block_of(path)
@@ -132,6 +129,6 @@ def delegate_blocks(edge_program: torch.export.ExportedProgram, block_of: Callab
     for node in gm.graph.nodes:
         if node.op == "call_function" and "executorch_call_delegate" in str(node.target):
             inner = getattr(gm, node.args[0].target).original_module.graph_module.graph
-            names = [block_of(p) for p in (_module_path(n) for n in inner.nodes if n.op == "call_function") if p]
+            names = [block_of(p) for p in (module_path(n) for n in inner.nodes if n.op == "call_function") if p]
             blocks.append(max(set(names), key=names.count) if names else "head")
     return blocks

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .cli import UserError
-from .metrics import sqnr, top1_agreement
+from .metrics import validation_record
 from .patches import scoped_patches
 
 INSTALL_HINT = "pip install 'mobileformer[tflite]'"
@@ -394,11 +394,8 @@ def validate_tflite(path: str | Path, reference: torch.nn.Module, quantized: tor
     with torch.no_grad():
         ref = torch.cat([reference(x) for x in images.split(1)])
         ours = torch.cat([model(x) for x in images.split(1)])
-        pt2e = torch.cat([quantized(x) for x in images.split(1)]) if quantized is not None else ref
-    return {"images": len(images), "max_abs_diff_vs_fp32": float((ours - ref).abs().max()),
-            "sqnr_db_vs_fp32": sqnr(ref, ours), "top1_agreement_vs_fp32": top1_agreement(ref, ours),
-            "sqnr_db_vs_pytorch_quantized": sqnr(pt2e, ours),
-            "runtime": f"ai-edge-litert {runtime_version()} (XNNPACK delegate)"}
+        pt2e = torch.cat([quantized(x) for x in images.split(1)]) if quantized is not None else None
+    return {**validation_record(ref, ours, pt2e), "runtime": f"ai-edge-litert {runtime_version()} (XNNPACK delegate)"}
 
 
 def export_tflite(reference: torch.nn.Module, graph: torch.nn.Module, images: torch.Tensor, artifact: Path,

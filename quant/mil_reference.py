@@ -1,0 +1,204 @@
+"""A reference executor for the MIL programs ``quant.export --backend coreml`` writes: runs an ``.mlpackage`` on Linux.
+
+Core ML predicts only on Apple platforms, but the MIL program inside a package is plain
+data. This loads it with its weights (coremltools, no Core ML framework needed) and runs
+its ``main`` function op by op:
+
+- with coremltools' own op semantics where it has them: the op is rebuilt with the MIL
+  builder on concrete numpy values and coremltools' value inference computes it
+  (elementwise, activations, reductions, reshapes, GEMMs, quantize / dequantize);
+- with PyTorch for the ops coremltools cannot compute (``conv``, ``batch_norm``), in fp32,
+  the result rounded to the op's declared output dtype.
+
+Every value keeps the dtype the program declares, so a program in Core ML's default fp16
+precision runs with fp16 tensors between ops. What this proves: the program, its weights,
+scales, zero points and op wiring compute what the PyTorch graph computes. What it does
+not: Core ML's kernels, the Neural Engine's or GPU's numerics (their fp16 accumulation,
+their int8 fusions) are never exercised. An op outside the families below is refused by
+name (:class:`UnsupportedOpError`), never skipped.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Collection, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ENGINE = "quant.mil_reference: the MIL program run op by op in numpy/PyTorch (coremltools op semantics), not Core ML"
+
+
+class UnsupportedOpError(NotImplementedError):
+    """The program has an op this executor does not implement."""
+
+
+def load_program(package: Path):
+    """The MIL program of an ``.mlpackage``, its weights read from the package's weight file.
+
+    Read from a temporary copy: coremltools' ``ModelPackage`` rewrites the ``Manifest.json``
+    of a package it opens (in its own JSON layout), which would change the artifact's bytes
+    and sha256 after the export wrote them.
+    """
+    import coremltools as ct
+    from coremltools.converters.mil.frontend.milproto.load import load
+
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = shutil.copytree(package, Path(tmp) / Path(package).name)
+        model = ct.models.MLModel(str(copy), skip_model_load=True)
+        spec = model.get_spec()
+        return load(spec, spec.specificationVersion, file_weights_dir=model.weights_dir)
+
+
+@contextlib.contextmanager
+def _quiet_coremltools() -> Iterator[None]:
+    """coremltools logs a warning each time its value inference rounds an fp32 result to fp16."""
+    logger = logging.getLogger("coremltools")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _out_dtype(op) -> np.dtype:
+    from coremltools.converters.mil.mil import types
+
+    return np.dtype(types.nptype_from_builtin(op.outputs[0].dtype))
+
+
+# --------------------------------------------------------------------------- op families
+
+
+def _constant(op, args: dict) -> list:
+    """``const``: the value stored in the program (weights come from the package's weight file)."""
+    return [op.outputs[0].val]
+
+
+def _coremltools_value(op, args: dict) -> list:
+    """The op rebuilt with the MIL builder on concrete inputs; coremltools' value inference computes it."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import Function
+
+    args = {k: bool(v) if isinstance(v, np.bool_) else v for k, v in args.items()}  # numpy's keepdims wants a bool
+    with Function({}, opset_version=op.opset_version):
+        outputs = getattr(mb, op.op_type)(**args)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return [_materialized(v) for v in outputs]
+
+
+def _materialized(var) -> np.ndarray:
+    """A var's value; dequantize ops compute theirs on request (``materialized_val_inference``)."""
+    if var.val is not None:
+        return var.val
+    value = var.op.materialized_val_inference()
+    if value is None:
+        raise AssertionError(f"coremltools computed no value for {var.op.op_type} {var.op.name!r}")
+    return value
+
+
+def _conv(op, args: dict) -> list:
+    """``conv`` (iOS 17 semantics): PyTorch's conv2d in fp32, explicit padding ``[top, bottom, left, right]``."""
+    pad_type = str(args["pad_type"])
+    if pad_type not in ("custom", "valid"):
+        raise UnsupportedOpError(f"conv {op.name!r} with pad_type {pad_type!r}")
+    x = torch.from_numpy(np.asarray(args["x"], dtype=np.float32))
+    if x.dim() != 4:
+        raise UnsupportedOpError(f"conv {op.name!r} on a rank-{x.dim()} input (2-D convolution only)")
+    if pad_type == "custom":
+        top, bottom, left, right = (int(p) for p in args["pad"])
+        x = torch.nn.functional.pad(x, (left, right, top, bottom))
+    weight = torch.from_numpy(np.asarray(args["weight"], dtype=np.float32))
+    bias = torch.from_numpy(np.asarray(args["bias"], dtype=np.float32)) if "bias" in args else None
+    y = torch.nn.functional.conv2d(x, weight, bias, stride=tuple(int(s) for s in args["strides"]),
+                                   dilation=tuple(int(d) for d in args["dilations"]), groups=int(args["groups"]))
+    return [y.numpy().astype(_out_dtype(op))]
+
+
+def _batch_norm(op, args: dict) -> list:
+    """``batch_norm`` (inference): ``(x - mean) / sqrt(variance + epsilon) * gamma + beta`` over axis 1, in fp32."""
+    x = np.asarray(args["x"], dtype=np.float32)
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    per_channel = {k: np.asarray(args[k], dtype=np.float32).reshape(shape) if k in args else None
+                   for k in ("mean", "variance", "gamma", "beta")}
+    y = (x - per_channel["mean"]) / np.sqrt(per_channel["variance"] + np.float32(args.get("epsilon", 1e-5)))
+    if per_channel["gamma"] is not None:
+        y = y * per_channel["gamma"]
+    if per_channel["beta"] is not None:
+        y = y + per_channel["beta"]
+    return [y.astype(_out_dtype(op))]
+
+
+# Each family: the ops it covers and the one function that computes them. An op in none is refused.
+FAMILIES: dict[str, tuple[frozenset[str], Callable]] = {
+    "constant": (frozenset({"const"}), _constant),
+    "elementwise": (frozenset({"add", "sub", "mul", "real_div", "maximum", "minimum", "exp", "rsqrt", "sqrt"}),
+                    _coremltools_value),
+    "activation": (frozenset({"relu", "relu6", "clip", "gelu", "sigmoid", "sigmoid_hard", "thresholded_relu",
+                              "softmax"}), _coremltools_value),
+    "reduction": (frozenset({"reduce_mean"}), _coremltools_value),
+    "layout": (frozenset({"reshape", "transpose", "concat", "slice_by_index", "expand_dims", "squeeze", "cast"}),
+               _coremltools_value),
+    "gemm": (frozenset({"linear", "matmul"}), _coremltools_value),
+    "quantization": (frozenset({"quantize", "dequantize", "constexpr_affine_dequantize"}), _coremltools_value),
+    "convolution": (frozenset({"conv"}), _conv),
+    "normalization": (frozenset({"batch_norm"}), _batch_norm),
+}
+IMPLEMENTED = {op_type: fn for ops, fn in FAMILIES.values() for op_type in ops}
+
+
+def check_supported(function) -> None:
+    """Refuse a program with any op outside :data:`FAMILIES`, naming every such op, before running anything."""
+    unknown = sorted({op.op_type for op in function.operations if op.op_type not in IMPLEMENTED})
+    if unknown:
+        raise UnsupportedOpError(f"the MIL reference executor does not implement: {', '.join(unknown)}")
+
+
+def _arguments(op, values: dict[str, np.ndarray]) -> dict:
+    args = {}
+    for name, var in op.inputs.items():
+        args[name] = [values[v.name] for v in var] if isinstance(var, (list, tuple)) else values[var.name]
+    return args
+
+
+def run(program, x: np.ndarray, keep: Collection[str] = ()) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Run ``main`` on its one input ``x``: (its output, the values of the vars named in ``keep``).
+
+    Values no later op needs are dropped as the run goes, so memory stays at a few
+    activations whatever the program's length.
+    """
+    function = program.functions["main"]
+    check_supported(function)
+    (input_name,) = function.inputs
+    (output,) = function.outputs
+    ops = list(function.operations)
+    last_use = {v.name: i for i, op in enumerate(ops) for v in _input_vars(op)}
+    values: dict[str, np.ndarray] = {input_name: np.asarray(x, dtype=_input_dtype(function, input_name))}
+    kept: dict[str, np.ndarray] = {}
+    with _quiet_coremltools():
+        for i, op in enumerate(ops):
+            results = IMPLEMENTED[op.op_type](op, _arguments(op, values))
+            for var, value in zip(op.outputs, results):
+                values[var.name] = value
+                if var.name in keep:
+                    kept[var.name] = value
+            for var in _input_vars(op):
+                produced = var.op is not None and var.op.op_type != "const"  # not the input, not a weight
+                if produced and last_use[var.name] == i and var.name != output.name:
+                    values.pop(var.name, None)
+    return values[output.name], kept
+
+
+def _input_vars(op) -> Iterator:
+    for var in op.inputs.values():
+        yield from var if isinstance(var, (list, tuple)) else (var,)
+
+
+def _input_dtype(function, name: str) -> np.dtype:
+    from coremltools.converters.mil.mil import types
+
+    return np.dtype(types.nptype_from_builtin(function.inputs[name].dtype))
