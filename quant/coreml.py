@@ -27,7 +27,7 @@ import torch
 
 from . import mil_reference
 from .census import module_path
-from .cli import UserError
+from .cli import UserError, native_logs_silenced
 from .files import sha256_of
 from .metrics import sqnr, validation_record
 
@@ -148,8 +148,9 @@ def to_mlpackage(exported: torch.export.ExportedProgram, path: Path):
     """Convert to an ML program (iOS 17) and save it as an ``.mlpackage`` directory."""
     import coremltools as ct
 
-    mlmodel = ct.convert(exported, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
-                         pass_pipeline=coreml_passes(), skip_model_load=sys.platform != "darwin")
+    with native_logs_silenced():  # coremltools draws a progress bar per pass pipeline, unasked
+        mlmodel = ct.convert(exported, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
+                             pass_pipeline=coreml_passes(), skip_model_load=sys.platform != "darwin")
     mlmodel.save(str(path))
     _deterministic_manifest(path)
     return mlmodel
@@ -171,8 +172,9 @@ def to_coreml_pte(graph: torch.nn.Module, example: torch.Tensor, path: Path) -> 
 
     specs = CoreMLBackend.generate_compile_specs(minimum_deployment_target=ct.target.iOS17,
                                                  pass_names=coreml_passes().passes)
-    edge = to_edge_transform_and_lower(torch.export.export(graph, (example,)),
-                                       partitioner=[CoreMLPartitioner(compile_specs=specs)])
+    with native_logs_silenced():  # the delegate converts with coremltools: its progress bars
+        edge = to_edge_transform_and_lower(torch.export.export(graph, (example,)),
+                                           partitioner=[CoreMLPartitioner(compile_specs=specs)])
     gm = edge.exported_program().graph_module
     outside = Counter(op_name(n) for n in gm.graph.nodes if is_op(n))
     calls = [n for n in gm.graph.nodes if "executorch_call_delegate" in str(n.target)]
