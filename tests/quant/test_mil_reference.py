@@ -191,6 +191,7 @@ def test_an_op_it_does_not_implement_is_refused_by_name():
         _run(lambda v: mb.tanh(x=v), _x())
 
 
+@pytest.mark.slow  # converts a small program with coremltools (about 20 s)
 def test_loading_a_package_leaves_its_bytes_alone(tmp_path):
     """coremltools rewrites the Manifest.json of a package it opens; the exported artifact's sha256 was
     changed by its own validation (and then differed from export to export)."""
