@@ -18,10 +18,12 @@ def validator(name: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-def violations(doc: object, name: str) -> list[str]:
-    """Every place where ``doc`` breaks the schema, as ``path: message``."""
+def violations(doc: object, name: str, checker: type | None = None) -> list[str]:
+    """Every place where ``doc`` breaks the schema, as ``path: message`` (``checker``: a validator
+    class extended from the schema's, for documents with placeholder values)."""
+    schema_validator = validator(name) if checker is None else checker(validator(name).schema)
     return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in validator(name).iter_errors(doc)]
+            for e in schema_validator.iter_errors(doc)]
 
 
 def assert_follows(doc: object, name: str) -> None:

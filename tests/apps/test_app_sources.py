@@ -778,7 +778,7 @@ def _swift_core_ml_result() -> dict:
 def test_swift_core_ml_result_follows_the_latency_schema():
     import jsonschema
 
-    from tests.schemas import validator
+    from tests.schemas import validator, violations
 
     doc = _swift_core_ml_result()
     assert doc["format"] == "mobileformer-latency/1" and doc["runtime"]["name"] == "coreml"
@@ -786,6 +786,5 @@ def test_swift_core_ml_result_follows_the_latency_schema():
     placeholder = jsonschema.validators.extend(
         type(validator("latency")),
         {k: lambda v, value, instance, schema: None for k in ("pattern", "enum", "exclusiveMinimum", "minimum")})
-    problems = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-                for e in placeholder(validator("latency").schema).iter_errors(doc)]
+    problems = violations(doc, "latency", placeholder)
     assert not problems, problems
