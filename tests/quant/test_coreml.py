@@ -70,7 +70,6 @@ def test_mlpackage_export_is_int8_described_and_validated(tiny_variant, tmp_path
 @pytest.fixture(scope="module")
 def tiny_packages(tmp_path_factory, tiny_model_factory):
     """int8 and fp32 .mlpackages of the tiny variant with what validating them needs."""
-    pytest.importorskip("coremltools")
     from quant.coreml import exported_for_coreml, to_mlpackage
     from quant.data import calibration_batches
     from quant.recipes import calibrate, convert, get_recipe, prepare
