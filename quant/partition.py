@@ -132,3 +132,23 @@ def delegate_blocks(edge_program: torch.export.ExportedProgram, block_of: Callab
             names = [block_of(p) for p in (module_path(n) for n in inner.nodes if n.op == "call_function") if p]
             blocks.append(max(set(names), key=names.count) if names else "head")
     return blocks
+
+
+def debug_handle_blocks(edge_program: torch.export.ExportedProgram, block_of: Callable[[str], str]) -> dict[str, str]:
+    """The paper block of every debug handle inside the XNNPACK delegates.
+
+    XNNPACK serializes each node's ``debug_handle`` (given by ``to_edge``) with the XNode it
+    becomes, so a counted operator finds its block through its XNode's handle; this map is
+    written into every xnnpack export's manifest (JSON keys are strings). Nodes without a
+    module (the graph's own glue) are left out.
+    """
+    gm = edge_program.graph_module
+    blocks: dict[str, str] = {}
+    for node in gm.graph.nodes:
+        if node.op == "call_function" and "executorch_call_delegate" in str(node.target):
+            inner = getattr(gm, node.args[0].target).original_module.graph_module.graph
+            for n in inner.nodes:
+                path = module_path(n) if n.op == "call_function" else None
+                if path and isinstance(n.meta.get("debug_handle"), int):
+                    blocks[str(n.meta["debug_handle"])] = block_of(path)
+    return blocks
