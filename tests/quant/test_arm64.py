@@ -247,6 +247,28 @@ def test_counts_repeat_add_up_and_int8_needs_fewer(toys, tmp_path, capsys):
     assert (out / "bench.png").is_file() and "instructions" in (out / "bench.csv").read_text()
 
 
+def _outside_layout(result: dict, block: str) -> int:
+    return sum(op["instructions"] for op in result["operators"]
+               if op["block"] == block and not op["name"].startswith(("Transpose", "Copy")))
+
+
+@pytest.mark.slow
+def test_single_delegate_blocks_agree_with_a_profile_blocks_export(tiny_exports, toys, tmp_path):
+    """Per-block counts of the ordinary .pte (operators -> graph nodes -> debug handles -> blocks)
+    against a --profile-blocks export of the same model (one delegate per block, exact by construction)."""
+    single, split = (tiny_exports / f"mobile_former_tiny_xnnpack_int8{s}.pte" for s in ("", "_blocks"))
+    assert bench_main(["--arm64", str(single), str(split), "--out", str(tmp_path)]) == 0
+    ours, theirs = (json.loads((tmp_path / f"{p.stem}.cortex-a76.latency.json").read_text()) for p in (single, split))
+    counts = ours["instructions"]
+    assert all(op["block"] for op in ours["operators"]) and counts["without_block"] == 0
+    assert sum(b["instructions"] for b in ours["blocks"]) + counts["without_block"] == counts["operators_total"]
+    assert sorted(b["name"] for b in ours["blocks"]) == sorted(b["name"] for b in theirs["blocks"])
+    # A delegate per block puts the feature map back in NCHW at every boundary, which changes
+    # the transposes and the layout the concatenations copy in; every other operator agrees.
+    for block in ours["blocks"]:
+        assert _outside_layout(ours, block["name"]) == pytest.approx(_outside_layout(theirs, block["name"]), rel=0.01)
+
+
 def counted_result(label: str, precision: str, whole: int, ops: list) -> dict:
     return {"format": "mobileformer-latency/1", "label": label, "threads": 1,
             "device": {"kind": "emulated", "name": "cortex-a76 (qemu-aarch64 7.2)", "cpu": "cortex-a76"},
