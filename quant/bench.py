@@ -4,7 +4,8 @@ For each artifact: warm-up and N timed runs on the host runtime (ExecuTorch for
 ``.pte``, LiteRT for ``.tflite``), then, for ``.pte``, a second pass with the ETDump
 event tracer that gives XNNPACK's per-operator times (tracing costs time per op, so
 the whole-model numbers come from the untraced pass). Operators map to paper blocks
-through the manifest of a ``--profile-blocks`` export. Writes one result JSON per
+through the manifest of a ``--profile-blocks`` export (with ``--arm64``, of any xnnpack
+export: its debug handles, :func:`quant.arm64.attribute_blocks`). Writes one result JSON per
 artifact (``docs/latency-format.md``), the ETDump, and a table, CSV and PNG of all of
 them side by side.
 

@@ -259,6 +259,7 @@ def test_single_delegate_blocks_agree_with_a_profile_blocks_export(tiny_exports,
     single, split = (tiny_exports / f"mobile_former_tiny_xnnpack_int8{s}.pte" for s in ("", "_blocks"))
     assert bench_main(["--arm64", str(single), str(split), "--out", str(tmp_path)]) == 0
     ours, theirs = (json.loads((tmp_path / f"{p.stem}.cortex-a76.latency.json").read_text()) for p in (single, split))
+    assert_follows(ours, "latency")
     counts = ours["instructions"]
     assert all(op["block"] for op in ours["operators"]) and counts["without_block"] == 0
     assert sum(b["instructions"] for b in ours["blocks"]) + counts["without_block"] == counts["operators_total"]
