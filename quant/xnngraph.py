@@ -102,13 +102,12 @@ _UNARY = {"sigmoid", "clamp", "floor", "ceiling", "squareroot", "hardswish", "le
           "abs", "reciprocalsquareroot", "log", "gelu", "tanh", "exp", "sin", "cos"}
 # Operator names (before " (") whose node type is spelled otherwise in the graph; by default
 # "Reciprocal Square Root" runs an XNNReciprocalSquareRoot node. XNNPACK runs a 1x1
-# convolution, and a float batch matmul by constant weights between Converts (stock int8
-# 96m), as a fully-connected operator, a multiply of a value by itself as a square
+# convolution as a fully-connected operator, a multiply of a value by itself as a square
 # ("Mean Squared" when a mean reads it), and a float unary op between two Converts as one
 # int8 op that its 1.5.1 profiler names "Invalid Unary Op" (seen for GELU).
 _RUN_BY = {
     "invalidunaryop": _UNARY,
-    "convolution": {"conv2d", "depthwiseconv2d"}, "fullyconnected": {"fullyconnected", "conv2d", "batchmatrixmultiply"},
+    "convolution": {"conv2d", "depthwiseconv2d"}, "fullyconnected": {"fullyconnected", "conv2d"},
     "deconvolution": {"convtranspose2d"}, "copy": {"concatenate", "evensplit", "copy"},
     "transpose": {"statictranspose"}, "slice": {"staticslice"}, "divide": {"div"},
     "mean": {"globalavgpooling2d", "staticmean"}, "meansquared": {"globalavgpooling2d", "staticmean"},

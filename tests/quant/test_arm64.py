@@ -153,9 +153,6 @@ def test_operator_events_find_the_graph_nodes_they_run():
     # the stock int8 LayerNorm: XNNPACK runs the multiply of a value by itself as a square
     layer_norm = [xnode("XNNSubtract", 1), xnode("XNNMultiply", 2), xnode("XNNGlobalAvgPooling2d", 3)]
     assert match_operators(["Subtract (ND)", "Square (NC)", "Mean (ND)"], layer_norm) == [0, 1, 2]
-    # stock int8 96m: a float batch matmul by constant weights between Converts runs as an int8 fully connected
-    matmul = [xnode("XNNConvert", 1), xnode("XNNBatchMatrixMultiply", 2), xnode("XNNConvert", 3)]
-    assert match_operators(["Fully Connected (NC, QS8, QC8W) GEMM"], matmul) == [1]
 
 
 def test_nodes_without_a_handle_take_their_readers_block_else_their_writers():
