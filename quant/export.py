@@ -143,7 +143,7 @@ def _lower_xnnpack(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, graph
     from .movement import fused_data_movement
     from .partition import debug_handle_blocks, delegate_blocks, xnnpack_partitioner
 
-    stock = recipe.name.endswith("-stock")
+    stock = recipe.stock_lowering
     partitioner = xnnpack_partitioner(block_of=model.paper_block if cfg.profile_blocks else None, stock=stock and not cfg.profile_blocks)
     exported = torch.export.export(graph, (example,))
     config = edge_compile_config()

@@ -34,6 +34,8 @@ class Recipe:
     # convert_pt2e's fold_quantize: store weights as int8 constants (True) or keep float weights
     # behind quantize -> dequantize (False), which is what litert-torch's converter reads.
     fold_quantize: bool = True
+    # The baseline rows: ExecuTorch's own partitioner as shipped, none of our graph rewrites.
+    stock_lowering: bool = False
 
 
 RECIPES = {
@@ -45,7 +47,7 @@ RECIPES = {
                "one per channel: the hard case where PTQ loses accuracy and QAT earns it back",
                partial(xnnpack_quantizer, per_channel=False), twin=True),
         Recipe("xnnpack-stock", "xnnpack", "ExecuTorch's XNNPACKQuantizer as shipped, on the float model",
-               stock_xnnpack_quantizer, twin=False),
+               stock_xnnpack_quantizer, twin=False, stock_lowering=True),
         Recipe("coreml", "coreml", "ExecuTorch's CoreMLQuantizer W8A8 + uint8 attention matmuls, on the quantizable twin",
                extended_coreml_quantizer, twin=True),
         # The float model, not the twin: LiteRT has an int8 MAXIMUM for DyReLU, while the twin's
