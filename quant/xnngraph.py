@@ -11,6 +11,7 @@ manifest maps to a paper block (``profiling.debug_handle_blocks``).
 """
 from __future__ import annotations
 
+import heapq
 import json
 import re
 import subprocess
@@ -135,6 +136,52 @@ def _elided(node: XNode) -> bool:
     return node.kind in _ELIDED or (node.kind == "XNNMultiply" and len(set(node.inputs)) == 1)
 
 
+def _match_in_order(operators: list[str], nodes: list[XNode]) -> tuple[list[int] | None, int | None]:
+    """Events matched to ``nodes`` taken in this order; on failure, None and the position of the
+    node that blocked (an event found only past a node XNNPACK does not elide), if one did."""
+    matched: list[int] = []
+    j = 0
+    for name in operators:
+        split_bounds = matched and nodes[matched[-1]].bounded and not runs(name, nodes[matched[-1]].kind)
+        if split_bounds and runs(name, "XNNClamp") and (j == len(nodes) or not runs(name, nodes[j].kind)):
+            matched.append(matched[-1])
+            continue
+        start = j
+        while j < len(nodes) and not runs(name, nodes[j].kind):
+            if not _elided(nodes[j]):
+                return None, j if any(runs(name, n.kind) for n in nodes[j + 1:]) else None
+            j += 1
+        if j == len(nodes):
+            return None, None
+        matched.append(j)
+        j += 1
+    return matched, None
+
+
+def _appended_last(nodes: list[XNode], moved: set[int]) -> list[int]:
+    """The nodes in a stable topological order of the list ``nodes`` without ``moved`` followed
+    by ``moved``: each step takes the first node of that list whose inputs are all written."""
+    queue = [i for i in range(len(nodes)) if i not in moved] + sorted(moved)
+    rank = {node: r for r, node in enumerate(queue)}
+    writer = {value: i for i, node in enumerate(nodes) for value in node.outputs}
+    waits_on = [{writer[v] for v in node.inputs if v in writer} for node in nodes]
+    readers: dict[int, list[int]] = {}
+    for i, writers in enumerate(waits_on):
+        for w in writers:
+            readers.setdefault(w, []).append(i)
+    ready = [rank[i] for i in range(len(nodes)) if not waits_on[i]]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        node = queue[heapq.heappop(ready)]
+        order.append(node)
+        for reader in readers.get(node, []):
+            waits_on[reader].discard(node)
+            if not waits_on[reader]:
+                heapq.heappush(ready, rank[reader])
+    return order
+
+
 def match_operators(operators: list[str], nodes: list[XNode]) -> list[int] | None:
     """The node each operator event of one delegate call runs, or None when they do not line up.
 
@@ -143,25 +190,29 @@ def match_operators(operators: list[str], nodes: list[XNode]) -> list[int] | Non
     it), which get none, and the bounded nodes whose bounds it cannot fuse (an int8
     multiply), which get a clamp operator after their own: each event takes the next node
     its name can run, skipping fused ones, and such a clamp goes with the node before it.
-    None when an event finds no node, or only past a node XNNPACK does not elide
-    (:func:`_elided`): then events and nodes are out of step, and no block is guessed.
+
+    One rewrite also reorders: in the stock int8 graph of 96m, XNNPACK replaces a Convert of
+    an int8 map into float and the fp32 batch matmul reading it by new nodes (``Convert (NC,
+    QS8, QC8)``, ``Batch Matrix Multiply (NC, F32, QC8W)``) placed after every later node that
+    does not depend on them, as a stable topological sort of the graph with the new nodes
+    appended would. So where events find a node only past one XNNPACK does not elide, that
+    node and the elided nodes just before it that feed it are moved so, and the match is
+    tried again. None when no such move lines them up: then no block is guessed.
     """
-    matched: list[int] = []
-    j = 0
-    for name in operators:
-        split_bounds = matched and nodes[matched[-1]].bounded and not runs(name, nodes[matched[-1]].kind)
-        if split_bounds and runs(name, "XNNClamp") and (j == len(nodes) or not runs(name, nodes[j].kind)):
-            matched.append(matched[-1])
-            continue
-        while j < len(nodes) and not runs(name, nodes[j].kind):
-            if not _elided(nodes[j]):
-                return None
-            j += 1
-        if j == len(nodes):
+    moved: set[int] = set()
+    order = list(range(len(nodes)))
+    while True:
+        matched, blocked = _match_in_order(operators, [nodes[i] for i in order])
+        if matched is not None:
+            return [order[m] for m in matched]
+        if blocked is None or order[blocked] in moved:
             return None
-        matched.append(j)
-        j += 1
-    return matched
+        moved.add(order[blocked])
+        k = blocked - 1
+        while k >= 0 and _elided(nodes[order[k]]) and set(nodes[order[k]].outputs) & set(nodes[order[blocked]].inputs):
+            moved.add(order[k])
+            k -= 1
+        order = _appended_last(nodes, moved)
 
 
 def node_blocks(nodes: list[XNode], handle_blocks: dict[str, str]) -> list[str | None]:

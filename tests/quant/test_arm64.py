@@ -157,6 +157,20 @@ def test_operator_events_find_the_graph_nodes_they_run():
     assert match_operators(["Subtract (ND)", "Square (NC)", "Mean (ND)"], layer_norm) == [0, 1, 2]
 
 
+def test_events_follow_xnnpack_when_it_moves_a_rewritten_batch_matmul():
+    """Stock int8 96m (seen at its first bridge): XNNPACK rewrites a Convert of the int8 map and
+    the fp32 bmm reading it into new nodes, run after every later node that does not need them."""
+    graph = [xnode("XNNFullyConnected", 1, (0,), (1,)), xnode("XNNConvert", 2, (9,), (2,)),
+             xnode("XNNBatchMatrixMultiply", 3, (1, 2), (3,)), xnode("XNNFullyConnected", 4, (0,), (4,)),
+             xnode("XNNAdd", 5, (3, 4), (5,))]
+    events = ["Fully Connected (NC, QS8, QC8W) GEMM", "Fully Connected (NC, QS8, QC8W) GEMM", "Convert (NC, QS8, QC8)",
+              "Batch Matrix Multiply (NC, F32, QC8W) GEMM", "Add (ND)"]
+    assert match_operators(events, graph) == [0, 3, 1, 2, 4]
+    assert match_operators(events[:1] + events[2:], graph) is None  # the second projection's event missing
+    # no order of the graph runs the add before the matmul it reads
+    assert match_operators(events[:2] + ["Add (ND)"] + events[2:4], graph) is None
+
+
 def test_nodes_without_a_handle_take_their_readers_block_else_their_writers():
     blocks = node_blocks(GRAPH, {"1": "stem", "2": "stem", "4": "block 1: former", "6": "head", "8": "head"})
     assert blocks[2] == "block 1: former"  # the transpose feeds the mean
