@@ -69,7 +69,7 @@ def test_an_fp32_package_whose_first_bridge_attends_over_4096_positions_is_valid
     """mobile_former_96m's fp32 package was refused at its first Mobile->Former bridge (22.4 dB, a
     softmax over 12,544 positions): the reference executor's fp16 sum of it stopped at 2048. At
     128x128 the tiny variant's first bridge attends over 64x64 = 4096 positions: refused at 38.0 dB
-    there, 66.9 dB once the executor sums in fp32 (fp16 between ops costs no more than that)."""
+    there (one image), 66.9 dB on two once the executor sums in fp32: fp16 between ops costs no more."""
     from quant.export import main as export_main
 
     out = tmp_path / "a"
