@@ -7,11 +7,11 @@ its ``main`` function op by op:
 - with coremltools' own op semantics where it has them: the op is rebuilt with the MIL
   builder on concrete numpy values and coremltools' value inference computes it
   (elementwise, activations, reductions, reshapes, GEMMs, quantize / dequantize);
-- with PyTorch for the ops coremltools cannot compute (``conv``, ``batch_norm``), in fp32,
-  the result rounded to the op's declared output dtype.
+- with PyTorch for the ops coremltools cannot compute (``conv``, ``batch_norm``).
 
-Every value keeps the dtype the program declares, so a program in Core ML's default fp16
-precision runs with fp16 tensors between ops. What this proves: the program, its weights,
+Every op computes in fp32 (fp16 inputs widened) and its result is rounded to the dtype the
+program declares, so a program in Core ML's default fp16 precision runs with fp16 tensors
+between ops, and no sum depends on numpy's memory layout. What this proves: the program, its weights,
 scales, zero points and op wiring compute what the PyTorch graph computes. What it does
 not: Core ML's kernels, the Neural Engine's or GPU's numerics (their fp16 accumulation,
 their int8 fusions) are never exercised. An op outside the families below is refused by
@@ -66,9 +66,14 @@ def _quiet_coremltools() -> Iterator[None]:
 
 
 def _out_dtype(op) -> np.dtype:
+    return _dtype(op.outputs[0])
+
+
+def _dtype(var) -> np.dtype:
+    """The numpy dtype the program declares for ``var``."""
     from coremltools.converters.mil.mil import types
 
-    return np.dtype(types.nptype_from_builtin(op.outputs[0].dtype))
+    return np.dtype(types.nptype_from_builtin(var.dtype))
 
 
 # --------------------------------------------------------------------------- op families
@@ -80,15 +85,29 @@ def _constant(op, args: dict) -> list:
 
 
 def _coremltools_value(op, args: dict) -> list:
-    """The op rebuilt with the MIL builder on concrete inputs; coremltools' value inference computes it."""
+    """The op rebuilt with the MIL builder on concrete inputs; coremltools' value inference computes it,
+    in fp32 (:func:`_widened`), each result rounded to the dtype the program declares for it."""
     from coremltools.converters.mil.mil import Builder as mb
     from coremltools.converters.mil.mil import Function
 
-    args = {k: bool(v) if isinstance(v, np.bool_) else v for k, v in args.items()}  # numpy's keepdims wants a bool
+    args = {k: bool(v) if isinstance(v, np.bool_) else _widened(v) for k, v in args.items()}  # keepdims: a bool
     with Function({}, opset_version=op.opset_version):
         outputs = getattr(mb, op.op_type)(**args)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    return [_materialized(v) for v in outputs]
+    return [np.asarray(_materialized(v)).astype(_dtype(var)) for v, var in zip(outputs, op.outputs)]
+
+
+def _widened(value):
+    """An fp16 input (or list of inputs) as fp32. Value inference computes in the inputs' dtype, and in
+    fp16 numpy's sum depends on memory layout: along a strided axis (a softmax after a transpose) it
+    adds term by term in fp16, and a sum of 12,544 terms near 1 stops at 2048 (the next one rounds
+    away). Core ML's kernels are not known to do that, so every op accumulates in fp32 here, as
+    ``conv`` and ``batch_norm`` do; fp16 stays between ops."""
+    if isinstance(value, list):
+        return [_widened(v) for v in value]
+    if isinstance(value, (np.ndarray, np.generic)) and value.dtype == np.float16:
+        return value.astype(np.float32)
+    return value
 
 
 def _materialized(var) -> np.ndarray:
@@ -199,6 +218,4 @@ def _input_vars(op) -> Iterator:
 
 
 def _input_dtype(function, name: str) -> np.dtype:
-    from coremltools.converters.mil.mil import types
-
-    return np.dtype(types.nptype_from_builtin(function.inputs[name].dtype))
+    return _dtype(function.inputs[name])

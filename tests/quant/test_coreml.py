@@ -64,6 +64,22 @@ def test_mlpackage_export_is_int8_described_and_validated(tiny_variant, tmp_path
     assert validation["sqnr_db_vs_pytorch_quantized"] > 20 and validation["blocks"][-1]["block"] == "head"
 
 
+@pytest.mark.slow
+def test_an_fp32_package_whose_first_bridge_attends_over_4096_positions_is_validated(tiny_variant, tmp_path):
+    """mobile_former_96m's fp32 package was refused at its first Mobile->Former bridge (22.4 dB, a
+    softmax over 12,544 positions): the reference executor's fp16 sum of it stopped at 2048. At
+    128x128 the tiny variant's first bridge attends over 64x64 = 4096 positions: refused at 38.0 dB
+    there (one image), 66.9 dB on two once the executor sums in fp32: fp16 between ops costs no more."""
+    from quant.export import main as export_main
+
+    out = tmp_path / "a"
+    assert export_main(["--backend", "coreml", "--model", tiny_variant, "--precision", "fp32", "--input-size", "128",
+                        "--calib-images", "1", "--out", str(out), "--no-progress"]) == 0
+    manifest = json.loads((out / f"{tiny_variant}_coreml_fp32.manifest.json").read_text())
+    blocks = {b["block"]: b["sqnr_db_vs_pytorch"] for b in manifest["validation"]["blocks"]}
+    assert blocks["block 1: mobile→former"] >= 55
+
+
 # --------------------------------------------------------------------------- numeric validation, fault injection
 
 

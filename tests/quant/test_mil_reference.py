@@ -124,6 +124,18 @@ def test_conv_in_fp16_keeps_fp16_between_ops():
     _close(ours, _naive_conv2d(x.astype(np.float16), w, np.zeros(2), (1, 1), (0, 0, 0, 0), (1, 1), 1), 1e-2)
 
 
+def test_an_fp16_softmax_after_a_transpose_sums_every_position():
+    """96m's fp32 package was refused at its first Mobile->Former bridge (22.4 dB): the twin's
+    softmax runs over 12,544 positions after a transpose, where numpy's fp16 sum (strided axis)
+    adds term by term and stops at 2048, so the weights came out 4 to 6 times too large (-12.8 dB). The
+    executor now computes each op in fp32 and rounds its result to the declared fp16."""
+    x = (RNG.standard_normal((1, 4096, 2)) * 0.1).astype(np.float32)
+    ours = _run(lambda v: mb.softmax(x=mb.transpose(x=mb.cast(x=v, dtype="fp16"), perm=[0, 2, 1]), axis=-1), x)
+    assert ours.dtype == np.float16
+    expected = torch.softmax(torch.from_numpy(x.astype(np.float16).astype(np.float32)).transpose(1, 2), -1)
+    np.testing.assert_allclose(ours.astype(np.float32), expected.numpy(), rtol=2e-3, atol=0)
+
+
 def test_batch_norm_matches_pytorch():
     mean, var, gamma, beta = _x((4,)), np.abs(_x((4,))) + 0.1, _x((4,)), _x((4,))
     x = _x()
