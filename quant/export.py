@@ -221,6 +221,7 @@ def export(cfg: ExportConfig) -> ExportResult:
         quantized = _quantize(cfg, recipe, model, qat, images)
     name = artifact_name(model.cfg.name, cfg.backend, cfg.precision, recipe.name, fmt, cfg.profile_blocks)
 
+    reference = qat.reference if qat is not None else model  # what the artifact is checked against: fp32
     with staged_outputs(out) as stage:
         artifact = stage / name
         _stage(f"lowering to {cfg.backend} ({fmt})")
@@ -235,12 +236,10 @@ def export(cfg: ExportConfig) -> ExportResult:
                 etrecord.save(str(artifact.with_suffix(".etrecord")))
             _stage("validating on the host ExecuTorch runtime")
             with _timed(timings, "validation"):
-                reference = qat.reference if qat is not None else model
                 validation = _validate_pte(cfg, artifact, reference, quantized, images)
         elif cfg.backend == "coreml":
             from .coreml import export_coreml
 
-            reference = qat.reference if qat is not None else model
             with _timed(timings, "lowering"):  # and the validation: op census, MIL reference executor
                 census, validation = export_coreml(quantized, reference, images, artifact, fmt, cfg.precision,
                                                    model.paper_block, cfg.progress)
@@ -248,7 +247,7 @@ def export(cfg: ExportConfig) -> ExportResult:
             from .tflite import export_tflite
 
             with _timed(timings, "lowering"):  # and the LiteRT validation
-                census, validation, io = export_tflite(model, quantized, images, artifact, cfg.precision)
+                census, validation, io = export_tflite(reference, quantized, images, artifact, cfg.precision)
             _check_fp32(cfg, validation)
         manifest = {
             "format": MANIFEST_FORMAT,

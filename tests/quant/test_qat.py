@@ -1,4 +1,5 @@
-"""Float training and QAT: checkpoints, exact resume, kills, torchrun, and bad input."""
+"""Float training and QAT (for each backend's recipe): checkpoints, exact resume, kills, torchrun, and bad input."""
+import json
 import os
 import signal
 import subprocess
@@ -8,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
 import quant.train as train_mod
 from quant.export import main as export_main
 from quant.qat_graph import load_qat_model
 from quant.qat import main as qat_main
+from quant.recipes import get_recipe
 from quant.train import TrainConfig, datasets, evaluate
 from quant.train import main as train_main
 
@@ -51,27 +54,77 @@ def test_float_checkpoint_loads_as_a_model(float_checkpoint, tiny_variant):
     assert state["held_out_top1"] == evaluate(model, held_out, batch_size=8, limit=16)
 
 
-def test_qat_then_export(float_checkpoint, tiny_variant, tmp_path):
-    out = tmp_path / "qat"
-    argv = _common(tiny_variant, out, 4) + ["--init", str(float_checkpoint), "--freeze-bn-step", "2",
-                                            "--freeze-observer-step", "3"]
-    assert qat_main(argv) == 0
+# Every recipe a QAT run can train for: one per backend (xnnpack-per-tensor is xnnpack's quantizer).
+QAT_RECIPES = ("xnnpack", "coreml", "tflite")
+QAT_ARGS = ["--freeze-bn-step", "2", "--freeze-observer-step", "3"]
+
+
+class ConvBatchNormReLU(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn = torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x)))
+
+
+@pytest.mark.parametrize("recipe", QAT_RECIPES)
+def test_recipe_prepares_conv_batchnorm_for_qat(recipe):
+    """Core ML's quantizer fake-quantized BatchNorm's integer batch counter (the first forward failed
+    with "not implemented for 'Long'"); LiteRT's conv+BN annotator failed inside torch.export."""
+    example = torch.randn(2, 3, 8, 8)
+    graph = torch.export.export(ConvBatchNormReLU().train(), (example,)).module()
+    prepared = prepare_qat_pt2e(graph, get_recipe(recipe).make_quantizer(True))
+    prepared(example).sum().backward()
+    fake_quantized = [n.args[0] for n in prepared.graph.nodes
+                      if n.op == "call_module" and n.target.startswith("activation_post_process")]
+    # the input, the weight scaled by BatchNorm (conv+BN simulated as folded) and the relu's output, nothing else
+    assert sorted(str(n.target) for n in fake_quantized) == ["aten.mul.Tensor", "aten.relu.default", "x"]
+
+
+@pytest.fixture(scope="module", params=QAT_RECIPES)
+def qat_run(request, float_checkpoint, tmp_path_factory):
+    """A 4-step QAT run of the tiny variant for each recipe: (recipe, output directory)."""
+    from mobileformer.config import VARIANTS
+    from tests.conftest import TINY
+
+    out = tmp_path_factory.mktemp(f"qat_{request.param}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(VARIANTS, TINY.name, TINY)
+        argv = _common(TINY.name, out, 4) + ["--init", str(float_checkpoint), "--recipe", request.param] + QAT_ARGS
+        assert qat_main(argv) == 0
+    return request.param, out
+
+
+def test_qat_then_export(qat_run, tiny_variant, tmp_path):
+    recipe, out = qat_run
     qat = load_qat_model(out / "final.pt", tiny_variant)
-    assert qat.recipe == "xnnpack" and qat.input_size == 64
+    assert qat.recipe == recipe and qat.input_size == 64
     assert not any("add_" in str(n.target) for n in qat.graph.graph.nodes)  # no BatchNorm counters left
     exported = tmp_path / "exported"
-    assert export_main(["--backend", "xnnpack", "--model", tiny_variant, "--checkpoint", str(out / "final.pt"),
+    assert export_main(["--backend", recipe, "--model", tiny_variant, "--checkpoint", str(out / "final.pt"),
                         "--calib-images", "4", "--out", str(exported), "--no-progress"]) == 0
-    import json
-
-    manifest = json.loads((exported / "mobile_former_tiny_xnnpack_int8.manifest.json").read_text())
-    assert manifest["source"]["kind"] == "qat" and manifest["num_classes"] == 10
-    assert manifest["op_census"]["int8_gemm_pct"] == 100.0
+    manifest = json.loads(next(exported.glob("*.manifest.json")).read_text())
+    assert manifest["artifact"].startswith(f"mobile_former_tiny_{recipe}_int8.")
+    assert manifest["source"]["kind"] == "qat" and manifest["source"]["recipe"] == recipe
+    assert manifest["num_classes"] == 10 and manifest["op_census"]["int8_gemm_pct"] > 75.0
+    # the artifact computes what the QAT graph converted to int8 computes, run by the backend's
+    # own check (ExecuTorch, the MIL reference executor, LiteRT)
     assert manifest["validation"]["sqnr_db_vs_pytorch_quantized"] > 20
 
 
-def test_resume_continues_exactly(float_checkpoint, tiny_variant, tmp_path, monkeypatch):
-    args = ["--init", str(float_checkpoint), "--freeze-bn-step", "3", "--freeze-observer-step", "3"]
+def test_qat_checkpoint_for_another_backend_is_refused(qat_run, tiny_variant, tmp_path, capsys):
+    recipe, out = qat_run
+    other = QAT_RECIPES[(QAT_RECIPES.index(recipe) + 1) % len(QAT_RECIPES)]
+    argv = ["--backend", other, "--model", tiny_variant, "--checkpoint", str(out / "final.pt"), "--out", str(tmp_path)]
+    assert export_main(argv) == 2
+    assert f"was trained for the {recipe} recipe, not {other}" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("recipe", QAT_RECIPES)
+def test_resume_continues_exactly(float_checkpoint, tiny_variant, tmp_path, monkeypatch, recipe):
+    args = ["--init", str(float_checkpoint), "--recipe", recipe, "--freeze-bn-step", "3", "--freeze-observer-step", "3"]
     assert qat_main(_common(tiny_variant, tmp_path / "straight", 5) + args) == 0
     straight = torch.load(tmp_path / "straight" / "final.pt", weights_only=True)
 
