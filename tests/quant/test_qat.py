@@ -68,7 +68,8 @@ class ConvBatchNormReLU(torch.nn.Module):
         return torch.relu(self.bn(self.conv(x)))
 
 
-@pytest.mark.parametrize("recipe", QAT_RECIPES)
+# Core ML's quantizer exports its own patterns: 151 s on 2 loaded cores, 11-13 s for the others.
+@pytest.mark.parametrize("recipe", [r if r != "coreml" else pytest.param(r, marks=pytest.mark.slow) for r in QAT_RECIPES])
 def test_recipe_prepares_conv_batchnorm_for_qat(recipe):
     """Core ML's quantizer fake-quantized BatchNorm's integer batch counter (the first forward failed
     with "not implemented for 'Long'"); LiteRT's conv+BN annotator failed inside torch.export."""
