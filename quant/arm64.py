@@ -46,7 +46,7 @@ from itertools import accumulate
 from pathlib import Path
 
 from .cli import UserError
-from .xnngraph import copy_objects_per_delegate_call
+from .xnngraph import XNode, copy_objects, match_operators, node_blocks, nodes_per_delegate_call
 
 REPO = Path(__file__).resolve().parent.parent
 NATIVE = REPO / "native"
@@ -288,15 +288,46 @@ def reads_per_operator(operators: list[dict], copies_per_delegate: list[list[int
     return reads
 
 
+def attribute_blocks(operators: list[dict], nodes_per_call: list[list[XNode]], handle_blocks: dict[str, str]) -> bool:
+    """Give each operator the paper block of the graph node it runs (:func:`quant.xnngraph.match_operators`,
+    :func:`~quant.xnngraph.node_blocks`); False, and no blocks, where a delegate call's events
+    and nodes do not line up."""
+    per_call: dict[int, list[dict]] = {}
+    for op in operators:
+        per_call.setdefault(op["delegate_index"], []).append(op)
+    found = {}
+    for index, ops in per_call.items():
+        nodes = nodes_per_call[index] if isinstance(index, int) and index < len(nodes_per_call) else []
+        matched = match_operators([op["name"] for op in ops], nodes)
+        if matched is None:
+            return False
+        blocks = node_blocks(nodes, handle_blocks)
+        found.update({id(op): blocks[j] for op, j in zip(ops, matched)})
+    for op in operators:
+        op["block"] = found[id(op)]
+    return True
+
+
 def add_block_counts(result: dict, delegate_blocks: list[str]) -> dict:
-    """Each paper block's instructions: the totals of the delegate calls that ran it, exact
-    (``--profile-blocks`` exports run one delegate per block; ``apply_manifest`` made ``blocks``)."""
+    """Each paper block's instructions, exact: the totals of the delegate calls that ran it
+    (``--profile-blocks`` exports run one delegate per block), else the sum of its operators'
+    counts. The operators of no block make ``instructions.without_block``, so that the blocks
+    and it add up to ``operators_total``. ``apply_manifest`` made ``blocks``."""
+    counts = result["instructions"]
     totals: dict[str, int] = {}
-    for index, total in enumerate(result["instructions"]["delegate_calls"][:len(delegate_blocks)]):
-        totals[delegate_blocks[index]] = totals.get(delegate_blocks[index], 0) + total
+    if delegate_blocks:
+        for index, total in enumerate(counts["delegate_calls"][:len(delegate_blocks)]):
+            totals[delegate_blocks[index]] = totals.get(delegate_blocks[index], 0) + total
+    elif counts["operators_exact"] and any(op.get("block") for op in result["operators"]):
+        for op in result["operators"]:
+            if op.get("block"):
+                totals[op["block"]] = totals.get(op["block"], 0) + op["instructions"]
+    else:
+        return result
     for block in result["blocks"]:
         if block["name"] in totals:
             block["instructions"] = totals[block["name"]]
+    counts["without_block"] = counts["operators_total"] - sum(totals.values())
     return result
 
 
@@ -312,12 +343,15 @@ def _settled(runs: list) -> bool:
     return len(runs) >= 2 and runs[-1] == runs[-2]
 
 
-def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, iterations: int = 3) -> dict:
+def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, iterations: int = 3,
+                       handle_blocks: dict[str, str] | None = None) -> dict:
     """A ``mobileformer-latency/1`` result of ``artifact`` with the ``instructions`` extension.
 
     ``latency_ms`` is the wall-clock under emulation (no phone figure); the instruction
-    counts are those of the last counted inference, whole and per XNNPACK operator. Raises
-    :class:`Arm64Error` unless the last two counted inferences agree, whole and per operator.
+    counts are those of the last counted inference, whole and per XNNPACK operator. With
+    ``handle_blocks`` (the manifest's ``profiling.debug_handle_blocks``) operators get their
+    paper block (:func:`attribute_blocks`). Raises :class:`Arm64Error` unless the last two
+    counted inferences agree, whole and per operator.
     """
     if cpu not in CPUS:
         raise Arm64Error(f"unknown --cpu {cpu!r}; qemu-aarch64 7.2 models: {', '.join(CPUS)}")
@@ -325,7 +359,8 @@ def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, 
         result, entries = run_counted(artifact, cpu, warmup, iterations, Path(tmp))
     passes = split_passes(entries)
     untraced = [inference_count(events) for events in passes.get(0, [])]
-    reads = reads_per_operator(result["operators"], copy_objects_per_delegate_call(artifact))
+    nodes = nodes_per_delegate_call(artifact)
+    reads = reads_per_operator(result["operators"], [copy_objects([node.kind for node in call]) for call in nodes])
     per_run = [delegate_counts(events, reads) for events in passes.get(1, [])]
     if len(untraced) != iterations or not _settled(untraced):
         raise Arm64Error(f"{artifact.name}: the last two counted inferences differ ({untraced}); "
@@ -340,6 +375,8 @@ def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, 
         raise Arm64Error(f"{artifact.name}: {len(op_counts)} operator counts for {len(result['operators'])} operators")
     for op, count in zip(result["operators"], op_counts):
         op["instructions"] = count
+    if handle_blocks:
+        attribute_blocks(result["operators"], nodes, handle_blocks)
     result["device"] = emulated_device(cpu, _tool("qemu-aarch64"), result["device"].get("features", []))
     result["instructions"] = {
         "per_inference": untraced[-1],

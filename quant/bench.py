@@ -4,7 +4,8 @@ For each artifact: warm-up and N timed runs on the host runtime (ExecuTorch for
 ``.pte``, LiteRT for ``.tflite``), then, for ``.pte``, a second pass with the ETDump
 event tracer that gives XNNPACK's per-operator times (tracing costs time per op, so
 the whole-model numbers come from the untraced pass). Operators map to paper blocks
-through the manifest of a ``--profile-blocks`` export. Writes one result JSON per
+through the manifest of a ``--profile-blocks`` export (with ``--arm64``, of any xnnpack
+export: its debug handles, :func:`quant.arm64.attribute_blocks`). Writes one result JSON per
 artifact (``docs/latency-format.md``), the ETDump, and a table, CSV and PNG of all of
 them side by side.
 
@@ -129,12 +130,18 @@ def count_artifact(artifact: Path, manifest: dict | None, out: Path, cpu: str, w
     """AArch64 instruction counts of one ``.pte`` under qemu (:mod:`quant.arm64`), written like a latency result."""
     if artifact.suffix != ".pte":
         raise BenchError(f"{artifact.name}: --arm64 counts ExecuTorch programs (.pte) only")
-    result = count_instructions(artifact, cpu, warmup, iterations)
+    profiling = (manifest or {}).get("profiling") or {}
+    # a --profile-blocks export's blocks are its delegate calls, exact without matching operators to nodes
+    handle_blocks = None if profiling.get("delegate_blocks") else profiling.get("debug_handle_blocks")
+    result = count_instructions(artifact, cpu, warmup, iterations, handle_blocks)
+    if handle_blocks and not any(op["block"] for op in result["operators"]):
+        print(f"[bench] {artifact.name}: its operator events do not line up with its XNNPACK graph; no block counts",
+              file=sys.stderr)
     result.update(created=now_utc(), tool=f"quant.bench {__version__} (mfbench aarch64, qemu-user)",
                   label=_label(artifact, manifest))
     if manifest:
         apply_manifest(result, manifest)
-        add_block_counts(result, (manifest.get("profiling") or {}).get("delegate_blocks") or [])
+        add_block_counts(result, profiling.get("delegate_blocks") or [])
     write_json_atomic(out / f"{stem}.{cpu}.latency.json", result)
     return result
 

@@ -29,8 +29,13 @@ THIRD_PARTY_NOISE: dict[str, tuple[str, ...]] = {
     # its version notes, and the macOS-only prediction and compute-plan proxies (Core ML runs on the phone)
     "coremltools": ("has not been tested with coremltools", "scikit-learn version", "Failed to load _ML"),
 }
-# torch's deprecation of its own LeafSpec, raised when torch or ExecuTorch deep-copies a graph in lowering
-THIRD_PARTY_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
+# (message, category) of Python warnings that are not ours and not actionable
+THIRD_PARTY_WARNINGS: tuple[tuple[str, type[Warning]], ...] = (
+    # torch's deprecation of its own LeafSpec, raised when torch or ExecuTorch deep-copies a graph in lowering
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", FutureWarning),
+    # ExecuTorch's Inspector reading an ETDump without debug buffers (quant.bench reads only its timings)
+    (r"Output Buffer not found\. Tensor Debug Data will not be available", UserWarning),
+)
 
 
 class _DropMessages(logging.Filter):
@@ -50,8 +55,8 @@ def quiet_third_party() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _DropMessages) for f in logger.filters):
             logger.addFilter(_DropMessages(fragments))
-    for message in THIRD_PARTY_WARNINGS:
-        warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+    for message, category in THIRD_PARTY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
 
 
 @contextmanager

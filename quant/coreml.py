@@ -30,6 +30,7 @@ from .census import module_path
 from .cli import UserError, native_logs_silenced
 from .files import sha256_of
 from .metrics import sqnr, validation_record
+from .patches import scoped_patches
 
 GEMM_OPS = {"conv": "conv", "linear": "linear", "matmul": "matmul"}
 NOT_COMPUTE = {"quantize", "dequantize", "const"}
@@ -53,6 +54,8 @@ PTE_NOTE = ("not validated numerically: the network is not one Core ML delegate 
 # reference executor. Without it the add costs one multiply more.
 OVERFLOWING_PASS = "common::distributive_quantized_binary_op_scale_normalization"
 FP16_SUFFIX = "_cast_fp16"  # coremltools' name for a var computed in fp16: the FX node's name + this
+# The coremltools release the fresh-name patch of :func:`_fresh_op_names` was checked against.
+NAMES_PINNED = {"coremltools": "9.0"}
 
 
 class ValidationError(UserError):
@@ -111,6 +114,33 @@ def mil_census(program) -> dict:
     }
 
 
+def _fresh_op_names():
+    """coremltools 9.0 names the ops a pass creates from one process-wide counter per op type
+    (``Builder.name_count``), so a second conversion in the same process writes ``quantize_890``
+    where the first wrote ``quantize_298``. A counter of its own per conversion makes the names
+    depend on the program only. There is no option for it: a scoped patch (:mod:`quant.patches`)."""
+    from collections import defaultdict
+
+    from coremltools.converters.mil.mil import Builder
+
+    return scoped_patches([(Builder, "name_count", lambda _: defaultdict(int))], NAMES_PINNED)
+
+
+def _deterministic_spec(package: Path) -> None:
+    """Write the package's model spec again with protobuf's deterministic serialization.
+
+    coremltools serializes the spec's maps (each op's named inputs, attributes) in the order of
+    the protobuf runtime's hash table, whose seed changes from process to process, so the same
+    program gave different bytes run to run. Sorted maps give the same bytes; the spec itself
+    is unchanged (it parses back equal)."""
+    from coremltools.proto import Model_pb2
+
+    path = package / "Data" / "com.apple.CoreML" / "model.mlmodel"
+    spec = Model_pb2.Model()
+    spec.ParseFromString(path.read_bytes())
+    path.write_bytes(spec.SerializeToString(deterministic=True))
+
+
 def _deterministic_manifest(package: Path) -> None:
     """Replace the random item identifiers of ``Manifest.json`` with content-derived ones.
 
@@ -148,10 +178,12 @@ def to_mlpackage(exported: torch.export.ExportedProgram, path: Path):
     """Convert to an ML program (iOS 17) and save it as an ``.mlpackage`` directory."""
     import coremltools as ct
 
-    with native_logs_silenced():  # coremltools draws a progress bar per pass pipeline, unasked
+    # coremltools draws a progress bar per pass pipeline, unasked
+    with native_logs_silenced(), _fresh_op_names():
         mlmodel = ct.convert(exported, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
                              pass_pipeline=coreml_passes(), skip_model_load=sys.platform != "darwin")
     mlmodel.save(str(path))
+    _deterministic_spec(path)
     _deterministic_manifest(path)
     return mlmodel
 
@@ -172,7 +204,7 @@ def to_coreml_pte(graph: torch.nn.Module, example: torch.Tensor, path: Path) -> 
 
     specs = CoreMLBackend.generate_compile_specs(minimum_deployment_target=ct.target.iOS17,
                                                  pass_names=coreml_passes().passes)
-    with native_logs_silenced():  # the delegate converts with coremltools: its progress bars
+    with native_logs_silenced(), _fresh_op_names():  # the delegate converts with coremltools: its progress bars
         edge = to_edge_transform_and_lower(torch.export.export(graph, (example,)),
                                            partitioner=[CoreMLPartitioner(compile_specs=specs)])
     gm = edge.exported_program().graph_module

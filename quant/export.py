@@ -141,7 +141,7 @@ def _lower_xnnpack(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, graph
 
     from .lowering import edge_compile_config, fast_lowering, verify_edge_program
     from .movement import fused_data_movement
-    from .partition import delegate_blocks, xnnpack_partitioner
+    from .partition import debug_handle_blocks, delegate_blocks, xnnpack_partitioner
 
     stock = recipe.name.endswith("-stock")
     partitioner = xnnpack_partitioner(block_of=model.paper_block if cfg.profile_blocks else None, stock=stock and not cfg.profile_blocks)
@@ -157,7 +157,9 @@ def _lower_xnnpack(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, graph
     census = xnnpack_census(graphs, edge.exported_program())
     etrecord = program.get_etrecord()
     verify_edge_program(etrecord.edge_dialect_program, config)
-    profiling = {"delegate_blocks": delegate_blocks(edge.exported_program(), model.paper_block)} if cfg.profile_blocks else {}
+    profiling = {"debug_handle_blocks": debug_handle_blocks(edge.exported_program(), model.paper_block)}
+    if cfg.profile_blocks:
+        profiling["delegate_blocks"] = delegate_blocks(edge.exported_program(), model.paper_block)
     return program.buffer, etrecord, census, profiling
 
 

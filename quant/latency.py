@@ -96,6 +96,15 @@ def read_result(path: str | Path) -> dict:
     return result
 
 
+def _is_profiling(profiling) -> bool:
+    """``profiling`` as quant.export writes it: block names per delegate call, per debug handle."""
+    if not isinstance(profiling, dict):
+        return False
+    calls, handles = profiling.get("delegate_blocks", []), profiling.get("debug_handle_blocks", {})
+    return (isinstance(calls, list) and all(isinstance(b, str) for b in calls) and isinstance(handles, dict)
+            and all(isinstance(b, str) for b in handles.values()))
+
+
 def read_manifest(path: str | Path) -> dict:
     """Load and check an export manifest (``quant.export``); errors name the file."""
     path = Path(path)
@@ -110,7 +119,7 @@ def read_manifest(path: str | Path) -> dict:
         and all(isinstance(d, int) and d > 0 for d in inp["shape"]),
         "input.mean and std": isinstance(inp, dict) and all(
             isinstance(inp.get(k), list) and len(inp[k]) == 3 and all(map(_is_number, inp[k])) for k in ("mean", "std")),
-        "profiling": isinstance(manifest.get("profiling", {}), dict),
+        "profiling": _is_profiling(manifest.get("profiling", {})),
     }
     bad = [name for name, ok in checks.items() if not ok]
     if bad:

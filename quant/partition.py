@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.fx import Node
@@ -124,11 +124,33 @@ def delegate_blocks(edge_program: torch.export.ExportedProgram, block_of: Callab
     Written into the manifest of a ``--profile-blocks`` export: an operator's
     ``delegate_index`` in a latency result indexes this list.
     """
-    gm = edge_program.graph_module
     blocks = []
+    for inner in _delegated_graphs(edge_program):
+        names = [block_of(p) for p in (module_path(n) for n in inner.nodes if n.op == "call_function") if p]
+        blocks.append(max(set(names), key=names.count) if names else "head")
+    return blocks
+
+
+def _delegated_graphs(edge_program: torch.export.ExportedProgram) -> Iterator[torch.fx.Graph]:
+    """The edge graph of each delegate call, in execution order, as it was before lowering."""
+    gm = edge_program.graph_module
     for node in gm.graph.nodes:
         if node.op == "call_function" and "executorch_call_delegate" in str(node.target):
-            inner = getattr(gm, node.args[0].target).original_module.graph_module.graph
-            names = [block_of(p) for p in (module_path(n) for n in inner.nodes if n.op == "call_function") if p]
-            blocks.append(max(set(names), key=names.count) if names else "head")
+            yield getattr(gm, node.args[0].target).original_module.graph_module.graph
+
+
+def debug_handle_blocks(edge_program: torch.export.ExportedProgram, block_of: Callable[[str], str]) -> dict[str, str]:
+    """The paper block of every debug handle inside the XNNPACK delegates.
+
+    XNNPACK serializes each node's ``debug_handle`` (given by ``to_edge``) with the XNode it
+    becomes, so a counted operator finds its block through its XNode's handle; this map is
+    written into every xnnpack export's manifest (JSON keys are strings). Nodes without a
+    module (the graph's own glue) are left out.
+    """
+    blocks: dict[str, str] = {}
+    for inner in _delegated_graphs(edge_program):
+        for node in inner.nodes:
+            path = module_path(node) if node.op == "call_function" else None
+            if path and isinstance(node.meta.get("debug_handle"), int):
+                blocks[str(node.meta["debug_handle"])] = block_of(path)
     return blocks

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cli import UserError
+from .cli import UserError, native_logs_silenced
 from .metrics import validation_record
 from .patches import scoped_patches
 
@@ -199,9 +199,10 @@ def load_tflite_interpreter(path: str | Path, threads: int = 1, delegate: bool =
         raise TFLiteError(f"threads must be 0 (runtime default) or more, got {threads}")
     resolver = OpResolverType.AUTO if delegate else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     try:
-        interpreter = Interpreter(model_path=str(path), num_threads=threads or None,
-                                  experimental_op_resolver_type=resolver)
-        interpreter.allocate_tensors()
+        with native_logs_silenced():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+            interpreter = Interpreter(model_path=str(path), num_threads=threads or None,
+                                      experimental_op_resolver_type=resolver)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise TFLiteError(f"cannot load {path.name} (truncated or corrupt?): {e}") from None
     return interpreter

@@ -1,9 +1,13 @@
 """The XNNPACK graphs inside a ``.pte``, read back from the file: what the instruction counter
-needs to know about the nodes that XNNPACK runs as several operator objects.
+needs to know about their nodes.
 
 XNNPACK runs a concatenation of n inputs (and an even split into n outputs) as n copy
 operators; with profiling on it reads the clock after each of them, but reports the node
 as one operator named after its first object (``Copy (NC, X8)``). Only the graph says n.
+
+Each node also carries the ``debug_handle`` of the edge-graph node it came from (65535,
+``NO_HANDLE``, for the layout transposes the delegate inserts itself), which the export
+manifest maps to a paper block (``profiling.debug_handle_blocks``).
 """
 from __future__ import annotations
 
@@ -11,10 +15,34 @@ import json
 import re
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 # XNNPACK node types run as one copy operator per input (concatenate) or output (even split).
 _OBJECTS_PER_INPUT = re.compile(r"XNN(Concatenate|EvenSplit)(\d)$")
+NO_HANDLE = 65535  # executorch's DEFAULT_DEBUG_HANDLE (backends/xnnpack/xnnpack_preprocess.py)
+_INVALID_VALUE = 0xFFFFFFFF  # XNN_INVALID_VALUE_ID: an unused input slot
+_OUTPUT = re.compile(r"output\d*_id$")
+
+
+@dataclass(frozen=True)
+class XNode:
+    """One node of a delegate's XNNPACK graph: its type, debug handle, the values it reads and
+    writes, and whether it bounds its output (a fused activation)."""
+
+    kind: str
+    debug_handle: int
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    bounded: bool = False
+
+
+def _xnode(node: dict) -> XNode:
+    fields = node["xnode_union"]
+    ids = {k: v for k, v in fields.items() if k.endswith("_id") and v != _INVALID_VALUE}
+    return XNode(node["xnode_union_type"], node.get("debug_handle", 0),
+                 tuple(v for k, v in ids.items() if not _OUTPUT.match(k)),
+                 tuple(v for k, v in ids.items() if _OUTPUT.match(k)), bool(node.get("output_min_max")))
 
 
 def _delegate_graph(payload: bytes) -> dict:
@@ -28,7 +56,7 @@ def _delegate_graph(payload: bytes) -> dict:
     schema = Path(next(iter(serialization.__path__))) / "schema.fbs"
     with tempfile.TemporaryDirectory(prefix="mf-xnngraph-") as tmp:
         (Path(tmp) / "graph.bin").write_bytes(flatbuffer)
-        subprocess.run([_get_flatc_path(), "--json", "--strict-json", "--raw-binary", "-o", tmp, str(schema),
+        subprocess.run([_get_flatc_path(), "--json", "--strict-json", "--defaults-json", "--raw-binary", "-o", tmp, str(schema),
                         "--", str(Path(tmp) / "graph.bin")], check=True, capture_output=True)
         text = (Path(tmp) / "graph.json").read_text()
     # flatc writes non-finite floats (a clamp's bounds) as bare inf/nan, which JSON lacks.
@@ -49,8 +77,9 @@ def copy_objects(node_types: list[str]) -> list[int]:
     return objects
 
 
-def copy_objects_per_delegate_call(artifact: Path) -> list[list[int]]:
-    """:func:`copy_objects` of each XNNPACK delegate, in the order the program calls them."""
+def nodes_per_delegate_call(artifact: Path) -> list[list[XNode]]:
+    """The nodes of each delegate's XNNPACK graph in definition order (which XNNPACK keeps for
+    its operators), per delegate call in the order the program makes them ([] for another backend)."""
     from executorch.exir._serialize._program import deserialize_pte_binary
     from executorch.exir.schema import DataLocation, DelegateCall
 
@@ -65,5 +94,88 @@ def copy_objects_per_delegate_call(artifact: Path) -> list[list[int]]:
             calls.append([])
             continue
         payload = bytes(program.backend_delegate_data[delegate.processed.index].data)
-        calls.append(copy_objects([node["xnode_union_type"] for node in _delegate_graph(payload)["xnodes"]]))
+        calls.append([_xnode(node) for node in _delegate_graph(payload)["xnodes"]])
     return calls
+
+
+_UNARY = {"sigmoid", "clamp", "floor", "ceiling", "squareroot", "hardswish", "leakyrelu", "negate", "square", "elu",
+          "abs", "reciprocalsquareroot", "log", "gelu", "tanh", "exp", "sin", "cos"}
+# Operator names (before " (") whose node type is spelled otherwise in the graph; by default
+# "Reciprocal Square Root" runs an XNNReciprocalSquareRoot node. XNNPACK runs a 1x1
+# convolution as a fully-connected operator, a multiply of a value by itself as a square
+# ("Mean Squared" when a mean reads it), and a float unary op between two Converts as one
+# int8 op that its 1.5.1 profiler names "Invalid Unary Op" (seen for GELU).
+_RUN_BY = {
+    "invalidunaryop": _UNARY,
+    "convolution": {"conv2d", "depthwiseconv2d"}, "fullyconnected": {"fullyconnected", "conv2d"},
+    "deconvolution": {"convtranspose2d"}, "copy": {"concatenate", "evensplit", "copy"},
+    "transpose": {"statictranspose"}, "slice": {"staticslice"}, "divide": {"div"},
+    "mean": {"globalavgpooling2d", "staticmean"}, "meansquared": {"globalavgpooling2d", "staticmean"},
+    "square": {"square", "multiply"}, "constantpad": {"staticconstantpad"}, "maxpooling": {"maxpooling2d"},
+    "averagepooling": {"avgpooling2d"},
+}
+
+
+def runs(operator: str, kind: str) -> bool:
+    """Whether an operator event named ``operator`` (``Convolution (NHWC, QC8) IGEMM``) can run a node of type ``kind``."""
+    op = operator.split(" (")[0].replace(" ", "").lower()
+    node = re.sub(r"\d+$", "", kind.removeprefix("XNN")).lower()
+    return node in _RUN_BY.get(op, {op})
+
+
+# Nodes XNNPACK 1.5.1 was seen to run without an operator of their own, in every artifact of
+# 26m, 96m and the tiny variant: a clamp fused into the op before it, a Convert around a float
+# unary op, a reshape or transpose it elides or merges.
+_ELIDED = {"XNNClamp", "XNNConvert", "XNNStaticReshape", "XNNStaticTranspose"}
+
+
+def _elided(node: XNode) -> bool:
+    """Whether XNNPACK may run ``node`` without an operator of its own (see :data:`_ELIDED`; a
+    multiply of a value by itself is a square, fused into the mean that reads it)."""
+    return node.kind in _ELIDED or (node.kind == "XNNMultiply" and len(set(node.inputs)) == 1)
+
+
+def match_operators(operators: list[str], nodes: list[XNode]) -> list[int] | None:
+    """The node each operator event of one delegate call runs, or None when they do not line up.
+
+    XNNPACK creates one operator per node in definition order, except for the nodes it fuses
+    into a neighbour (a clamp into the convolution before it, a square into the mean after
+    it), which get none, and the bounded nodes whose bounds it cannot fuse (an int8
+    multiply), which get a clamp operator after their own: each event takes the next node
+    its name can run, skipping fused ones, and such a clamp goes with the node before it.
+    None when an event finds no node, or only past a node XNNPACK does not elide
+    (:func:`_elided`): then events and nodes are out of step, and no block is guessed.
+    """
+    matched: list[int] = []
+    j = 0
+    for name in operators:
+        split_bounds = matched and nodes[matched[-1]].bounded and not runs(name, nodes[matched[-1]].kind)
+        if split_bounds and runs(name, "XNNClamp") and (j == len(nodes) or not runs(name, nodes[j].kind)):
+            matched.append(matched[-1])
+            continue
+        while j < len(nodes) and not runs(name, nodes[j].kind):
+            if not _elided(nodes[j]):
+                return None
+            j += 1
+        if j == len(nodes):
+            return None
+        matched.append(j)
+        j += 1
+    return matched
+
+
+def node_blocks(nodes: list[XNode], handle_blocks: dict[str, str]) -> list[str | None]:
+    """Each node's paper block: its debug handle's; for a node without one (a layout transpose
+    the delegate inserted, the quantization of the graph's input) that of the node that reads
+    its output, else of the node that wrote its input; None if neither has one."""
+    blocks = [handle_blocks.get(str(node.debug_handle)) for node in nodes]
+    for i in reversed(range(len(nodes))):
+        if blocks[i] is None:
+            readers = (k for k in range(i + 1, len(nodes)) if set(nodes[k].inputs) & set(nodes[i].outputs))
+            blocks[i] = next((blocks[k] for k in readers if blocks[k] is not None), None)
+    for i in range(len(nodes)):
+        if blocks[i] is None:
+            writers = (k for k in reversed(range(i)) if set(nodes[k].outputs) & set(nodes[i].inputs))
+            blocks[i] = next((blocks[k] for k in writers if blocks[k] is not None), None)
+    return blocks
+

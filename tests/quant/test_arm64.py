@@ -18,7 +18,9 @@ import torch
 
 from quant import arm64
 from quant.bench import main as bench_main
+from quant.latency import block_totals
 from quant.recipes import lower_layer
+from quant.xnngraph import NO_HANDLE, XNode, match_operators, node_blocks
 from tests.schemas import assert_follows
 
 REPO = Path(__file__).resolve().parents[2]
@@ -121,10 +123,59 @@ def test_copy_events_take_the_operator_objects_of_the_graphs_copy_nodes_in_order
 
 
 def test_blocks_get_the_totals_of_their_delegate_calls():
-    result = {"instructions": {"delegate_calls": [750, 340, 60]},
-              "blocks": [{"name": "stem", "ms": 0.1}, {"name": "head", "ms": 0.2}]}
+    result = {"instructions": {"delegate_calls": [750, 340, 60], "operators_total": 1150, "operators_exact": False},
+              "operators": [], "blocks": [{"name": "stem", "ms": 0.1}, {"name": "head", "ms": 0.2}]}
     arm64.add_block_counts(result, ["stem", "head", "head"])
     assert [b["instructions"] for b in result["blocks"]] == [750, 400]
+    assert result["instructions"]["without_block"] == 0
+
+
+def xnode(kind: str, handle: int, inputs: tuple = (), outputs: tuple = (), bounded: bool = False) -> XNode:
+    return XNode(kind, handle, inputs, outputs, bounded)
+
+
+# A delegate graph as XNNPACK 1.5.1 runs it (seen in the tiny variant's int8 .pte): the clamp
+# after the conv is fused into it, the square before a mean becomes "Mean Squared", the
+# Converts around a float GELU become one int8 unary op, and a bounded int8 multiply runs
+# its bounds as a clamp after it. The transpose (no debug handle) feeds the mean.
+GRAPH = [xnode("XNNConv2d", 1, (0,), (1,)), xnode("XNNClamp", 2, (1,), (2,)),
+         xnode("XNNStaticTranspose", NO_HANDLE, (2,), (3,)), xnode("XNNMultiply", 3, (3, 3), (4,)),
+         xnode("XNNGlobalAvgPooling2d", 4, (4,), (5,)), xnode("XNNConvert", 5, (5,), (6,)),
+         xnode("XNNGelu", 6, (6,), (7,)), xnode("XNNConvert", 7, (7,), (8,)),
+         xnode("XNNMultiply", 8, (8, 8), (9,), bounded=True), xnode("XNNStaticTranspose", NO_HANDLE, (9,), (10,))]
+EVENTS = ["Convolution (NHWC, QC8) IGEMM", "Transpose (ND, X8)", "Mean Squared (ND) Reduce2", "Invalid Unary Op",
+          "Multiply (ND)", "Clamp (NC)", "Transpose (ND, X8)"]
+
+
+def test_operator_events_find_the_graph_nodes_they_run():
+    assert match_operators(EVENTS, GRAPH) == [0, 2, 4, 6, 8, 8, 9]
+    assert match_operators(EVENTS + ["Softmax (NC, F32)"], GRAPH) is None  # an event no node explains
+    # out of step: the conv's event missing, so the transpose's would pass over the conv
+    assert match_operators(EVENTS[1:], GRAPH) is None
+    # the stock int8 LayerNorm: XNNPACK runs the multiply of a value by itself as a square
+    layer_norm = [xnode("XNNSubtract", 1), xnode("XNNMultiply", 2), xnode("XNNGlobalAvgPooling2d", 3)]
+    assert match_operators(["Subtract (ND)", "Square (NC)", "Mean (ND)"], layer_norm) == [0, 1, 2]
+
+
+def test_nodes_without_a_handle_take_their_readers_block_else_their_writers():
+    blocks = node_blocks(GRAPH, {"1": "stem", "2": "stem", "4": "block 1: former", "6": "head", "8": "head"})
+    assert blocks[2] == "block 1: former"  # the transpose feeds the mean
+    assert blocks[3] == "block 1: former"  # handle 3 has no block: the mean reads it
+    assert blocks[5] == "head" and blocks[9] == "head"  # no reader with a block: the writer's
+
+
+def test_blocks_from_operator_counts_add_up_to_the_operators_total():
+    ops = [{"name": name, "delegate_index": 0, "block": None, "instructions": 100 * (i + 1), "mean_ms": 1.0}
+           for i, name in enumerate(EVENTS)]
+    assert arm64.attribute_blocks(ops, [GRAPH], {"1": "stem", "4": "block 1: former"})
+    assert [op["block"] for op in ops] == ["stem"] + ["block 1: former"] * 6
+    ops[-1]["block"] = None  # as if no node around it had a block
+    result = {"instructions": {"delegate_calls": [2800], "operators_total": 2800, "operators_exact": True},
+              "operators": ops, "blocks": block_totals(ops)}
+    arm64.add_block_counts(result, [])
+    assert [(b["name"], b["instructions"]) for b in result["blocks"]] == [("stem", 100), ("block 1: former", 2000)]
+    assert result["instructions"]["without_block"] == 700
+    assert not arm64.attribute_blocks(ops[:1] + [dict(ops[0], name="Softmax (NC, F32)")], [GRAPH], {"1": "stem"})
 
 
 def test_cache_entry_appears_whole_or_not_at_all(tmp_path, monkeypatch):
@@ -199,6 +250,29 @@ def test_counts_repeat_add_up_and_int8_needs_fewer(toys, tmp_path, capsys):
     assert again["instructions"]["counted_runs"][-2:] == fp32["instructions"]["counted_runs"][-2:]
     assert [op["instructions"] for op in again["operators"]] == [op["instructions"] for op in fp32["operators"]]
     assert (out / "bench.png").is_file() and "instructions" in (out / "bench.csv").read_text()
+
+
+def _outside_layout(result: dict, block: str) -> int:
+    return sum(op["instructions"] for op in result["operators"]
+               if op["block"] == block and not op["name"].startswith(("Transpose", "Copy")))
+
+
+@pytest.mark.slow
+def test_single_delegate_blocks_agree_with_a_profile_blocks_export(tiny_exports, toys, tmp_path):
+    """Per-block counts of the ordinary .pte (operators -> graph nodes -> debug handles -> blocks)
+    against a --profile-blocks export of the same model (one delegate per block, exact by construction)."""
+    single, split = (tiny_exports / f"mobile_former_tiny_xnnpack_int8{s}.pte" for s in ("", "_blocks"))
+    assert bench_main(["--arm64", str(single), str(split), "--out", str(tmp_path)]) == 0
+    ours, theirs = (json.loads((tmp_path / f"{p.stem}.cortex-a76.latency.json").read_text()) for p in (single, split))
+    assert_follows(ours, "latency")
+    counts = ours["instructions"]
+    assert all(op["block"] for op in ours["operators"]) and counts["without_block"] == 0
+    assert sum(b["instructions"] for b in ours["blocks"]) + counts["without_block"] == counts["operators_total"]
+    assert sorted(b["name"] for b in ours["blocks"]) == sorted(b["name"] for b in theirs["blocks"])
+    # A delegate per block puts the feature map back in NCHW at every boundary, which changes
+    # the transposes and the layout the concatenations copy in; every other operator agrees.
+    for block in ours["blocks"]:
+        assert _outside_layout(ours, block["name"]) == pytest.approx(_outside_layout(theirs, block["name"]), rel=0.01)
 
 
 def counted_result(label: str, precision: str, whole: int, ops: list) -> dict:

@@ -213,6 +213,9 @@ def test_report_rejects_results_lacking_what_it_reads(tmp_path, capsys, edit, me
     ("[]", "is not a mobileformer-manifest/1 manifest"),
     ('{"format": "mobileformer-manifest/1"', "is not valid JSON (truncated?)"),
     ('{"format": "mobileformer-manifest/1"}', "missing or invalid model, backend, precision"),
+    (json.dumps({"format": "mobileformer-manifest/1", "model": "m", "backend": "xnnpack", "precision": "int8",
+                 "num_classes": 10, "input": {"shape": [1, 3, 8, 8], "mean": [0, 0, 0], "std": [1, 1, 1]},
+                 "profiling": {"debug_handle_blocks": [1, 2]}}), "missing or invalid profiling"),
 ])
 def test_report_names_a_bad_manifest(tmp_path, capsys, manifest, message):
     result, given = tmp_path / "r.json", tmp_path / "given.json"

@@ -130,7 +130,7 @@ def test_the_runtime_thread_pool_prints_nothing(tiny_exports, capfd):
     assert capfd.readouterr().err == ""
 
 
-def test_torch_s_own_deprecation_in_lowering_is_dropped():
+def test_third_party_warnings_are_dropped_by_message_and_category():
     import warnings
 
     from quant.cli import quiet_third_party
@@ -140,5 +140,7 @@ def test_torch_s_own_deprecation_in_lowering_is_dropped():
         quiet_third_party()
         warnings.filterwarnings("always", append=True)
         warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ... instead.", FutureWarning)
+        warnings.warn("Output Buffer not found. Tensor Debug Data will not be available.", UserWarning)
         warnings.warn("something else", FutureWarning)
-    assert [str(w.message) for w in caught] == ["something else"]
+        warnings.warn("Output Buffer not found. Tensor Debug Data will not be available.", FutureWarning)
+    assert [str(w.message) for w in caught] == ["something else", "Output Buffer not found. Tensor Debug Data will not be available."]

@@ -77,6 +77,13 @@ def test_profile_blocks_has_one_delegate_per_paper_block(tiny_exports):
             "block 2: mobile"} <= set(blocks)
 
 
+def test_every_xnnpack_manifest_maps_debug_handles_to_paper_blocks(tiny_exports):
+    blocks = _manifest(tiny_exports, "mobile_former_tiny_xnnpack_int8")["profiling"]["debug_handle_blocks"]
+    assert set(blocks.values()) == set(_manifest(tiny_exports, "mobile_former_tiny_xnnpack_int8_blocks")
+                                       ["profiling"]["delegate_blocks"])
+    assert all(handle.isdigit() for handle in blocks)
+
+
 def test_program_runs_and_rejects_damaged_files(tiny_exports, tmp_path):
     pte = tiny_exports / "mobile_former_tiny_xnnpack_int8.pte"
     assert Program(pte)(torch.zeros(1, 3, 64, 64)).shape == (1, 1000)

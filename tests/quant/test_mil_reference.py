@@ -5,12 +5,11 @@ import numpy as np
 import pytest
 import torch
 import torchao.quantization.pt2e  # noqa: F401 (registers torch.ops.quantized_decomposed, PT2E's quantize ops)
+import coremltools as ct
+from coremltools.converters.mil.mil import Builder as mb
+from coremltools.converters.mil.mil import types
 
-ct = pytest.importorskip("coremltools")
-from coremltools.converters.mil.mil import Builder as mb  # noqa: E402
-from coremltools.converters.mil.mil import types  # noqa: E402
-
-from quant.mil_reference import FAMILIES, IMPLEMENTED, UnsupportedOpError, load_program, run  # noqa: E402
+from quant.mil_reference import FAMILIES, IMPLEMENTED, UnsupportedOpError, load_program, run
 
 RNG = np.random.default_rng(0)
 SHAPE = (1, 4, 5, 6)

@@ -135,6 +135,14 @@ def test_time_tflite_returns_one_positive_number_per_run(int8):
         time_tflite(int8.artifact, threads=1, warmup=0, iterations=0)
 
 
+def test_loading_an_interpreter_prints_nothing(int8, capfd):
+    """LiteRT's C++ logging printed "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on
+    every load (export validation, bench, make demo): third-party noise on the terminal."""
+    capfd.readouterr()
+    load_tflite_interpreter(int8.artifact, threads=1)
+    assert capfd.readouterr() == ("", "")
+
+
 def test_interpreter_refuses_missing_empty_corrupt_and_truncated_files(int8, tmp_path):
     with pytest.raises(TFLiteError, match="not found"):
         load_tflite_interpreter(tmp_path / "nothing.tflite", threads=1)
