@@ -102,10 +102,10 @@ def _build_model(cfg: ExportConfig, recipe: Recipe) -> tuple[MobileFormer, QATMo
     source: dict = {"checkpoint": str(cfg.checkpoint) if cfg.checkpoint else None}
     if cfg.checkpoint is not None and Path(cfg.checkpoint).is_file():
         source["checkpoint_sha256"] = sha256_of(cfg.checkpoint)
-    qat = load_qat_model(cfg.checkpoint, cfg.model) if cfg.checkpoint else None
+    # an fp32 export takes a QAT checkpoint of any recipe: its fp32 network is the same
+    expected_recipe = recipe.name if cfg.precision == "int8" else None
+    qat = load_qat_model(cfg.checkpoint, cfg.model, expected_recipe) if cfg.checkpoint else None
     if qat is not None:
-        if cfg.precision == "int8" and qat.recipe != recipe.name:
-            raise ExportError(f"{cfg.checkpoint} was trained for the {qat.recipe} recipe, not {recipe.name}")
         if cfg.input_size not in (None, qat.input_size):
             raise ExportError(f"{cfg.checkpoint} was trained at {qat.input_size}x{qat.input_size}; "
                               f"--input-size {cfg.input_size} does not fit its graph")
