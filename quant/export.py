@@ -102,10 +102,10 @@ def _build_model(cfg: ExportConfig, recipe: Recipe) -> tuple[MobileFormer, QATMo
     source: dict = {"checkpoint": str(cfg.checkpoint) if cfg.checkpoint else None}
     if cfg.checkpoint is not None and Path(cfg.checkpoint).is_file():
         source["checkpoint_sha256"] = sha256_of(cfg.checkpoint)
-    qat = load_qat_model(cfg.checkpoint, cfg.model) if cfg.checkpoint else None
+    # an fp32 export takes a QAT checkpoint of any recipe: its fp32 network is the same
+    expected_recipe = recipe.name if cfg.precision == "int8" else None
+    qat = load_qat_model(cfg.checkpoint, cfg.model, expected_recipe) if cfg.checkpoint else None
     if qat is not None:
-        if cfg.precision == "int8" and qat.recipe != recipe.name:
-            raise ExportError(f"{cfg.checkpoint} was trained for the {qat.recipe} recipe, not {recipe.name}")
         if cfg.input_size not in (None, qat.input_size):
             raise ExportError(f"{cfg.checkpoint} was trained at {qat.input_size}x{qat.input_size}; "
                               f"--input-size {cfg.input_size} does not fit its graph")
@@ -223,6 +223,7 @@ def export(cfg: ExportConfig) -> ExportResult:
         quantized = _quantize(cfg, recipe, model, qat, images)
     name = artifact_name(model.cfg.name, cfg.backend, cfg.precision, recipe.name, fmt, cfg.profile_blocks)
 
+    reference = qat.reference if qat is not None else model  # what the artifact is checked against: fp32
     with staged_outputs(out) as stage:
         artifact = stage / name
         _stage(f"lowering to {cfg.backend} ({fmt})")
@@ -237,12 +238,10 @@ def export(cfg: ExportConfig) -> ExportResult:
                 etrecord.save(str(artifact.with_suffix(".etrecord")))
             _stage("validating on the host ExecuTorch runtime")
             with _timed(timings, "validation"):
-                reference = qat.reference if qat is not None else model
                 validation = _validate_pte(cfg, artifact, reference, quantized, images)
         elif cfg.backend == "coreml":
             from .coreml import export_coreml
 
-            reference = qat.reference if qat is not None else model
             with _timed(timings, "lowering"):  # and the validation: op census, MIL reference executor
                 census, validation = export_coreml(quantized, reference, images, artifact, fmt, cfg.precision,
                                                    model.paper_block, cfg.progress)
@@ -250,7 +249,7 @@ def export(cfg: ExportConfig) -> ExportResult:
             from .tflite import export_tflite
 
             with _timed(timings, "lowering"):  # and the LiteRT validation
-                census, validation, io = export_tflite(model, quantized, images, artifact, cfg.precision)
+                census, validation, io = export_tflite(reference, quantized, images, artifact, cfg.precision)
             _check_fp32(cfg, validation)
         manifest = {
             "format": MANIFEST_FORMAT,

@@ -3,7 +3,8 @@
 The model is exported, prepared for QAT with a recipe's quantizer (fake-quant on
 everything the int8 backend will run in int8) and fine-tuned, by default distilling
 from the fp32 model it started from. ``OUT/final.pt`` is what ``quant.export
---checkpoint`` takes. Runs unchanged under ``torchrun --nproc-per-node N``.
+--backend B --checkpoint`` takes, B being the recipe's backend (xnnpack, coreml or
+tflite). Runs unchanged under ``torchrun --nproc-per-node N``.
 """
 from __future__ import annotations
 
@@ -77,7 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     defaults = TrainConfig(steps=300, lr=1e-4, warmup_steps=20, out="runs/qat")
     add_common_arguments(p, defaults)
     p.add_argument("--init", type=Path, help="fp32 checkpoint to start from (quant.train's final.pt, or the authors')")
-    p.add_argument("--recipe", default="xnnpack", choices=sorted(RECIPES), help="quantization recipe to train for")
+    p.add_argument("--recipe", default="xnnpack", choices=sorted(RECIPES),
+                   help="quantization recipe to train for, one per backend (xnnpack, coreml, tflite; or a variant "
+                   "such as xnnpack-per-tensor); quant.export takes the result for that backend only")
     p.add_argument("--no-distill", action="store_true", help="plain cross-entropy instead of distilling from fp32")
     p.add_argument("--distill-alpha", type=float, default=defaults.distill_alpha)
     p.add_argument("--distill-temperature", type=float, default=defaults.distill_temperature)

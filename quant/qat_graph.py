@@ -63,8 +63,13 @@ def _check_fields(path: str | Path, state: dict) -> None:
         raise QATCheckpointError(f"{path} is tagged as a QAT checkpoint ({FORMAT}) but lacks or mistypes {', '.join(bad)}")
 
 
-def load_qat_model(path: str | Path, expected_model: str | None = None) -> QATModel | None:
-    """The model in a QAT checkpoint of ours, or None if ``path`` is some other checkpoint."""
+def load_qat_model(path: str | Path, expected_model: str | None = None,
+                   expected_recipe: str | None = None) -> QATModel | None:
+    """The model in a QAT checkpoint of ours, or None if ``path`` is some other checkpoint.
+
+    The variant and the recipe are checked before the graph is built (minutes for Core ML's
+    quantizer), so that a checkpoint given to the wrong backend is refused at once.
+    """
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 - not ours: let the float loader give its precise error
@@ -75,6 +80,8 @@ def load_qat_model(path: str | Path, expected_model: str | None = None) -> QATMo
     cfg = state["config"]
     if expected_model and mf.get_config(expected_model).name != mf.get_config(cfg["model"]).name:
         raise QATCheckpointError(f"{path} is a QAT checkpoint of {cfg['model']}, not of {expected_model}")
+    if expected_recipe and state["recipe"] != expected_recipe:
+        raise QATCheckpointError(f"{path} was trained for the {state['recipe']} recipe, not {expected_recipe}")
     model = mf.create_model(cfg["model"], num_classes=state["num_classes"])
     graph = build_qat_graph(model, state["recipe"], cfg["input_size"])
     missing, unexpected = graph.load_state_dict(state["model"], strict=False)

@@ -20,7 +20,13 @@ the tokens written from elementwise ops.
 
 ExecuTorch's ``CoreMLQuantizer`` leaves the same attention matmuls and DyReLU's
 ``sub``/``relu`` float; :class:`CoreMLGapsAnnotator` annotates them (and the head's
-hardswish) in Core ML's uint8 before it runs.
+hardswish) in Core ML's uint8 before it runs. Under QAT it also keeps the Core ML
+quantizer off integer tensors: the training-mode graph counts BatchNorm batches with
+``num_batches_tracked.add_(1)``, which its ``add`` pattern would fake-quantize.
+
+For QAT, :class:`ConvBatchNormAnnotator` annotates conv + BatchNorm [+ relu] with the
+pattern matcher XNNPACK's quantizer uses, for quantizers whose own conv+BN annotator
+cannot run (LiteRT's, :func:`quant.tflite.litert_quantizer`).
 """
 from __future__ import annotations
 
@@ -43,7 +49,6 @@ from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
 )
 from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import OP_TO_ANNOTATOR
 
-from .cli import UserError
 
 Q_KEY = "quantization_annotation"
 BMM = torch.ops.aten.bmm.default
@@ -73,6 +78,12 @@ def _annotate_inputs_and_output(node: Node, inputs: QuantizationSpec, output: Qu
     node.meta[Q_KEY] = QuantizationAnnotation(
         input_qspec_map={a: inputs for a in node.args[:2] if isinstance(a, Node)}, output_qspec=output, _annotated=True,
     )
+
+
+def _integer_valued(node: Node) -> bool:
+    """True for an op whose output is an integer tensor (BatchNorm's batch counter), never quantized."""
+    value = node.meta.get("val")
+    return isinstance(value, torch.Tensor) and not value.dtype.is_floating_point
 
 
 def _annotated(node: Node) -> bool:
@@ -134,7 +145,9 @@ class MobileFormerAnnotator(Quantizer):
 class CoreMLGapsAnnotator(Quantizer):
     """What CoreMLQuantizer leaves float: every attention ``bmm`` (both operands and output),
     DyReLU's ``sub`` and ``relu`` (its max rewritten by the twin), and the head's hardswish
-    (so that the Linear before it hands over int8)."""
+    (so that the Linear before it hands over int8). Integer-valued ops are marked as
+    decided, so that the Core ML quantizer leaves them alone (the QAT graph's BatchNorm
+    batch counters: fake-quantized, the first forward fails with "not implemented for 'Long'")."""
 
     def __init__(self, activation: QuantizationSpec) -> None:
         super().__init__()
@@ -144,7 +157,9 @@ class CoreMLGapsAnnotator(Quantizer):
         for node in model.graph.nodes:
             if node.op != "call_function" or _annotated(node) or _in_float_module(node):
                 continue
-            if node.target == BMM or node.target == HARDSWISH or (node.target in (SUB, RELU) and _in_dyrelu(node)):
+            if _integer_valued(node):
+                node.meta[Q_KEY] = QuantizationAnnotation(_annotated=True)
+            elif node.target == BMM or node.target == HARDSWISH or (node.target in (SUB, RELU) and _in_dyrelu(node)):
                 _annotate_inputs_and_output(node, self.activation, self.activation)
         return model
 
@@ -153,13 +168,11 @@ class CoreMLGapsAnnotator(Quantizer):
 
 
 def coreml_quantizer(qat: bool = False) -> Quantizer:
-    """ExecuTorch's Core ML quantizer as shipped, W8A8: per-channel symmetric int8 weights, uint8 activations."""
-    if qat:
-        # Measured with executorch 1.5.1: on the QAT graph (dynamic batch) it fake-quantizes an
-        # integer shape computation, and the first forward fails in fake_quantize ("not
-        # implemented for 'Long'"), with or without CoreMLGapsAnnotator.
-        raise UserError("QAT with the coreml recipe does not work with ExecuTorch 1.5.1's CoreMLQuantizer "
-                         "(it fake-quantizes an integer shape computation); use PTQ for Core ML")
+    """ExecuTorch's Core ML quantizer as shipped, W8A8: per-channel symmetric int8 weights, uint8 activations.
+
+    On its own it cannot prepare a QAT graph (it fake-quantizes BatchNorm's integer batch
+    counters); :func:`extended_coreml_quantizer` runs :class:`CoreMLGapsAnnotator` first, which can.
+    """
     import coremltools as ct
     from executorch.backends.apple.coreml.quantizer import CoreMLQuantizer
 
@@ -169,6 +182,24 @@ def coreml_quantizer(qat: bool = False) -> Quantizer:
         weight_per_channel=True,
     ))
     return CoreMLQuantizer(config)
+
+
+class ConvBatchNormAnnotator(Quantizer):
+    """QAT's conv + BatchNorm [+ relu] patterns, annotated as XNNPACK's quantizer does (input,
+    per-channel weight, output after the BatchNorm or relu), so that ``prepare_qat_pt2e``
+    simulates the BatchNorm folded into the conv as the backend will run it."""
+
+    def __init__(self, config: QuantizationConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+        for pattern in ("conv_bn_relu", "conv_bn"):  # the longer pattern first, as XNNPACK's quantizer does
+            OP_TO_ANNOTATOR[pattern](model, self.config, None)
+        return model
+
+    def validate(self, model: torch.fx.GraphModule) -> None:
+        pass
 
 
 def extended_coreml_quantizer(qat: bool = False) -> Quantizer:

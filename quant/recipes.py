@@ -70,14 +70,20 @@ def example_input(model: MobileFormer, input_size: int | None = None, batch: int
 
 
 def prepare(model: MobileFormer, recipe: Recipe, example: torch.Tensor, qat: bool = False) -> torch.fx.GraphModule:
-    """Export ``model`` (or its quantizable twin) and insert observers (PTQ) or fake-quant (QAT)."""
+    """Export ``model`` (or its quantizable twin) and insert observers (PTQ) or fake-quant (QAT).
+
+    The global RNG is left as it was: LiteRT's quantizer draws from it to build its
+    patterns, less once they are cached, so a QAT run's dropout and augmentation would
+    depend on what the process prepared before (a resumed run then missed the straight one).
+    """
     source = quantizable(model) if recipe.twin else model
     source = source.train() if qat else source.eval()
     # QAT trains and evaluates on batches of any size; PTQ exports at the deployment batch of 1.
     dynamic = {"x": {0: torch.export.Dim("batch", min=2, max=4096)}} if qat else None
-    graph = torch.export.export(source, (example,), dynamic_shapes=dynamic).module()
-    quantizer = recipe.make_quantizer(qat)
-    return prepare_qat_pt2e(graph, quantizer) if qat else prepare_pt2e(graph, quantizer)
+    with torch.random.fork_rng():
+        graph = torch.export.export(source, (example,), dynamic_shapes=dynamic).module()
+        quantizer = recipe.make_quantizer(qat)
+        return prepare_qat_pt2e(graph, quantizer) if qat else prepare_pt2e(graph, quantizer)
 
 
 @torch.no_grad()

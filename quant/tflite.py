@@ -79,19 +79,27 @@ def litert_quantizer(qat: bool = False):
     """LiteRT's PT2E quantizer: per-channel symmetric int8 weights, int8 activations.
 
     It annotates conv, linear, add, mul and cat (and lets shape ops share their input's
-    parameters); everything else stays float between DEQUANTIZE and QUANTIZE. PTQ only
-    (see the error raised for ``qat=True``).
+    parameters); everything else stays float between DEQUANTIZE and QUANTIZE. For QAT,
+    conv + BatchNorm [+ relu] is annotated by our :class:`~quant.quantizer.ConvBatchNormAnnotator`
+    instead of LiteRT's own: litert-torch 0.10.0's hands torch.export a plain function,
+    which torchao 0.18 refuses ("Expected `mod` to be an instance of `torch.nn.Module`").
     """
     require_litert()
-    if qat:
-        # litert-torch 0.10.0's conv+BN QAT annotator hands torch.export a plain function, which
-        # torchao 0.18 refuses ("Expected `mod` to be an instance of `torch.nn.Module`").
-        raise TFLiteError("QAT with the tflite recipe does not work with litert-torch 0.10.0 and torchao 0.18 "
-                          "(its conv+BN QAT annotator fails inside torch.export); use PTQ for tflite")
     from litert_torch.quantize import pt2e_quantizer
 
-    config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True)
-    return pt2e_quantizer.PT2EQuantizer().set_global(config)
+    config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
+    if not qat:
+        return pt2e_quantizer.PT2EQuantizer().set_global(config)
+    from torchao.quantization.pt2e.quantizer import ComposableQuantizer
+
+    from .quantizer import ConvBatchNormAnnotator
+
+    class WithoutConvBatchNorm(pt2e_quantizer.PT2EQuantizer):
+        """LiteRT's quantizer minus its QAT-only conv+BN patterns (annotated before it runs)."""
+
+        STATIC_QAT_ONLY_OPS: list[str] = []
+
+    return ComposableQuantizer([ConvBatchNormAnnotator(config), WithoutConvBatchNorm().set_global(config)])
 
 
 # --------------------------------------------------------------------------- conversion

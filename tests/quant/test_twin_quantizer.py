@@ -5,7 +5,6 @@ import torch
 import mobileformer as mf
 from mobileformer.dyrelu import HyperFunction
 from quant.census import graph_census
-from quant.cli import UserError
 from quant.recipes import calibrate, convert, example_input, get_recipe, prepare
 from quant.twin import QuantizableDyReLU, fold_into_linear, quantizable
 from tests.reference import reference_input, reference_keys, reference_state_dict
@@ -107,11 +106,6 @@ def test_coreml_recipe_makes_attention_matmuls_and_dyrelu_int8(tiny_model_factor
     assert len(bmm) == 14 and all(r["precision"] == "int8" for r in bmm)
     dyrelu = [r for r in rows if ".act" in r["module"] and r["op"].split(".")[1] in ("mul", "add", "sub", "relu")]
     assert len(dyrelu) == 40 and all(r["precision"] == "int8" for r in dyrelu)
-
-
-def test_coreml_qat_is_refused_with_its_reason():
-    with pytest.raises(UserError, match="QAT with the coreml recipe"):
-        get_recipe("coreml").make_quantizer(True)
 
 
 class DyReLUToy(torch.nn.Module):
