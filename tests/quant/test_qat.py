@@ -115,19 +115,16 @@ def qat_run(request, float_checkpoint, tmp_path_factory):
     return request.param, out, step_2
 
 
-# Open (issue 17): the Core ML package of this checkpoint fails the MIL reference check at paper
-# block 1 (19.8 dB; on a 5-step run 19.7 at its mobile residual add, 18.9 at the former->mobile add;
-# 20 dB required).
-# Measured cause: the package's fp16 arithmetic. Converted with compute_precision FLOAT32 it matches
-# the PT2E graph at every block (inf dB); a PTQ package of the same float checkpoint gives 35 dB
-# at those adds in fp16. Not a BatchNorm fold or a fake-quant range converted wrongly.
-COREML_QAT_EXPORT_OPEN = "coreml QAT package: fp16 residual adds 18.9-19.7 dB < 20 dB block floor (fp32: exact)"
-
-
-def test_qat_then_export(qat_run, tiny_variant, tmp_path, request):
+# Not exported here: the Core ML package of the coreml recipe's checkpoint fails the MIL
+# reference check at paper block 1 (19.8 dB; on a 5-step run 19.7 at its mobile residual add,
+# 18.9 at the former->mobile add; 20 dB required), measured 2026-11-30 as a strict expected
+# failure that cost 6.5 minutes of the suite. Measured cause: the package's fp16 arithmetic.
+# Converted with compute_precision FLOAT32 it matches the PT2E graph at every block (inf dB);
+# a PTQ package of the same float checkpoint gives 35 dB at those adds in fp16. Not a
+# BatchNorm fold or a fake-quant range converted wrongly (docs/quantization.md).
+@pytest.mark.parametrize("qat_run", ["xnnpack", "tflite"], indirect=True)
+def test_qat_then_export(qat_run, tiny_variant, tmp_path):
     recipe, out, _ = qat_run
-    if recipe == "coreml":
-        request.applymarker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=COREML_QAT_EXPORT_OPEN))
     qat = load_qat_model(out / "final.pt", tiny_variant)
     assert qat.recipe == recipe and qat.input_size == 64
     assert not any("add_" in str(n.target) for n in qat.graph.graph.nodes)  # no BatchNorm counters left
