@@ -146,7 +146,6 @@ def _match_in_order(operators: list[str], nodes: list[XNode]) -> tuple[list[int]
         if split_bounds and runs(name, "XNNClamp") and (j == len(nodes) or not runs(name, nodes[j].kind)):
             matched.append(matched[-1])
             continue
-        start = j
         while j < len(nodes) and not runs(name, nodes[j].kind):
             if not _elided(nodes[j]):
                 return None, j if any(runs(name, n.kind) for n in nodes[j + 1:]) else None
