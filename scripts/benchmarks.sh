@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The latency and size figures of docs/benchmarks.md: for each variant, export ExecuTorch's stock
-# fp32 and int8 (the float model as it is) and this project's fp32 and int8 (.pte, XNNPACK), plus LiteRT int8/fp32 for 26m and a
-# --profile-blocks build, then time them all with quant.bench on 1 thread, side by side.
+# The latency, size and AArch64 figures of docs/benchmarks.md: for each variant (MODELS, default all
+# seven), export ExecuTorch's stock fp32 and int8 (the float model as it is) and this project's fp32
+# and int8 (.pte, XNNPACK), plus LiteRT int8/fp32 for 26m and a --profile-blocks build, then time
+# them all with quant.bench on 1 thread, side by side, and count their AArch64 instructions
+# (quant.bench --arm64, -cpu cortex-a76; ARM64=0 skips the count).
 # Random (seeded) weights: latency, size and op coverage do not depend on them.
 # Resumable: an artifact that exists is not exported again (EXPORT_ONLY=1: no timing yet).
 # Time on a quiet machine: export wall times and latencies move with load.
@@ -11,13 +13,15 @@ PY=${PY:-.venv/bin/python}
 OUT=${OUT:-runs/benchmarks}
 THREADS=${THREADS:-1}
 ITERATIONS=${ITERATIONS:-200}
+MODELS=${MODELS:-"mobile_former_26m mobile_former_52m mobile_former_96m mobile_former_151m mobile_former_214m mobile_former_294m mobile_former_508m"}
+ARM64=${ARM64:-1}
 
 export_once() {  # export_once ARTIFACT ARGS...: export unless ARTIFACT is already there
   local artifact=$1; shift
   [[ -f "$artifact" ]] || "$PY" -m quant.export --no-progress "$@"
 }
 
-for model in mobile_former_26m mobile_former_96m; do
+for model in $MODELS; do
   dir="$OUT/$model"
   common=(--backend xnnpack --model "$model" --out "$dir")
   export_once "$dir/${model}_xnnpack_fp32_stock.pte" "${common[@]}" --precision fp32 --recipe xnnpack-stock
@@ -35,7 +39,9 @@ for model in mobile_former_26m mobile_former_96m; do
       artifacts+=("$dir/${model}_tflite_fp32.tflite" "$dir/${model}_tflite_int8.tflite")
     fi
   fi
-  [[ -n "${EXPORT_ONLY:-}" ]] || "$PY" -m quant.bench "${artifacts[@]}" --threads "$THREADS" --iterations "$ITERATIONS" --out "$dir/bench" --name "$model"
+  [[ -n "${EXPORT_ONLY:-}" ]] && continue
+  "$PY" -m quant.bench "${artifacts[@]}" --threads "$THREADS" --iterations "$ITERATIONS" --out "$dir/bench" --name "$model"
+  [[ $ARM64 == 0 ]] || "$PY" -m quant.bench --arm64 "${artifacts[@]:0:4}" --out "$dir/arm64" --name "$model"
 done
 # Export wall time, size and validation of every artifact, from the manifests.
 "$PY" - "$OUT" <<'PYEOF'
