@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from quant.backends.coreml import _deterministic_manifest
-from tests.schemas import assert_follows
+from tests.schemas import assert_follows, op_census_violations
 
 
 def _package(root, ids, weights=b"w1"):
@@ -231,6 +231,7 @@ def test_an_int8_pte_is_one_core_ml_delegate_checked_through_its_embedded_packag
     lowered = coreml.lower(ctx)
     validation = coreml.validate(ctx, lowered)
     assert lowered.census == Census(delegates=1, outside={}) and (tmp_path / "m.pte").stat().st_size > 0
+    assert op_census_violations(lowered.census.to_json()) == []
     assert validation["checked"] == "the .mlpackage in the Core ML delegate" and len(validation["blocks"]) >= 6
     assert validation["sqnr_db_vs_pytorch_quantized"] >= validation["min_block_sqnr_db"]
 
