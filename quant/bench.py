@@ -29,7 +29,8 @@ from .cli import UserError, check_at_least, command
 from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
 from .latency import FORMAT, apply_manifest, host_device, manifest_beside, now_utc, summarize
 from .report import render
-from .runtime import Program, set_threads
+from .recipes import RECIPES
+from .runtime import Program, set_threads, time_tflite
 
 
 class BenchError(UserError):
@@ -81,15 +82,14 @@ def pte_operators(program_path: Path, x: torch.Tensor, warmup: int, iterations: 
 
 
 def _label(artifact: Path, manifest: dict | None) -> str:
+    """``<model> <backend> <precision> (<the recipe's row label>)``, `` [blocks]`` for a --profile-blocks export."""
     if not manifest:
         return artifact.name.rsplit(".", 1)[0]
     label = f"{manifest['model']} {manifest['backend']} {manifest['precision']}"
-    if manifest.get("recipe", "") and manifest["recipe"].endswith("-stock"):
-        label += " (stock quantizer)" if manifest["precision"] == "int8" else " (stock)"
-    elif manifest.get("recipe") == "tflite":
-        label += " (LiteRT quantizer)"
-    elif manifest["precision"] == "int8":
-        label += " (mobileformer)"
+    recipe = RECIPES.get(manifest.get("recipe") or "")
+    row = recipe.row_label(manifest["precision"]) if recipe else manifest.get("recipe")
+    if row:
+        label += f" ({row})"
     return label + (" [blocks]" if (manifest.get("profiling") or {}).get("delegate_blocks") else "")
 
 
@@ -119,8 +119,6 @@ def check_artifact(artifact: Path, run: bool = True) -> dict | None:
     if artifact.suffix == ".pte":
         Program(artifact)(_input_for(manifest))
     else:
-        from .tflite import time_tflite
-
         time_tflite(artifact, 0, 0, 1)
     return manifest
 
@@ -161,8 +159,6 @@ def bench_artifact(artifact: Path, manifest: dict | None, out: Path, threads: in
             ops = pte_operators(artifact, x, warmup, iterations, etdump)
         runtime = {"name": "executorch", "version": versions()["executorch"], "compute_units": None}
     else:
-        from .tflite import time_tflite
-
         samples, ops = time_tflite(artifact, threads, warmup, iterations), []
         runtime = {"name": "tflite", "version": versions()["ai-edge-litert"], "compute_units": None}
     result = {

@@ -1,21 +1,12 @@
-"""Op census: which ops run inside the delegate, and in int8 or float.
+"""Op census of a converted PT2E graph, before any backend: which ops would run int8.
 
-Two views:
-
-* :func:`graph_census`: every compute op of a converted PT2E graph. An op is int8 when
-  every activation it reads comes straight from a dequantize and the backend has an
-  int8 kernel for it; conv, linear and matmul also need their output quantized (the
-  ``dq -> op -> q`` pattern backends match) and conv and linear a dequantized int8
-  weight.
-* :func:`xnnpack_census`: the ground truth after lowering, read from the XNNPACK
-  graphs the delegate serializes (captured with :func:`capture_xnnpack_graphs`): each
-  XNNPACK node with the data type of its output.
+:func:`graph_census`: every compute op of a converted PT2E graph. An op is int8 when
+every activation it reads comes straight from a dequantize and the backend has an int8
+kernel for it; conv, linear and matmul also need their output quantized (the
+``dq -> op -> q`` pattern backends match) and conv and linear a dequantized int8 weight.
+The ground truth after lowering is each backend's own census (:mod:`quant.backends`).
 """
 from __future__ import annotations
-
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 from torch.fx import Node
@@ -23,8 +14,6 @@ from torch.fx import Node
 # What the issue tracks: every conv, linear and matmul.
 KINDS = {"convolution": "conv", "conv2d": "conv", "linear": "linear", "addmm": "linear", "mm": "linear",
          "bmm": "matmul", "matmul": "matmul"}
-XNN_KINDS = {"XNNConv2d": "conv", "XNNDepthwiseConv2d": "conv", "XNNFullyConnected": "linear",
-             "XNNBatchMatrixMultiply": "matmul"}
 # Ops XNNPACK only runs in float: sandwiched between dq and q they still run float, between Converts.
 FLOAT_KERNELS = {"softmax", "_softmax", "gelu", "hardswish", "rsqrt", "exp", "div", "sigmoid", "tanh",
                  "maximum", "minimum", "log", "sqrt", "layer_norm", "native_layer_norm"}
@@ -102,66 +91,3 @@ def graph_census(gm: torch.fx.GraphModule) -> list[dict]:
     return [{"node": node.name, "op": op_name(node), "kind": op_kind(op_name(node)),
              "precision": node_precision(node), "module": module_path(node) or ""}
             for node in gm.graph.nodes if is_compute(node)]
-
-
-@contextmanager
-def capture_xnnpack_graphs() -> Iterator[list]:
-    """Record the XNNPACK graph of every delegate lowered inside the ``with`` block."""
-    from executorch.backends.xnnpack import xnnpack_preprocess
-
-    graphs: list = []
-    original = xnnpack_preprocess.serialize_xnnpack_binary
-
-    def recording(xnnpack_graph, constant_data_bytes):
-        graphs.append(xnnpack_graph)
-        return original(xnnpack_graph, constant_data_bytes)
-
-    xnnpack_preprocess.serialize_xnnpack_binary = recording
-    try:
-        yield graphs
-    finally:
-        xnnpack_preprocess.serialize_xnnpack_binary = original
-
-
-def _datatype(graph, value_id: int) -> str:
-    for value in graph.xvalues:
-        union = value.xvalue_union
-        tensor = getattr(union, "tensor_value", union)
-        if tensor.id_out == value_id:
-            return "float" if tensor.datatype.name in ("xnn_datatype_fp32", "xnn_datatype_fp16") else "int8"
-    return "float"
-
-
-def xnnpack_census(graphs: list, edge_program: torch.export.ExportedProgram) -> dict:
-    """Census of a lowered program from its captured XNNPACK graphs.
-
-    ``ops``: XNNPACK node type -> {"int8": n, "float": n}; ``kinds``: the same summed
-    over conv / linear / matmul / other; ``outside``: ops left to the portable runtime;
-    ``delegated_gemm_pct``: share of convs, linears and matmuls inside a delegate;
-    ``int8_gemm_pct``: share of them running int8.
-    """
-    ops: dict[str, Counter] = {}
-    for graph in graphs:
-        for xnode in graph.xnodes:
-            union = xnode.xnode_union
-            kind = type(union).__name__
-            if kind == "XNNConvert":
-                continue  # q/dq between int8 and float islands
-            ops.setdefault(kind, Counter())[_datatype(graph, getattr(union, "output_id", -1))] += 1
-    outside = Counter(op_name(n) for n in edge_program.graph_module.graph.nodes if is_op(n))
-    kinds: dict[str, Counter] = {}
-    for name, counts in ops.items():
-        kinds.setdefault(XNN_KINDS.get(name, "other"), Counter()).update(counts)
-    outside_gemm = sum(c for name, c in outside.items() if op_kind(name) != "other")
-    gemm = [kinds.get(k, Counter()) for k in ("conv", "linear", "matmul")]
-    inside = sum(sum(c.values()) for c in gemm)
-    int8 = sum(c["int8"] for c in gemm)
-    total = inside + outside_gemm
-    return {
-        "delegates": len(graphs),
-        "ops": {k: dict(v) for k, v in sorted(ops.items())},
-        "kinds": {k: dict(v) for k, v in sorted(kinds.items())},
-        "outside": dict(sorted(outside.items())),
-        "delegated_gemm_pct": round(100.0 * inside / total, 2) if total else 100.0,
-        "int8_gemm_pct": round(100.0 * int8 / total, 2) if total else 0.0,
-    }

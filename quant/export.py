@@ -1,9 +1,9 @@
 """``python -m quant.export``: one command from a checkpoint to a phone-ready artifact.
 
-Stages: build the model (authors' float or our QAT checkpoint) -> quantize (PTQ on
-calibration images, or convert the QAT checkpoint) -> lower (ExecuTorch + XNNPACK,
-Core ML, LiteRT) -> write the artifact atomically -> validate it on the host -> write
-``<artifact>.manifest.json`` beside it.
+A straight line: checkpoint (the authors' float or our QAT checkpoint) -> recipe (PTQ
+on calibration images, or convert the QAT checkpoint) -> backend (:mod:`quant.backends`:
+lower, then validate on the host) -> ``<artifact>.manifest.json`` beside the artifact,
+everything written to a staging directory and published together.
 """
 from __future__ import annotations
 
@@ -23,20 +23,16 @@ from mobileformer.checkpoint import checkpoint_num_classes
 from mobileformer.model import MobileFormer
 
 from . import HelpFormatter, __version__, versions
-from .census import capture_xnnpack_graphs, xnnpack_census
+from .backends import BACKENDS, Backend, Census, LowerContext, Lowered
 from .cli import UserError, check_at_least, check_input_size, command
 from .data import calibration_batches
 from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
 from .latency import MANIFEST_FORMAT
-from .metrics import validation_record
 from .qat_graph import QATModel, load_qat_model
 from .recipes import Recipe, calibrate, convert, get_recipe, prepare
 from .twin import quantizable
 
 log = logging.getLogger("quant")
-
-BACKENDS = ("xnnpack", "coreml", "tflite")
-FP32_TOLERANCE = 1e-4
 
 
 class ExportError(UserError):
@@ -134,84 +130,74 @@ def _quantize(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, qat: QATMo
     return convert(prepared, recipe)
 
 
-def _lower_xnnpack(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, graph: torch.nn.Module,
-                   example: torch.Tensor) -> tuple[bytes, object, dict, dict]:
-    from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
-    from executorch.exir import to_edge_transform_and_lower
-
-    from .lowering import edge_compile_config, fast_lowering, verify_edge_program
-    from .movement import fused_data_movement
-    from .partition import debug_handle_blocks, delegate_blocks, xnnpack_partitioner
-
-    stock = recipe.stock_lowering
-    partitioner = xnnpack_partitioner(block_of=model.paper_block if cfg.profile_blocks else None, stock=stock and not cfg.profile_blocks)
-    exported = torch.export.export(graph, (example,))
-    config = edge_compile_config()
-    # fp32 only: on 26m it saves 9 M instructions in fp32 but costs 0.9 M in int8 (docs/benchmarks.md)
-    moves = fused_data_movement() if cfg.precision == "fp32" and not stock else contextlib.nullcontext()
-    with fast_lowering():
-        with capture_xnnpack_graphs() as graphs, moves:
-            edge = to_edge_transform_and_lower(exported, transform_passes=[RemoveCloneOpsTransform()],
-                                               partitioner=[partitioner], compile_config=config, generate_etrecord=True)
-        program = edge.to_executorch()
-    census = xnnpack_census(graphs, edge.exported_program())
-    etrecord = program.get_etrecord()
-    verify_edge_program(etrecord.edge_dialect_program, config)
-    profiling = {"debug_handle_blocks": debug_handle_blocks(edge.exported_program(), model.paper_block)}
-    if cfg.profile_blocks:
-        profiling["delegate_blocks"] = delegate_blocks(edge.exported_program(), model.paper_block)
-    return program.buffer, etrecord, census, profiling
-
-
-def _validate_pte(cfg: ExportConfig, artifact: Path, reference: torch.nn.Module, quantized: torch.nn.Module,
-                  images: torch.Tensor) -> dict:
-    from .runtime import Program
-
-    program = Program(artifact)
-    with torch.no_grad():
-        ref = torch.cat([reference(x) for x in images.split(1)])
-        ours = torch.cat([program(x) for x in images.split(1)])
-        pt2e = torch.cat([quantized(x) for x in images.split(1)]) if cfg.precision == "int8" else None
-    result = validation_record(ref, ours, pt2e)
-    _check_fp32(cfg, result)
-    return result
-
-
-def _check_fp32(cfg: ExportConfig, validation: dict) -> None:
-    if cfg.precision == "fp32" and validation["max_abs_diff_vs_fp32"] > FP32_TOLERANCE:
+def _check_fp32(cfg: ExportConfig, backend: Backend, validation: dict) -> None:
+    """An fp32 artifact must compute what PyTorch computes, to the backend's tolerance."""
+    tolerance = backend.fp32_tolerance
+    if cfg.precision == "fp32" and tolerance is not None and validation["max_abs_diff_vs_fp32"] > tolerance:
         raise ExportError(f"fp32 {cfg.backend} artifact differs from PyTorch by "
-                          f"{validation['max_abs_diff_vs_fp32']:.2e} > {FP32_TOLERANCE}")
+                          f"{validation['max_abs_diff_vs_fp32']:.2e} > {tolerance}")
 
 
-def _check_options(cfg: ExportConfig) -> tuple[Recipe, str]:
+def _check_strict(cfg: ExportConfig, census: Census) -> None:
+    if cfg.strict and census.delegated_gemm_pct is not None and census.delegated_gemm_pct < 100.0:
+        raise ExportError(f"--strict: conv/linear/matmul left outside the delegate: {census.outside}")
+
+
+def _check_options(cfg: ExportConfig) -> tuple[Recipe, Backend, str]:
     check_at_least(1, calib_images=cfg.calib_images, num_classes=cfg.num_classes)
     check_input_size(cfg.input_size)
     if cfg.backend not in BACKENDS:
         raise ExportError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
+    backend = BACKENDS[cfg.backend]
     if cfg.precision not in ("int8", "fp32"):
         raise ExportError(f"precision must be int8 or fp32, got {cfg.precision!r}")
     recipe = get_recipe(cfg.recipe or cfg.backend)  # each backend's own recipe bears its name
     if recipe.backend != cfg.backend:
         raise ExportError(f"recipe {recipe.name!r} targets {recipe.backend}, not {cfg.backend}")
-    fmt = cfg.format or {"xnnpack": "pte", "coreml": "mlpackage", "tflite": "tflite"}[cfg.backend]
-    allowed = {"xnnpack": ("pte",), "coreml": ("mlpackage", "pte"), "tflite": ("tflite",)}[cfg.backend]
-    if fmt not in allowed:
-        raise ExportError(f"--format for {cfg.backend} is one of {', '.join(allowed)}, got {fmt!r}")
-    if cfg.profile_blocks and cfg.backend != "xnnpack":
-        raise ExportError("--profile-blocks is for the xnnpack backend")
-    if cfg.backend == "tflite":
-        from .tflite import require_litert
-
-        require_litert()  # the optional extra: say so before any work
+    fmt = cfg.format or backend.formats[0]
+    if fmt not in backend.formats:
+        raise ExportError(f"--format for {cfg.backend} is one of {', '.join(backend.formats)}, got {fmt!r}")
+    if cfg.profile_blocks and not backend.block_profiling:
+        raise ExportError(f"--profile-blocks is for the {', '.join(b.name for b in BACKENDS.values() if b.block_profiling)} "
+                          "backend")
+    if backend.requires is not None:
+        backend.requires()  # an optional extra: say so before any work
     mf.get_config(cfg.model)  # an unknown variant fails before any work
-    return recipe, fmt
+    return recipe, backend, fmt
+
+
+def _manifest(cfg: ExportConfig, model: MobileFormer, recipe: Recipe, ctx: LowerContext, lowered: Lowered,
+              validation: dict, source: dict) -> dict:
+    size = ctx.images.shape[-1]
+    io = lowered.io
+    return {
+        "format": MANIFEST_FORMAT,
+        "artifact": ctx.artifact.name,
+        "model": model.cfg.name,
+        "variant": model.cfg.name.removeprefix("mobile_former_"),
+        "backend": cfg.backend,
+        "format_kind": ctx.fmt,
+        "precision": cfg.precision,
+        "recipe": recipe.name if cfg.precision == "int8" or not recipe.twin else None,
+        "input": {"shape": [1, 3, size, size], "dtype": "float32", "layout": "NCHW", "mean": list(model.cfg.mean),
+                  "std": list(model.cfg.std), "range": "RGB in [0, 1] before normalisation", **io.get("input", {})},
+        **({"output": io["output"]} if "output" in io else {}),
+        "num_classes": model.num_classes,
+        "sha256": sha256_of(ctx.artifact),
+        "size_bytes": size_of(ctx.artifact),
+        "source": source,
+        "calibration": {"data": cfg.calib, "images": len(ctx.images)},
+        "op_census": lowered.census.to_json(),
+        "validation": validation,
+        "profiling": lowered.profiling,
+    }
 
 
 def export(cfg: ExportConfig) -> ExportResult:
-    """Run every stage; nothing lands in ``cfg.out`` unless all of them succeed."""
+    """Checkpoint -> recipe -> backend -> manifest; nothing lands in ``cfg.out`` unless every stage succeeds."""
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    recipe, fmt = _check_options(cfg)
+    recipe, backend, fmt = _check_options(cfg)
     out = ensure_writable_dir(cfg.out)
 
     _stage(f"building {cfg.model}" + (f" from {cfg.checkpoint}" if cfg.checkpoint else " (random weights: no --checkpoint)"))
@@ -223,58 +209,22 @@ def export(cfg: ExportConfig) -> ExportResult:
         quantized = _quantize(cfg, recipe, model, qat, images)
     name = artifact_name(model.cfg.name, cfg.backend, cfg.precision, recipe.name, fmt, cfg.profile_blocks)
 
-    reference = qat.reference if qat is not None else model  # what the artifact is checked against: fp32
+    module = backend.load()
     with staged_outputs(out) as stage:
-        artifact = stage / name
+        ctx = LowerContext(graph=quantized, reference=qat.reference if qat is not None else model, images=images,
+                           artifact=stage / name, precision=cfg.precision, fmt=fmt, recipe=recipe,
+                           block_of=model.paper_block, profile_blocks=cfg.profile_blocks, progress=cfg.progress)
         _stage(f"lowering to {cfg.backend} ({fmt})")
-        profiling: dict = {}
-        io: dict = {}  # tflite: int8 input/output tensors and their quantization
-        if cfg.backend == "xnnpack":
-            with _timed(timings, "lowering"):
-                buffer, etrecord, census, profiling = _lower_xnnpack(cfg, recipe, model, quantized, images[:1])
-                if cfg.strict and census["delegated_gemm_pct"] < 100.0:
-                    raise ExportError(f"--strict: conv/linear/matmul left outside the delegate: {census['outside']}")
-                artifact.write_bytes(buffer)
-                etrecord.save(str(artifact.with_suffix(".etrecord")))
-            _stage("validating on the host ExecuTorch runtime")
-            with _timed(timings, "validation"):
-                validation = _validate_pte(cfg, artifact, reference, quantized, images)
-        elif cfg.backend == "coreml":
-            from .coreml import export_coreml
-
-            with _timed(timings, "lowering"):  # and the validation: op census, MIL reference executor
-                census, validation = export_coreml(quantized, reference, images, artifact, fmt, cfg.precision,
-                                                   model.paper_block, cfg.progress)
-        else:
-            from .tflite import export_tflite
-
-            with _timed(timings, "lowering"):  # and the LiteRT validation
-                census, validation, io = export_tflite(reference, quantized, images, artifact, cfg.precision)
-            _check_fp32(cfg, validation)
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "artifact": name,
-            "model": model.cfg.name,
-            "variant": model.cfg.name.removeprefix("mobile_former_"),
-            "backend": cfg.backend,
-            "format_kind": fmt,
-            "precision": cfg.precision,
-            "recipe": recipe.name if cfg.precision == "int8" or not recipe.twin else None,
-            "input": {"shape": [1, 3, size, size], "dtype": "float32", "layout": "NCHW", "mean": list(model.cfg.mean),
-                      "std": list(model.cfg.std), "range": "RGB in [0, 1] before normalisation", **io.get("input", {})},
-            **({"output": io["output"]} if "output" in io else {}),
-            "num_classes": model.num_classes,
-            "sha256": sha256_of(artifact),
-            "size_bytes": size_of(artifact),
-            "source": source,
-            "calibration": {"data": cfg.calib, "images": len(images)},
-            "op_census": census,
-            "validation": validation,
-            "profiling": profiling,
-            "timings_s": {**timings, "total": round(time.perf_counter() - started, 1)},
-            "versions": versions(),
-        }
-        write_json_atomic(manifest_path_for(artifact), manifest)
+        with _timed(timings, "lowering"):
+            lowered = module.lower(ctx)
+        _check_strict(cfg, lowered.census)
+        _stage(f"validating on {backend.validator}")
+        with _timed(timings, "validation"):
+            validation = module.validate(ctx, lowered)
+        _check_fp32(cfg, backend, validation)
+        manifest = {**_manifest(cfg, model, recipe, ctx, lowered, validation, source),
+                    "timings_s": {**timings, "total": round(time.perf_counter() - started, 1)}, "versions": versions()}
+        write_json_atomic(manifest_path_for(ctx.artifact), manifest)
     artifact = out / name
     return ExportResult(artifact, manifest_path_for(artifact), manifest)
 
@@ -283,9 +233,11 @@ def summary(result: ExportResult) -> str:
     m = result.manifest
     census, val = m["op_census"], m["validation"]
     lines = [f"artifact  {result.artifact}  ({m['size_bytes'] / 1e6:.2f} MB)", f"manifest  {result.manifest_path}"]
-    if "delegated_gemm_pct" in census:
+    if census["delegated_gemm_pct"] is not None:
         lines.append(f"delegated {census['delegated_gemm_pct']:.1f}% of conv/linear/matmul in {census['delegates']} "
-                     f"delegate(s), {census.get('int8_gemm_pct', 0):.1f}% int8; outside: {census['outside'] or 'nothing'}")
+                     f"delegate(s), {census['int8_gemm_pct']:.1f}% int8; outside: {census['outside'] or 'nothing'}")
+    elif census["int8_gemm_pct"] is not None:
+        lines.append(f"int8: {census['int8_gemm_pct']:.1f}% of conv/linear/matmul")
     if val.get("sqnr_db_vs_fp32") is not None:
         engine = " by the MIL reference executor (not Core ML)" if "engine" in val else ""
         lines.append(f"validated on {val['images']} images{engine}: SQNR {val['sqnr_db_vs_fp32']:.1f} dB vs fp32, "

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -36,6 +37,20 @@ def validation_record(reference_logits: torch.Tensor, test_logits: torch.Tensor,
             "sqnr_db_vs_fp32": sqnr(reference_logits, test_logits),
             "top1_agreement_vs_fp32": top1_agreement(reference_logits, test_logits),
             "sqnr_db_vs_pytorch_quantized": sqnr(pt2e, test_logits)}
+
+
+@torch.no_grad()
+def logits_of(model: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:
+    """``model`` (PyTorch, or an artifact on its host runtime) run on ``images`` one at a time, as a phone runs it."""
+    return torch.cat([model(x) for x in images.split(1)])
+
+
+def compare_logits(artifact_logits: torch.Tensor, reference: torch.nn.Module, quantized: torch.nn.Module | None,
+                   images: torch.Tensor) -> dict:
+    """The validation record of an artifact's logits on ``images`` against the fp32 ``reference``
+    and the PT2E ``quantized`` graph (``None`` for an fp32 export)."""
+    pt2e = logits_of(quantized, images) if quantized is not None else None
+    return validation_record(logits_of(reference, images), artifact_logits, pt2e)
 
 
 def mcnemar_exact(only_a: int, only_b: int) -> float:

@@ -26,7 +26,7 @@ quantizer off integer tensors: the training-mode graph counts BatchNorm batches 
 
 For QAT, :class:`ConvBatchNormAnnotator` annotates conv + BatchNorm [+ relu] with the
 pattern matcher XNNPACK's quantizer uses, for quantizers whose own conv+BN annotator
-cannot run (LiteRT's, :func:`quant.tflite.litert_quantizer`).
+cannot run (LiteRT's, :func:`litert_quantizer`).
 """
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
     get_symmetric_quantization_config,
 )
 from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import OP_TO_ANNOTATOR
+
+from .runtime import require_litert
 
 
 Q_KEY = "quantization_annotation"
@@ -223,3 +225,27 @@ def xnnpack_quantizer(qat: bool = False, per_channel: bool = True) -> Quantizer:
     config = get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat)
     stock = XNNPACKQuantizer().set_global(config).set_filter_function(lambda n: not _in_float_module(n))
     return ComposableQuantizer([MobileFormerAnnotator(config), stock])
+
+
+def litert_quantizer(qat: bool = False) -> Quantizer:
+    """LiteRT's PT2E quantizer: per-channel symmetric int8 weights, int8 activations.
+
+    It annotates conv, linear, add, mul and cat (and lets shape ops share their input's
+    parameters); everything else stays float between DEQUANTIZE and QUANTIZE. For QAT,
+    conv + BatchNorm [+ relu] is annotated by our :class:`ConvBatchNormAnnotator`
+    instead of LiteRT's own: litert-torch 0.10.0's hands torch.export a plain function,
+    which torchao 0.18 refuses ("Expected `mod` to be an instance of `torch.nn.Module`").
+    """
+    require_litert()
+    from litert_torch.quantize import pt2e_quantizer
+
+    config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)
+    if not qat:
+        return pt2e_quantizer.PT2EQuantizer().set_global(config)
+
+    class WithoutConvBatchNorm(pt2e_quantizer.PT2EQuantizer):
+        """LiteRT's quantizer minus its QAT-only conv+BN patterns (annotated before it runs)."""
+
+        STATIC_QAT_ONLY_OPS: list[str] = []
+
+    return ComposableQuantizer([ConvBatchNormAnnotator(config), WithoutConvBatchNorm().set_global(config)])

@@ -1,27 +1,27 @@
 """Quantization recipes: which quantizer, on which model, for which backend.
 
-A recipe is data; :func:`prepare`, :func:`calibrate` and :func:`convert` act on it
-(the PT2E flow: ``torch.export`` -> ``prepare_pt2e`` / ``prepare_qat_pt2e`` ->
-observe -> ``convert_pt2e``).
+A recipe is data (the table imports no quantization library: reading it, as
+:mod:`quant.bench` does for row labels, is cheap); :func:`prepare`, :func:`calibrate`
+and :func:`convert` act on it (the PT2E flow: ``torch.export`` -> ``prepare_pt2e`` /
+``prepare_qat_pt2e`` -> observe -> ``convert_pt2e``).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import importlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import partial
+from typing import TYPE_CHECKING
 
 import torch
-from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e, prepare_qat_pt2e
-from torchao.quantization.pt2e.quantizer import Quantizer
 from tqdm import tqdm
 
 from mobileformer.model import MobileFormer
 
 from .cli import UserError
-from .observers import fast_histogram_search
-from .quantizer import extended_coreml_quantizer, stock_xnnpack_quantizer, xnnpack_quantizer
-from .tflite import litert_quantizer
 from .twin import quantizable
+
+if TYPE_CHECKING:
+    from torchao.quantization.pt2e.quantizer import Quantizer
 
 
 @dataclass(frozen=True)
@@ -29,31 +29,46 @@ class Recipe:
     name: str
     backend: str  # the runtime it targets: "xnnpack", "coreml" or "tflite"
     description: str
-    make_quantizer: Callable[[bool], Quantizer]  # qat -> quantizer
+    # The function of quant/quantizer.py that makes its quantizer, called as (qat, **quantizer_options):
+    # a name, imported on the first make_quantizer call.
+    quantizer: str
     twin: bool  # quantize the quantizable twin (True) or the float model as it is
+    label: str  # its int8 rows in tables and latency results: "<model> <backend> int8 (<label>)"
+    # Its fp32 rows' label: for a recipe whose fp32 export differs from ours (not on the twin).
+    fp32_label: str | None = None
+    quantizer_options: tuple[tuple[str, object], ...] = ()
     # convert_pt2e's fold_quantize: store weights as int8 constants (True) or keep float weights
     # behind quantize -> dequantize (False), which is what litert-torch's converter reads.
     fold_quantize: bool = True
     # The baseline rows: ExecuTorch's own partitioner as shipped, none of our graph rewrites.
     stock_lowering: bool = False
 
+    def make_quantizer(self, qat: bool = False) -> Quantizer:
+        factory = getattr(importlib.import_module("quant.quantizer"), self.quantizer)
+        return factory(qat, **dict(self.quantizer_options))
+
+    def row_label(self, precision: str) -> str | None:
+        """What a table calls an artifact of this recipe at ``precision`` (None: nothing to add)."""
+        return self.label if precision == "int8" else self.fp32_label
+
 
 RECIPES = {
     r.name: r
     for r in (
         Recipe("xnnpack", "xnnpack", "this project's int8: stock XNNPACK quantizer + int8 attention matmuls, "
-               "int8 DyReLU, quantizable twin", xnnpack_quantizer, twin=True),
+               "int8 DyReLU, quantizable twin", "xnnpack_quantizer", twin=True, label="mobileformer"),
         Recipe("xnnpack-per-tensor", "xnnpack", "this project's int8 with one scale per weight tensor instead of "
                "one per channel: the hard case where PTQ loses accuracy and QAT earns it back",
-               partial(xnnpack_quantizer, per_channel=False), twin=True),
+               "xnnpack_quantizer", twin=True, label="mobileformer", quantizer_options=(("per_channel", False),)),
         Recipe("xnnpack-stock", "xnnpack", "ExecuTorch's XNNPACKQuantizer as shipped, on the float model",
-               stock_xnnpack_quantizer, twin=False, stock_lowering=True),
+               "stock_xnnpack_quantizer", twin=False, label="stock quantizer", fp32_label="stock", stock_lowering=True),
         Recipe("coreml", "coreml", "ExecuTorch's CoreMLQuantizer W8A8 + uint8 attention matmuls, on the quantizable twin",
-               extended_coreml_quantizer, twin=True),
+               "extended_coreml_quantizer", twin=True, label="mobileformer"),
         # The float model, not the twin: LiteRT has an int8 MAXIMUM for DyReLU, while the twin's
         # a1 - a2 and relu are ops LiteRT's quantizer leaves float (measured: 65 more float ops).
         Recipe("tflite", "tflite", "LiteRT's PT2EQuantizer (litert-torch) as shipped, per-channel int8 weights, "
-               "on the float model", litert_quantizer, twin=False, fold_quantize=False),
+               "on the float model", "litert_quantizer", twin=False, label="LiteRT quantizer",
+               fp32_label="LiteRT quantizer", fold_quantize=False),
     )
 }
 
@@ -76,6 +91,8 @@ def prepare(model: MobileFormer, recipe: Recipe, example: torch.Tensor, qat: boo
     patterns, less once they are cached, so a QAT run's dropout and augmentation would
     depend on what the process prepared before (a resumed run then missed the straight one).
     """
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
+
     source = quantizable(model) if recipe.twin else model
     source = source.train() if qat else source.eval()
     # QAT trains and evaluates on batches of any size; PTQ exports at the deployment batch of 1.
@@ -99,6 +116,10 @@ def calibrate(prepared: torch.fx.GraphModule, batches: Iterable[torch.Tensor], t
 
 def convert(prepared: torch.fx.GraphModule, recipe: Recipe | None = None) -> torch.fx.GraphModule:
     """Observers -> quantize/dequantize pairs with the calibrated parameters."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    from .observers import fast_histogram_search
+
     with fast_histogram_search():  # same ranges, about 10x faster (quant/observers.py)
         return convert_pt2e(prepared, fold_quantize=recipe.fold_quantize if recipe else True)
 

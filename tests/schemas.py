@@ -26,6 +26,13 @@ def violations(doc: object, name: str, checker: type | None = None) -> list[str]
             for e in schema_validator.iter_errors(doc)]
 
 
+def op_census_violations(census: dict) -> list[str]:
+    """Where ``census`` breaks the manifest's ``op_census`` schema (every backend's one census)."""
+    schema = validator("manifest").schema
+    checker = jsonschema.Draft202012Validator({**schema["properties"]["op_census"], "$defs": schema["$defs"]})
+    return [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in checker.iter_errors(census)]
+
+
 def assert_follows(doc: object, name: str) -> None:
     problems = violations(doc, name)
     assert not problems, f"not a valid {name} document:\n" + "\n".join(problems)

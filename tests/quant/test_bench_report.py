@@ -262,3 +262,22 @@ def test_a_broken_second_artifact_leaves_no_result_of_the_first(tiny_exports, tm
 def test_bench_refuses_nonsense_numbers(tmp_path, capsys, argv, message):
     assert bench_main([str(tmp_path / "any.pte"), *argv]) == 2
     assert capsys.readouterr().err == f"error: {message}\n"
+
+
+@pytest.mark.parametrize("backend, precision, recipe, blocks, label", [
+    ("xnnpack", "int8", "xnnpack", False, "m xnnpack int8 (mobileformer)"),
+    ("xnnpack", "int8", "xnnpack-per-tensor", True, "m xnnpack int8 (mobileformer) [blocks]"),
+    ("xnnpack", "fp32", None, False, "m xnnpack fp32"),
+    ("xnnpack", "int8", "xnnpack-stock", False, "m xnnpack int8 (stock quantizer)"),
+    ("xnnpack", "fp32", "xnnpack-stock", False, "m xnnpack fp32 (stock)"),
+    ("coreml", "int8", "coreml", False, "m coreml int8 (mobileformer)"),
+    ("tflite", "int8", "tflite", False, "m tflite int8 (LiteRT quantizer)"),
+    ("tflite", "fp32", "tflite", False, "m tflite fp32 (LiteRT quantizer)"),
+])
+def test_row_labels_come_from_the_recipe(backend, precision, recipe, blocks, label):
+    from quant.bench import _label
+
+    manifest = {"model": "m", "backend": backend, "precision": precision, "recipe": recipe,
+                "profiling": {"delegate_blocks": ["stem"]} if blocks else {}}
+    assert _label(Path("m.pte"), manifest) == label
+    assert _label(Path("m.pte"), None) == "m"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from quant.coreml import _deterministic_manifest
-from tests.schemas import assert_follows
+from quant.backends.coreml import _deterministic_manifest
+from tests.schemas import assert_follows, op_census_violations
 
 
 def _package(root, ids, weights=b"w1"):
@@ -55,7 +55,7 @@ def test_mlpackage_export_is_int8_described_and_validated(tiny_variant, tmp_path
     assert manifest["sha256"] == sha256_of(package)
     assert_follows(manifest, "manifest")
     census = manifest["op_census"]
-    assert census["int8_weight_tensors"] > 0 and census["int8_gemm_pct"] == 100.0
+    assert census["detail"]["int8_weight_tensors"] > 0 and census["int8_gemm_pct"] == 100.0
     # every attention matmul int8 (the stock Core ML quantizer leaves them float); the only
     # GEMMs without a runtime input are the Linears on the learned tokens
     assert census["ops"]["matmul"] == {"int8": 14} and census["ops"]["linear"].get("float", 0) == 0
@@ -86,7 +86,7 @@ def test_an_fp32_package_whose_first_bridge_attends_over_4096_positions_is_valid
 @pytest.fixture(scope="module")
 def tiny_packages(tmp_path_factory, tiny_model_factory):
     """int8 and fp32 .mlpackages of the tiny variant with what validating them needs."""
-    from quant.coreml import exported_for_coreml, to_mlpackage
+    from quant.backends.coreml import exported_for_coreml, to_mlpackage
     from quant.data import calibration_batches
     from quant.recipes import calibrate, convert, get_recipe, prepare
 
@@ -107,7 +107,7 @@ def tiny_packages(tmp_path_factory, tiny_model_factory):
 
 
 def _validate(tiny_packages, precision, package=None):
-    from quant.coreml import validate_mlpackage
+    from quant.backends.coreml import validate_mlpackage
 
     model, images, packages = tiny_packages
     original, exported, quantized = packages[precision]
@@ -133,7 +133,7 @@ def _corrupt(tiny_packages, precision, tmp_path, mutate):
 
 def _block_of_op(op, exported, model) -> str | None:
     from quant.census import module_path
-    from quant.coreml import FP16_SUFFIX
+    from quant.backends.coreml import FP16_SUFFIX
 
     nodes = {n.name: n for n in exported.graph.nodes}
     node = nodes.get(op.outputs[0].name.removesuffix(FP16_SUFFIX))
@@ -210,7 +210,7 @@ def test_correct_packages_validate_block_by_block(tiny_packages):
 @pytest.mark.parametrize("precision,mutate", [("int8", _swap_conv_channels), ("int8", _change_one_scale),
                                               ("fp32", _drop_dyrelu_max)])
 def test_a_corrupted_package_fails_with_its_block_named(tiny_packages, tmp_path, precision, mutate):
-    from quant.coreml import ValidationError
+    from quant.backends.coreml import ValidationError
 
     package, block = _corrupt(tiny_packages, precision, tmp_path, mutate)
     with pytest.raises(ValidationError, match=f"block '{re.escape(block)}'"):
@@ -221,12 +221,17 @@ def test_a_corrupted_package_fails_with_its_block_named(tiny_packages, tmp_path,
 def test_an_int8_pte_is_one_core_ml_delegate_checked_through_its_embedded_package(tiny_packages, tmp_path):
     """ExecuTorch's default Core ML target, iOS 15, failed to convert any int8 graph ("cast" has no
     int8 there); the delegate converts at iOS 17 like the .mlpackage, and the package it embeds is run."""
-    from quant.coreml import export_coreml
+    from quant.backends import Census, LowerContext
+    from quant.backends import coreml
+    from quant.recipes import get_recipe
 
     model, images, packages = tiny_packages
-    census, validation = export_coreml(packages["int8"][2], model, images, tmp_path / "m.pte", "pte", "int8",
-                                       model.paper_block)
-    assert census == {"delegates": 1, "outside": {}} and (tmp_path / "m.pte").stat().st_size > 0
+    ctx = LowerContext(graph=packages["int8"][2], reference=model, images=images, artifact=tmp_path / "m.pte",
+                       precision="int8", fmt="pte", recipe=get_recipe("coreml"), block_of=model.paper_block)
+    lowered = coreml.lower(ctx)
+    validation = coreml.validate(ctx, lowered)
+    assert lowered.census == Census(delegates=1, outside={}) and (tmp_path / "m.pte").stat().st_size > 0
+    assert op_census_violations(lowered.census.to_json()) == []
     assert validation["checked"] == "the .mlpackage in the Core ML delegate" and len(validation["blocks"]) >= 6
     assert validation["sqnr_db_vs_pytorch_quantized"] >= validation["min_block_sqnr_db"]
 
@@ -254,8 +259,8 @@ def test_no_dequantize_of_the_int8_program_can_overflow_fp16(tiny_packages):
 
 CONVERT_AGAIN = """
 import sys, torch
-import quant.recipes  # registers the quantized_decomposed ops the saved program calls
-from quant.coreml import to_mlpackage
+import torchao.quantization.pt2e.quantize_pt2e  # registers the quantized_decomposed ops the saved program calls
+from quant.backends.coreml import to_mlpackage
 to_mlpackage(torch.export.load(sys.argv[1]), __import__("pathlib").Path(sys.argv[2]))
 """
 
@@ -269,7 +274,7 @@ def test_the_same_program_converts_to_the_same_bytes(tiny_packages, tmp_path):
     import subprocess
     import sys
 
-    from quant.coreml import to_mlpackage
+    from quant.backends.coreml import to_mlpackage
     from quant.files import sha256_of
 
     original, exported, _ = tiny_packages[2]["int8"]

@@ -9,6 +9,7 @@ from mobileformer.config import VARIANTS
 from quant.data import calibration_batches
 from quant.metrics import top1_agreement
 from quant import export as export_mod
+from quant.backends import xnnpack
 from quant.export import main
 from quant.runtime import Program, ProgramError
 from tests.conftest import TINY
@@ -156,7 +157,7 @@ def test_failed_validation_leaves_nothing(tiny_variant, tmp_path, monkeypatch, c
     def fail(*args, **kwargs):
         raise export_mod.ExportError("validation failed on purpose")
 
-    monkeypatch.setattr(export_mod, "_validate_pte", fail)
+    monkeypatch.setattr(xnnpack, "validate", fail)
     out = tmp_path / "out"
     _assert_fails_cleanly(["--backend", "xnnpack", "--model", tiny_variant, "--precision", "fp32", "--calib-images", "2",
                            "--out", str(out), "--no-progress"], out, "validation failed on purpose", capsys)

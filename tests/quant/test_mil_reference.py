@@ -206,7 +206,7 @@ def test_an_op_it_does_not_implement_is_refused_by_name():
 def test_loading_a_package_leaves_its_bytes_alone(tmp_path):
     """coremltools rewrites the Manifest.json of a package it opens; the exported artifact's sha256 was
     changed by its own validation (and then differed from export to export)."""
-    from quant.coreml import _deterministic_manifest
+    from quant.backends.coreml import _deterministic_manifest
     from quant.files import sha256_of
 
     weight = RNG.standard_normal((3, 6)).astype(np.float32)

@@ -9,7 +9,7 @@ from executorch.exir import to_edge_transform_and_lower
 from torch import nn
 
 from mobileformer.layers import ChannelShuffle
-from quant.census import capture_xnnpack_graphs
+from quant.backends.xnnpack import capture_xnnpack_graphs
 from quant.movement import _as_one_transpose, fused_data_movement
 from quant.partition import xnnpack_partitioner
 from quant.runtime import Program

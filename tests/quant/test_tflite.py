@@ -1,4 +1,4 @@
-"""The LiteRT backend: ``quant.export --backend tflite``, the interpreter helpers, the op census.
+"""The LiteRT backend: ``quant.export --backend tflite``, the interpreter helpers (:mod:`quant.runtime`), the op census.
 
 One int8 and one fp32 export of mobile_former_26m at 64x64 (random weights, 8 digits
 images) are shared by the tests of this module.
@@ -17,16 +17,10 @@ from quant import export as ex
 from quant.data import calibration_batches
 from quant.files import sha256_of
 from quant.metrics import top1_agreement
-from quant.tflite import (
-    GEMM_KINDS,
-    INSTALL_HINT,
-    TFLiteError,
-    TFLiteModel,
-    litert_quantizer,
-    load_tflite_interpreter,
-    tflite_census,
-    time_tflite,
-)
+from quant.backends import BACKENDS
+from quant.backends.tflite import GEMM_KINDS, tflite_census
+from quant.quantizer import litert_quantizer
+from quant.runtime import INSTALL_HINT, TFLiteError, TFLiteModel, load_tflite_interpreter, time_tflite
 from tests.schemas import assert_follows
 
 pytest.importorskip("litert_torch", reason=f"the tflite extra is not installed: {INSTALL_HINT}")
@@ -87,7 +81,7 @@ def test_int8_census_convs_and_fully_connected_are_int8(int8):
     gemm_outside = sum(n for key, n in census["outside"].items() if key.split(" ")[0] in GEMM_KINDS)
     assert census["delegated_gemm_pct"] == round(100.0 * (gemm_total - gemm_outside) / gemm_total, 2)
     # the census read back from the file is the one in the manifest
-    assert tflite_census(int8.artifact) == census
+    assert tflite_census(int8.artifact).to_json() == census
 
 
 def test_int8_validation_numbers_are_sane(int8):
@@ -113,7 +107,7 @@ def test_fp32_matches_pytorch(fp32):
     assert fp32.artifact.name == "mobile_former_26m_tflite_fp32.tflite"
     assert m["recipe"] == "tflite" and m["input"]["dtype"] == "float32" and "quantization" not in m["input"]
     assert m["output"]["dtype"] == "float32" and "quantization" not in m["output"]
-    assert m["validation"]["max_abs_diff_vs_fp32"] <= ex.FP32_TOLERANCE
+    assert m["validation"]["max_abs_diff_vs_fp32"] <= BACKENDS["tflite"].fp32_tolerance
     assert m["validation"]["top1_agreement_vs_fp32"] == 1.0
     assert m["op_census"]["int8_gemm_pct"] == 0.0 and m["op_census"]["conversions"] == {}
 
@@ -226,7 +220,7 @@ def test_bench_times_tflite_and_rejects_a_corrupt_one(int8, tmp_path, capsys):
 def test_layout_fix_is_scoped_to_a_conversion_on_the_pinned_release(monkeypatch):
     from litert_torch._convert.fx_passes.optimize_layout_transposes_pass import pass_body
 
-    from quant import tflite
+    from quant.backends import tflite
     from quant.patches import SWITCH
 
     stock = pass_body.OptimizeLayoutTransposesPass.insert_t_q_dq

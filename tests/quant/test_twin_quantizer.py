@@ -72,7 +72,7 @@ def _lowered_census(model, recipe):
     from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
     from executorch.exir import to_edge_transform_and_lower
 
-    from quant.census import capture_xnnpack_graphs, xnnpack_census
+    from quant.backends.xnnpack import capture_xnnpack_graphs, xnnpack_census
     from quant.partition import xnnpack_partitioner
 
     prepared = prepare(model, get_recipe(recipe), example_input(model))
@@ -81,7 +81,7 @@ def _lowered_census(model, recipe):
     with capture_xnnpack_graphs() as graphs:
         edge = to_edge_transform_and_lower(exported, transform_passes=[RemoveCloneOpsTransform()],
                                            partitioner=[xnnpack_partitioner(stock=recipe.endswith("stock"))])
-    return xnnpack_census(graphs, edge.exported_program())
+    return xnnpack_census(graphs, edge.exported_program()).to_json()
 
 
 # The tiny variant's two Former->Mobile bridges take a max over 3 tokens each in their (float)
@@ -125,7 +125,7 @@ def test_dyrelu_multiplies_of_the_feature_map_run_int8_with_the_relu_fused():
     with a Convert of the whole map on each side (the stock partitioner's mul config)."""
     from executorch.exir import to_edge_transform_and_lower
 
-    from quant.census import _datatype, capture_xnnpack_graphs
+    from quant.backends.xnnpack import _datatype, capture_xnnpack_graphs
     from quant.partition import xnnpack_partitioner
     from quant.quantizer import xnnpack_quantizer
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e

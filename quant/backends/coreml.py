@@ -25,12 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import mil_reference
-from .census import module_path
-from .cli import UserError, native_logs_silenced
-from .files import sha256_of
-from .metrics import sqnr, validation_record
-from .patches import scoped_patches
+from .. import mil_reference
+from ..census import module_path
+from ..cli import UserError, native_logs_silenced
+from ..files import sha256_of
+from ..metrics import compare_logits, sqnr
+from ..patches import scoped_patches
+from . import Census, LowerContext, Lowered, counted, summed_by_kind
 
 GEMM_OPS = {"conv": "conv", "linear": "linear", "matmul": "matmul"}
 NOT_COMPUTE = {"quantize", "dequantize", "const"}
@@ -83,9 +84,10 @@ def _fused_then_quantized(var) -> bool:
     return len(users) == 1 and users[0].op_type in FUSED_ACTIVATIONS and all(_quantized(o) for o in users[0].outputs)
 
 
-def mil_census(program) -> dict:
+def mil_census(program) -> Census:
     """Ops of a MIL program, each compute op marked int8 when Core ML receives it as dq -> op -> q
-    (for a conv, linear or matmul also dq -> op -> fused activation -> q)."""
+    (for a conv, linear or matmul also dq -> op -> fused activation -> q). The whole program is
+    Core ML's: no delegates, nothing outside. ``detail.int8_weight_tensors``: weights stored int8."""
     ops: dict[str, Counter] = {}
     weights_int8 = 0
     for function in program.functions.values():
@@ -106,12 +108,12 @@ def mil_census(program) -> dict:
             ops.setdefault(kind, Counter())["int8" if int8_in and int8_out else "float"] += 1
     gemm = [ops.get(k, Counter()) for k in GEMM_OPS]
     total = sum(c["int8"] + c["float"] for c in gemm)  # constant GEMMs are neither
-    return {
-        "ops": {k: dict(v) for k, v in sorted(ops.items())},
-        "int8_weight_tensors": weights_int8,
-        "int8_gemm_pct": round(100.0 * sum(c["int8"] for c in gemm) / total, 2) if total else 0.0,
-        "quantize_ops": sum(1 for f in program.functions.values() for op in _walk(f) if op.op_type == "quantize"),
-    }
+    return Census(
+        ops=counted(ops), kinds=counted(summed_by_kind(ops, GEMM_OPS)),
+        conversions={"quantize": sum(1 for f in program.functions.values() for op in _walk(f) if op.op_type == "quantize")},
+        int8_gemm_pct=round(100.0 * sum(c["int8"] for c in gemm) / total, 2) if total else 0.0,
+        detail={"int8_weight_tensors": weights_int8},
+    )
 
 
 def _fresh_op_names():
@@ -188,7 +190,7 @@ def to_mlpackage(exported: torch.export.ExportedProgram, path: Path):
     return mlmodel
 
 
-def to_coreml_pte(graph: torch.nn.Module, example: torch.Tensor, path: Path) -> tuple[dict, list]:
+def to_coreml_pte(graph: torch.nn.Module, example: torch.Tensor, path: Path) -> tuple[Census, list]:
     """An ExecuTorch program whose graph runs in the Core ML delegate: (census, lowered delegate modules).
 
     The delegate converts as :func:`to_mlpackage` does (iOS 17, :func:`coreml_passes`).
@@ -200,7 +202,7 @@ def to_coreml_pte(graph: torch.nn.Module, example: torch.Tensor, path: Path) -> 
     from executorch.backends.apple.coreml.partition import CoreMLPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    from .census import is_op, op_name
+    from ..census import is_op, op_name
 
     specs = CoreMLBackend.generate_compile_specs(minimum_deployment_target=ct.target.iOS17,
                                                  pass_names=coreml_passes().passes)
@@ -211,7 +213,7 @@ def to_coreml_pte(graph: torch.nn.Module, example: torch.Tensor, path: Path) -> 
     outside = Counter(op_name(n) for n in gm.graph.nodes if is_op(n))
     calls = [n for n in gm.graph.nodes if "executorch_call_delegate" in str(n.target)]
     path.write_bytes(edge.to_executorch().buffer)
-    return {"delegates": len(calls), "outside": dict(outside)}, [getattr(gm, n.args[0].target) for n in calls]
+    return Census(delegates=len(calls), outside=dict(outside)), [getattr(gm, n.args[0].target) for n in calls]
 
 
 def embedded_mlpackage(lowered, directory: Path) -> Path:
@@ -289,10 +291,7 @@ def validate_mlpackage(package: Path, exported: torch.export.ExportedProgram, re
         for block, (node, var) in points.items():
             ref_blocks[block].append(recorder.values[node].float().flatten())
             mil_blocks[block].append(torch.from_numpy(np.asarray(kept[var], dtype=np.float32)).flatten())
-    with torch.no_grad():
-        ref = torch.cat([reference(x) for x in images.split(1)])
-        pt2e = torch.cat([quantized(x) for x in images.split(1)]) if quantized is not None else None
-    record = validation_record(ref, torch.cat(ours), pt2e)
+    record = compare_logits(torch.cat(ours), reference, quantized, images)
     blocks = [{"block": b, "node": node,
                "sqnr_db_vs_pytorch": round(sqnr(torch.cat(ref_blocks[b]), torch.cat(mil_blocks[b])), 2)}
               for b, (node, _) in points.items()]
@@ -307,27 +306,30 @@ def validate_mlpackage(package: Path, exported: torch.export.ExportedProgram, re
     return record
 
 
-def export_coreml(graph: torch.nn.Module, reference: torch.nn.Module, images: torch.Tensor, artifact: Path,
-                  fmt: str, precision: str, block_of: Callable[[str], str], progress: bool = False) -> tuple[dict, dict]:
-    """Write ``artifact`` and return (op census, validation record).
+def lower(ctx: LowerContext) -> Lowered:
+    """Write ``ctx.artifact``: an ``.mlpackage``, or a ``.pte`` with the Core ML delegate (the first image
+    is the example input). ``state``: what :func:`validate` runs (the converted program, or the delegates)."""
+    example = ctx.images[:1]
+    if ctx.fmt == "pte":
+        census, delegates = to_coreml_pte(ctx.graph, example, ctx.artifact)
+        return Lowered(census, state=delegates)
+    exported = exported_for_coreml(ctx.graph, example)
+    return Lowered(mil_census(to_mlpackage(exported, ctx.artifact)._mil_program), state=exported)
 
-    ``graph``: what to convert (the fp32 ``reference`` itself, or the converted PT2E
-    graph); ``images``: the validation images (the first :data:`VALIDATION_IMAGES`), the
-    first one the example input. A ``.pte`` is validated through the ``.mlpackage`` its
-    Core ML delegate embeds when the whole network is that one delegate.
-    """
-    images = images[:VALIDATION_IMAGES]
-    quantized = graph if precision == "int8" else None
-    if fmt == "pte":
-        census, lowered = to_coreml_pte(graph, images[:1], artifact)
-        if len(lowered) != 1 or census["outside"]:
-            return census, {"images": 0, "precision": precision, "note": PTE_NOTE}
-        with tempfile.TemporaryDirectory() as tmp:
-            package = embedded_mlpackage(lowered[0], Path(tmp))
-            validation = validate_mlpackage(package, lowered[0].original_module, reference, quantized, images,
-                                            block_of, progress)
-        return census, {**validation, "precision": precision, "checked": "the .mlpackage in the Core ML delegate"}
-    exported = exported_for_coreml(graph, images[:1])
-    census = mil_census(to_mlpackage(exported, artifact)._mil_program)
-    validation = validate_mlpackage(artifact, exported, reference, quantized, images, block_of, progress)
-    return census, {**validation, "precision": precision}
+
+def validate(ctx: LowerContext, lowered: Lowered) -> dict:
+    """:func:`validate_mlpackage` on the first :data:`VALIDATION_IMAGES` images. A ``.pte`` is validated
+    through the ``.mlpackage`` its Core ML delegate embeds when the whole network is that one delegate."""
+    images, precision = ctx.images[:VALIDATION_IMAGES], ctx.precision
+    if ctx.fmt != "pte":
+        validation = validate_mlpackage(ctx.artifact, lowered.state, ctx.reference, ctx.quantized, images,
+                                        ctx.block_of, ctx.progress)
+        return {**validation, "precision": precision}
+    delegates = lowered.state
+    if len(delegates) != 1 or lowered.census.outside:
+        return {"images": 0, "precision": precision, "note": PTE_NOTE}
+    with tempfile.TemporaryDirectory() as tmp:
+        package = embedded_mlpackage(delegates[0], Path(tmp))
+        validation = validate_mlpackage(package, delegates[0].original_module, ctx.reference, ctx.quantized, images,
+                                        ctx.block_of, ctx.progress)
+    return {**validation, "precision": precision, "checked": "the .mlpackage in the Core ML delegate"}

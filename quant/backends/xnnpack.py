@@ -1,0 +1,123 @@
+"""XNNPACK through ExecuTorch: a ``.pte`` (and its ``.etrecord``), validated on the host ExecuTorch runtime.
+
+Lowering is ExecuTorch's ``to_edge_transform_and_lower`` with our partitioner
+(:mod:`quant.partition`; the stock one for a recipe with ``stock_lowering``), our fast
+lowering (:mod:`quant.lowering`) and, for our fp32 program, fused data moves
+(:mod:`quant.movement`). The census is the ground truth after lowering: the XNNPACK
+graphs the delegate serializes, captured as it does (:func:`capture_xnnpack_graphs`),
+each node with the data type of its output.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import Counter
+from collections.abc import Iterator
+
+import torch
+
+from ..census import is_op, op_kind, op_name
+from ..metrics import compare_logits, logits_of
+from . import Census, LowerContext, Lowered, counted, summed_by_kind
+
+XNN_KINDS = {"XNNConv2d": "conv", "XNNDepthwiseConv2d": "conv", "XNNFullyConnected": "linear",
+             "XNNBatchMatrixMultiply": "matmul"}
+CONVERT = "XNNConvert"  # q/dq between int8 and float islands
+
+
+@contextlib.contextmanager
+def capture_xnnpack_graphs() -> Iterator[list]:
+    """Record the XNNPACK graph of every delegate lowered inside the ``with`` block."""
+    from executorch.backends.xnnpack import xnnpack_preprocess
+
+    graphs: list = []
+    original = xnnpack_preprocess.serialize_xnnpack_binary
+
+    def recording(xnnpack_graph, constant_data_bytes):
+        graphs.append(xnnpack_graph)
+        return original(xnnpack_graph, constant_data_bytes)
+
+    xnnpack_preprocess.serialize_xnnpack_binary = recording
+    try:
+        yield graphs
+    finally:
+        xnnpack_preprocess.serialize_xnnpack_binary = original
+
+
+def _datatype(graph, value_id: int) -> str:
+    for value in graph.xvalues:
+        union = value.xvalue_union
+        tensor = getattr(union, "tensor_value", union)
+        if tensor.id_out == value_id:
+            return "float" if tensor.datatype.name in ("xnn_datatype_fp32", "xnn_datatype_fp16") else "int8"
+    return "float"
+
+
+def xnnpack_census(graphs: list, edge_program: torch.export.ExportedProgram) -> Census:
+    """Census of a lowered program from its captured XNNPACK graphs.
+
+    ``ops``: XNNPACK node type -> {"int8": n, "float": n}; ``conversions``: its Convert
+    nodes; ``outside``: ops left to the portable runtime.
+    """
+    ops: dict[str, Counter] = {}
+    conversions: Counter = Counter()
+    for graph in graphs:
+        for xnode in graph.xnodes:
+            union = xnode.xnode_union
+            kind = type(union).__name__
+            if kind == CONVERT:
+                conversions[kind] += 1
+                continue
+            ops.setdefault(kind, Counter())[_datatype(graph, getattr(union, "output_id", -1))] += 1
+    outside = Counter(op_name(n) for n in edge_program.graph_module.graph.nodes if is_op(n))
+    kinds = summed_by_kind(ops, XNN_KINDS)
+    outside_gemm = sum(c for name, c in outside.items() if op_kind(name) != "other")
+    gemm = [kinds.get(k, Counter()) for k in ("conv", "linear", "matmul")]
+    inside = sum(sum(c.values()) for c in gemm)
+    int8 = sum(c["int8"] for c in gemm)
+    total = inside + outside_gemm
+    return Census(
+        ops=counted(ops), kinds=counted(kinds), conversions=dict(conversions),
+        int8_gemm_pct=round(100.0 * int8 / total, 2) if total else 0.0,
+        delegates=len(graphs), outside=dict(sorted(outside.items())),
+        delegated_gemm_pct=round(100.0 * inside / total, 2) if total else 100.0,
+    )
+
+
+def lower(ctx: LowerContext) -> Lowered:
+    """Write ``ctx.artifact`` (the ``.pte``) and its ``.etrecord``; the census and the paper block of
+    every debug handle (with ``profile_blocks``: one delegate per paper block, and their names)."""
+    from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
+    from executorch.exir import to_edge_transform_and_lower
+
+    from ..lowering import edge_compile_config, fast_lowering, verify_edge_program
+    from ..movement import fused_data_movement
+    from ..partition import debug_handle_blocks, delegate_blocks, xnnpack_partitioner
+
+    stock = ctx.recipe.stock_lowering
+    partitioner = xnnpack_partitioner(block_of=ctx.block_of if ctx.profile_blocks else None,
+                                      stock=stock and not ctx.profile_blocks)
+    exported = torch.export.export(ctx.graph, (ctx.images[:1],))
+    config = edge_compile_config()
+    # fp32 only: on 26m it saves 9 M instructions in fp32 but costs 0.9 M in int8 (docs/benchmarks.md)
+    moves = fused_data_movement() if ctx.precision == "fp32" and not stock else contextlib.nullcontext()
+    with fast_lowering():
+        with capture_xnnpack_graphs() as graphs, moves:
+            edge = to_edge_transform_and_lower(exported, transform_passes=[RemoveCloneOpsTransform()],
+                                               partitioner=[partitioner], compile_config=config, generate_etrecord=True)
+        program = edge.to_executorch()
+    census = xnnpack_census(graphs, edge.exported_program())
+    etrecord = program.get_etrecord()
+    verify_edge_program(etrecord.edge_dialect_program, config)
+    profiling = {"debug_handle_blocks": debug_handle_blocks(edge.exported_program(), ctx.block_of)}
+    if ctx.profile_blocks:
+        profiling["delegate_blocks"] = delegate_blocks(edge.exported_program(), ctx.block_of)
+    ctx.artifact.write_bytes(program.buffer)
+    etrecord.save(str(ctx.artifact.with_suffix(".etrecord")))
+    return Lowered(census=census, profiling=profiling)
+
+
+def validate(ctx: LowerContext, lowered: Lowered) -> dict:
+    """Run the images through the ``.pte`` on the host ExecuTorch runtime and compare with PyTorch."""
+    from ..runtime import Program
+
+    return compare_logits(logits_of(Program(ctx.artifact), ctx.images), ctx.reference, ctx.quantized, ctx.images)
