@@ -58,7 +58,7 @@ RECIPES = {
         Recipe("xnnpack", "xnnpack", "this project's int8: stock XNNPACK quantizer + int8 attention matmuls, "
                "int8 DyReLU, quantizable twin", "xnnpack_quantizer", twin=True, label="mobileformer"),
         Recipe("xnnpack-per-tensor", "xnnpack", "this project's int8 with one scale per weight tensor instead of "
-               "one per channel: the hard case where PTQ loses accuracy and QAT earns it back",
+               "one per channel: where PTQ can lose accuracy that QAT earns back (one run; issue 18)",
                "xnnpack_quantizer", twin=True, label="mobileformer", quantizer_options=(("per_channel", False),)),
         Recipe("xnnpack-stock", "xnnpack", "ExecuTorch's XNNPACKQuantizer as shipped, on the float model",
                "stock_xnnpack_quantizer", twin=False, label="stock quantizer", fp32_label="stock", stock_lowering=True),
