@@ -3,7 +3,7 @@
 # seven), export ExecuTorch's stock fp32 and int8 (the float model as it is) and this project's fp32
 # and int8 (.pte, XNNPACK), plus LiteRT int8/fp32 for 26m and a --profile-blocks build, then time
 # them all with quant.bench on 1 thread, side by side, and count their AArch64 instructions
-# (quant.bench --arm64, -cpu cortex-a76; ARM64=0 skips the count).
+# (quant.bench --arm64, -cpu cortex-a76, three warm-ups: 96m's stock fp32 settles only then; ARM64=0 skips it).
 # Random (seeded) weights: latency, size and op coverage do not depend on them.
 # Resumable: an artifact that exists is not exported again (EXPORT_ONLY=1: no timing yet).
 # Time on a quiet machine: export wall times and latencies move with load.
@@ -41,7 +41,7 @@ for model in $MODELS; do
   fi
   [[ -n "${EXPORT_ONLY:-}" ]] && continue
   "$PY" -m quant.bench "${artifacts[@]}" --threads "$THREADS" --iterations "$ITERATIONS" --out "$dir/bench" --name "$model"
-  [[ $ARM64 == 0 ]] || "$PY" -m quant.bench --arm64 "${artifacts[@]:0:4}" --out "$dir/arm64" --name "$model"
+  [[ $ARM64 == 0 ]] || "$PY" -m quant.bench --arm64 --warmup 3 --iterations 4 "${artifacts[@]:0:4}" --out "$dir/arm64" --name "$model"
 done
 # Export wall time, size and validation of every artifact, from the manifests.
 "$PY" - "$OUT" <<'PYEOF'
