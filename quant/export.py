@@ -22,7 +22,7 @@ import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 from mobileformer.model import MobileFormer
 
-from . import HelpFormatter, __version__, versions
+from . import HelpFormatter, versions
 from .backends import BACKENDS, Backend, Census, LowerContext, Lowered
 from .cli import UserError, check_at_least, check_input_size, command
 from .data import calibration_batches

@@ -30,7 +30,7 @@ from .census import graph_census
 from .cli import check_at_least, check_input_size, command
 from .data import calibration_batches
 from .files import ensure_writable_dir, staged_outputs
-from .metrics import sqnr, top1_agreement
+from .metrics import logits_of, sqnr, top1_agreement
 from .recipes import RECIPES, get_recipe
 from .twin import quantizable
 
@@ -60,9 +60,7 @@ def inspect_model(model: MobileFormer, recipe_name: str, images: torch.Tensor) -
     converted = convert_pt2e(prepared)
     ref_logged = prepare_for_propagation_comparison(float_graph)
     quant_logged = prepare_for_propagation_comparison(converted)
-    with torch.no_grad():
-        ref_out = torch.cat([ref_logged(x) for x in images.split(1)])
-        quant_out = torch.cat([quant_logged(x) for x in images.split(1)])
+    ref_out, quant_out = logits_of(ref_logged, images), logits_of(quant_logged, images)
     comparison = compare_results(extract_results_from_loggers(ref_logged), extract_results_from_loggers(quant_logged))
     sqnr_by_node = {info.name: sum(float(r.sqnr) for r in s.results) / len(s.results)
                     for info, s in comparison.items() if s.results}
