@@ -25,19 +25,24 @@ class UserError(Exception):
     """Something the user can fix (an option, an input file, the output location): no traceback."""
 
 
+def _shows_default(action: argparse.Action) -> bool:
+    """By identity: ``0`` and ``0.0`` equal ``False`` but are defaults worth showing."""
+    return not any(action.default is v for v in (None, False, argparse.SUPPRESS))
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """``--help`` with each option's default, also for options without a help text, except where
     there is none to show (``None``/``False``) or the help text already says what it is."""
 
     def _format_action(self, action: argparse.Action) -> str:
-        if action.help is None and action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+        if action.help is None and action.option_strings and _shows_default(action):
             action = copy.copy(action)  # argparse shows no default for an option without a help text
             action.help = "(default: %(default)s)"
         return super()._format_action(action)
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default:" in text or "(default)" in text:
+        if not _shows_default(action) or "default:" in text or "(default)" in text:
             return action.help
         return super()._get_help_string(action)
 

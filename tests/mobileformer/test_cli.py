@@ -64,7 +64,12 @@ def test_help_shows_every_default_once():
     p.add_argument("--threads", type=int, default=1, help="worker threads (0: the runtime's default)")
     p.add_argument("--size", type=int, default=224, help="input size (default: the variant's)")
     p.add_argument("--model", help="a variant")
+    p.add_argument("--seed", type=int, default=0)  # 0 == False in Python: still a default to show
+    p.add_argument("--smoothing", type=float, default=0.0, help="label smoothing")
+    p.add_argument("--quiet", action="store_true")
     text = " ".join(p.format_help().split())
+    assert "--seed SEED (default: 0)" in text and "label smoothing (default: 0.0)" in text
+    assert "--quiet (default" not in text
     assert "--steps STEPS (default: 300)" in text
     assert "(0: the runtime's default) (default: 1)" in text
     assert "(default: the variant's) --model" in text and "a variant (default" not in text
