@@ -1,7 +1,8 @@
 """``python -m quant.evaluate``: top-1 accuracy of an exported artifact or a checkpoint on held-out images.
 
 An ``.pte`` runs in the host ExecuTorch runtime, so the number is the int8 model's own,
-not a PyTorch simulation of it; a float checkpoint (``quant.train`` or the authors')
+not a PyTorch simulation of it; an ``.mlpackage`` runs in this project's MIL reference
+executor (:mod:`quant.mil_reference`: its program op by op, not Core ML's kernels); a float checkpoint (``quant.train`` or the authors')
 runs in PyTorch. The input size and normalisation come from the artifact's manifest.
 The result JSON keeps which images were right, so ``--compare A.json B.json`` can say
 whether two models' accuracies differ by more than chance (exact McNemar test).
@@ -13,13 +14,14 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 
-from . import HelpFormatter
+from . import HelpFormatter, mil_reference
 from .cli import UserError, check_at_least, check_input_size, command
 from .data import eval_transform, load_dataset, transform_config
 from .files import check_replaceable, ensure_writable_dir, write_json_atomic
@@ -32,21 +34,35 @@ def _predictor(target: Path, model_name: str | None, input_size: int | None):
     """(callable batch -> logits, input size, mean, std, class count, description)."""
     if not target.exists():
         raise ProgramError(f"not found: {target}")
-    if target.suffix == ".pte":
+    if target.suffix in (".pte", ".mlpackage"):
         manifest = manifest_beside(target, target.parent)
         if manifest is None:
             raise ProgramError(f"{target.name} has no manifest beside it ({target.stem}.manifest.json)")
         inp = manifest["input"]
         if input_size not in (None, inp["shape"][-1]):
             raise UserError(f"{target.name} takes {inp['shape'][-1]}x{inp['shape'][-1]} images, not --input-size {input_size}")
-        program = Program(target)
-        return (lambda x: torch.cat([program(img[None]) for img in x]), inp["shape"][-1], inp["mean"], inp["std"],
-                manifest["num_classes"], f"{manifest['model']} {manifest['backend']} {manifest['precision']}")
+        what = f"{manifest['model']} {manifest['backend']} {manifest['precision']}"
+        run_one = _mil_runner(target) if target.suffix == ".mlpackage" else Program(target)
+        if target.suffix == ".mlpackage":
+            what += " (MIL reference executor, not Core ML)"
+        return (lambda x: torch.cat([run_one(img[None]) for img in x]), inp["shape"][-1], inp["mean"], inp["std"],
+                manifest["num_classes"], what)
     if not model_name:
         raise UserError("--model is needed to evaluate a checkpoint")
     model = mf.create_model(model_name, num_classes=checkpoint_num_classes(target) or 1000, checkpoint=target)
     size = input_size or model.cfg.input_size
     return model, size, model.cfg.mean, model.cfg.std, model.num_classes, f"{model.cfg.name} PyTorch fp32"
+
+
+def _mil_runner(package: Path):
+    """One image through the package's MIL program, op by op (Core ML itself needs macOS)."""
+    program = mil_reference.load_program(package)
+    mil_reference.check_supported(program.functions["main"])
+
+    def run_one(x: torch.Tensor) -> torch.Tensor:
+        out, _ = mil_reference.run(program, x.numpy())
+        return torch.from_numpy(np.asarray(out, dtype=np.float32))
+    return run_one
 
 
 def evaluate(target: Path, data: str, model_name: str | None = None, input_size: int | None = None,
@@ -99,7 +115,7 @@ def read_result(path: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m quant.evaluate", description=__doc__.splitlines()[0],
                                 formatter_class=HelpFormatter)
-    p.add_argument("target", type=Path, nargs="?", help=".pte (with its manifest beside it) or a float checkpoint")
+    p.add_argument("target", type=Path, nargs="?", help=".pte or .mlpackage (with its manifest beside it) or a float checkpoint")
     p.add_argument("--data", default="digits", help="class-per-folder directory, 'digits' or 'fashion-mnist' (held-out split)")
     p.add_argument("--model", help="variant, for a checkpoint")
     p.add_argument("--input-size", type=int, help="for a checkpoint (default: the variant's)")

@@ -122,3 +122,28 @@ def test_an_internal_bug_keeps_its_traceback(ten_class_pte, monkeypatch):
     monkeypatch.setattr(quant.evaluate, "evaluate", bug)
     with pytest.raises(ValueError, match="a bug of ours"):
         main([str(ten_class_pte)])
+
+
+def test_an_mlpackage_is_scored_by_the_mil_reference_executor(tiny_variant, tmp_path, capsys):
+    """The int8 package's logits, run op by op, are the float network's up to int8 noise: a wrong
+    layout, normalisation or class order would not score 15 dB."""
+    import torch
+
+    import mobileformer as mf
+    from quant.evaluate import _predictor
+    from quant.metrics import sqnr
+
+    assert export_main(["--backend", "coreml", "--model", tiny_variant, "--num-classes", "10", "--calib-images", "4",
+                        "--out", str(tmp_path), "--no-progress"]) == 0
+    package = tmp_path / f"{tiny_variant}_coreml_int8.mlpackage"
+    predict, size, mean, std, classes, what = _predictor(package, None, None)
+    assert (size, classes) == (64, 10) and "MIL reference executor" in what
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # the export's random-init weights
+        model = mf.create_model(tiny_variant, num_classes=10).eval()
+    x = (torch.rand(4, 3, size, size) - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+    with torch.no_grad():
+        assert sqnr(model(x), predict(x)) > 15
+    capsys.readouterr()
+    assert main([str(package), "--data", "digits", "--limit", "3"]) == 0
+    assert "coreml int8 (MIL reference executor, not Core ML): top-1" in capsys.readouterr().out
