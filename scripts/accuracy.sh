@@ -4,7 +4,9 @@
 # 10,000 test images, each int8 number from the exported .pte run by ExecuTorch.
 # Resumable: a finished stage is skipped; an interrupted training continues from its last.pt.
 # RECIPE picks the int8 recipe of the PTQ and QAT rows (e.g. xnnpack-per-tensor, the hard case);
-# FLOAT reuses the fp32 model of another run instead of training one; QAT_STEPS sets the QAT length.
+# FLOAT reuses the fp32 model of another run instead of training one; QAT_STEPS sets the QAT length;
+# SEED seeds the fp32 training and the QAT run (the 256 calibration images are fixed);
+# STOCK=0 leaves out the stock quantizer's row.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -13,6 +15,8 @@ SIZE=${SIZE:-64}
 RUN=${RUN:-runs/accuracy}
 RECIPE=${RECIPE:-xnnpack}
 QAT_STEPS=${QAT_STEPS:-600}
+SEED=${SEED:-0}
+STOCK=${STOCK:-1}
 FLOAT=${FLOAT:-$RUN/float}
 DATA=fashion-mnist
 # The int8 artifact's file name, as quant.export names it for this recipe.
@@ -23,7 +27,7 @@ resume_flag() { [[ -f "$1/last.pt" && ! -f "$1/final.pt" ]] && echo "--resume $1
 if [[ ! -f "$FLOAT/final.pt" ]]; then
   # shellcheck disable=SC2046
   "$PY" -m quant.train --model "$MODEL" --data "$DATA" --input-size "$SIZE" --steps 2500 --batch-size 64 \
-    --lr 2e-3 --warmup-steps 100 --checkpoint-every 250 --out "$FLOAT" $(resume_flag "$FLOAT")
+    --lr 2e-3 --warmup-steps 100 --checkpoint-every 250 --seed "$SEED" --out "$FLOAT" $(resume_flag "$FLOAT")
 fi
 if [[ ! -f "$RUN/qat/final.pt" ]]; then
   # shellcheck disable=SC2046
@@ -31,7 +35,7 @@ if [[ ! -f "$RUN/qat/final.pt" ]]; then
     --recipe "$RECIPE" \
     --steps "$QAT_STEPS" --batch-size 64 --lr 1e-4 --warmup-steps 30 \
     --freeze-bn-step $((QAT_STEPS * 2 / 3)) --freeze-observer-step $((QAT_STEPS * 5 / 6)) \
-    --checkpoint-every 100 --out "$RUN/qat" $(resume_flag "$RUN/qat")
+    --checkpoint-every 100 --seed "$SEED" --out "$RUN/qat" $(resume_flag "$RUN/qat")
 fi
 
 export_args=(--backend xnnpack --model "$MODEL" --calib "$DATA" --calib-images 256 --no-progress)
@@ -39,14 +43,15 @@ export_args=(--backend xnnpack --model "$MODEL" --calib "$DATA" --calib-images 2
   "$PY" -m quant.export "${export_args[@]}" --checkpoint "$FLOAT/final.pt" --input-size "$SIZE" --precision fp32 --out "$RUN/ptq"
 [[ -f "$RUN/ptq/$INT8" ]] || \
   "$PY" -m quant.export "${export_args[@]}" --checkpoint "$FLOAT/final.pt" --input-size "$SIZE" --recipe "$RECIPE" --out "$RUN/ptq"
-[[ -f "$RUN/ptq/${MODEL}_xnnpack_int8_stock.pte" ]] || \
+[[ $STOCK == 0 || -f "$RUN/ptq/${MODEL}_xnnpack_int8_stock.pte" ]] || \
   "$PY" -m quant.export "${export_args[@]}" --checkpoint "$FLOAT/final.pt" --input-size "$SIZE" --recipe xnnpack-stock --out "$RUN/ptq"
 [[ -f "$RUN/qat-export/$INT8" ]] || \
   "$PY" -m quant.export "${export_args[@]}" --checkpoint "$RUN/qat/final.pt" --recipe "$RECIPE" --out "$RUN/qat-export"
 
-for pte in "$RUN/ptq/${MODEL}_xnnpack_fp32.pte" "$RUN/ptq/${MODEL}_xnnpack_int8_stock.pte" \
-           "$RUN/ptq/$INT8" "$RUN/qat-export/$INT8"; do
-  "$PY" -m quant.evaluate "$pte" --data "$DATA" --json "${pte%.pte}.top1.json"
+ptes=("$RUN/ptq/${MODEL}_xnnpack_fp32.pte" "$RUN/ptq/$INT8" "$RUN/qat-export/$INT8")
+[[ $STOCK == 0 ]] || ptes+=("$RUN/ptq/${MODEL}_xnnpack_int8_stock.pte")
+for pte in "${ptes[@]}"; do
+  [[ -f "${pte%.pte}.top1.json" ]] || "$PY" -m quant.evaluate "$pte" --data "$DATA" --json "${pte%.pte}.top1.json"
 done
 ptq="$RUN/ptq/${INT8%.pte}.top1.json" qat="$RUN/qat-export/${INT8%.pte}.top1.json"
 echo "PTQ (A) vs QAT (B):"; "$PY" -m quant.evaluate --compare "$ptq" "$qat"
