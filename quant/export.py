@@ -262,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="int8", choices=("int8", "fp32"))
     p.add_argument("--recipe", help="quantization recipe (default: the backend's own); xnnpack-stock = ExecuTorch's "
                    "quantizer and lowering as shipped, on the float model as it is (with --precision fp32: the "
-                   "stock fp32 program), xnnpack-per-tensor = ours with one scale per weight tensor")
+                   "stock fp32 program), xnnpack-per-tensor = ours with one scale per weight tensor, "
+                   "xnnpack-sym-per-tensor = that and zero-point-0 activations")
     p.add_argument("--calib", default="digits", help="calibration images: a class-per-folder directory, 'digits' or 'fashion-mnist'")
     p.add_argument("--calib-images", type=int, default=32,
                    help="images for calibration and host validation (coreml: the first 8 are validated)")

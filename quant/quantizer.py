@@ -216,13 +216,19 @@ def stock_xnnpack_quantizer(qat: bool = False) -> XNNPACKQuantizer:
     return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
 
 
-def xnnpack_quantizer(qat: bool = False, per_channel: bool = True) -> Quantizer:
+def xnnpack_quantizer(qat: bool = False, per_channel: bool = True, symmetric_activations: bool = False) -> Quantizer:
     """This project's XNNPACK quantizer: ours first, then the stock one for everything else.
 
     ``per_channel=False`` gives every weight one scale, as accelerators without
     per-channel support need; folded-BN depthwise weights suffer, which QAT repairs.
+    ``symmetric_activations=True`` gives every activation zero point 0 (int8 in [-127, 127]),
+    as TensorRT and several NPUs require: a non-negative tensor (after relu, softmax,
+    hard-sigmoid) keeps only half of the 255 levels.
     """
     config = get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat)
+    if symmetric_activations:
+        act = symmetric_activation(config)
+        config = dataclasses.replace(config, input_activation=act, output_activation=act)
     stock = XNNPACKQuantizer().set_global(config).set_filter_function(lambda n: not _in_float_module(n))
     return ComposableQuantizer([MobileFormerAnnotator(config), stock])
 

@@ -60,6 +60,10 @@ RECIPES = {
         Recipe("xnnpack-per-tensor", "xnnpack", "this project's int8 with one scale per weight tensor instead of "
                "one per channel: where PTQ can lose accuracy that QAT earns back (one run; issue 18)",
                "xnnpack_quantizer", twin=True, label="mobileformer", quantizer_options=(("per_channel", False),)),
+        Recipe("xnnpack-sym-per-tensor", "xnnpack", "this project's int8 with symmetric activations (zero point 0) "
+               "and one scale per weight tensor: the strictest accelerators' int8", "xnnpack_quantizer", twin=True,
+               label="mobileformer, sym. act., per-tensor w.",
+               quantizer_options=(("per_channel", False), ("symmetric_activations", True))),
         Recipe("xnnpack-stock", "xnnpack", "ExecuTorch's XNNPACKQuantizer as shipped, on the float model",
                "stock_xnnpack_quantizer", twin=False, label="stock quantizer", fp32_label="stock", stock_lowering=True),
         Recipe("coreml", "coreml", "ExecuTorch's CoreMLQuantizer W8A8 + uint8 attention matmuls, on the quantizable twin",

@@ -6,7 +6,8 @@
 # RECIPE picks the int8 recipe of the PTQ and QAT rows (e.g. xnnpack-per-tensor, the hard case);
 # FLOAT reuses the fp32 model of another run instead of training one; QAT_STEPS sets the QAT length;
 # SEED seeds the fp32 training and the QAT run (the 256 calibration images are fixed);
-# STOCK=0 leaves out the stock quantizer's row.
+# STOCK=0 leaves out the stock quantizer's row; CALIB and CALIB_IMAGES pick the PTQ calibration
+# images (default: 256 Fashion-MNIST training images).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -17,6 +18,8 @@ RECIPE=${RECIPE:-xnnpack}
 QAT_STEPS=${QAT_STEPS:-600}
 SEED=${SEED:-0}
 STOCK=${STOCK:-1}
+CALIB=${CALIB:-fashion-mnist}
+CALIB_IMAGES=${CALIB_IMAGES:-256}
 FLOAT=${FLOAT:-$RUN/float}
 DATA=fashion-mnist
 # The int8 artifact's file name, as quant.export names it for this recipe.
@@ -38,7 +41,7 @@ if [[ ! -f "$RUN/qat/final.pt" ]]; then
     --checkpoint-every 100 --seed "$SEED" --out "$RUN/qat" $(resume_flag "$RUN/qat")
 fi
 
-export_args=(--backend xnnpack --model "$MODEL" --calib "$DATA" --calib-images 256 --no-progress)
+export_args=(--backend xnnpack --model "$MODEL" --calib "$CALIB" --calib-images "$CALIB_IMAGES" --no-progress)
 [[ -f "$RUN/ptq/${MODEL}_xnnpack_fp32.pte" ]] || \
   "$PY" -m quant.export "${export_args[@]}" --checkpoint "$FLOAT/final.pt" --input-size "$SIZE" --precision fp32 --out "$RUN/ptq"
 [[ -f "$RUN/ptq/$INT8" ]] || \

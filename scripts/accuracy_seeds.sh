@@ -2,7 +2,7 @@
 # Issue 18's multi-seed accuracy experiment: scripts/accuracy.sh once per seed (each its own
 # fp32 network, QAT run and exports, in $RUN/seed<N>), then the table of
 # scripts/accuracy_table.py in $RUN/table.md. Resumable like accuracy.sh: rerun to continue.
-# SEEDS, RUN, SIZE, RECIPE, QAT_STEPS, MODEL, STOCK as in accuracy.sh.
+# RUN, SIZE, RECIPE, QAT_STEPS, MODEL, STOCK, CALIB, CALIB_IMAGES as in accuracy.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -13,7 +13,8 @@ export QAT_STEPS=${QAT_STEPS:-1800}
 RUN=${RUN:-runs/accuracy-seeds}
 runs=()
 for seed in $SEEDS; do
-  SEED=$seed RUN=$RUN/seed$seed FLOAT=$RUN/seed$seed/float scripts/accuracy.sh
-  runs+=("$RUN/seed$seed")
+  run=$RUN/seed$seed
+  SEED=$seed RUN=$run FLOAT=$run/float scripts/accuracy.sh
+  runs+=("$run")
 done
 "$PY" scripts/accuracy_table.py "$MODEL" "$RECIPE" "${runs[@]}" | tee "$RUN/table.md"

@@ -143,3 +143,17 @@ def test_dyrelu_multiplies_of_the_feature_map_run_int8_with_the_relu_fused():
               and dims[n.xnode_union.output_id][-2:] == [16, 16]]
     assert len(on_map) == 2 and all(_datatype(graph, n.xnode_union.output_id) == "int8" for n in on_map)
     assert [n.output_min_max is not None for n in on_map].count(True) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe, symmetric", [("xnnpack", False), ("xnnpack-sym-per-tensor", True)])
+def test_symmetric_activations_have_zero_point_zero(tiny_model_factory, recipe, symmetric):
+    """What TensorRT and several NPUs require: every activation int8 in [-127, 127] around 0."""
+    prepared = prepare(tiny_model_factory(), get_recipe(recipe), example_input(tiny_model_factory()))
+    calibrate(prepared, [torch.randn(1, 3, 64, 64) for _ in range(2)], progress=False)
+    converted = convert(prepared)
+    activations = [n for n in converted.graph.nodes if n.op == "call_function" and "quantize_per_tensor" in str(n.target)
+                   and "dequantize" not in str(n.target)]
+    zero_points = {int(n.args[2]) for n in activations}
+    assert activations and (zero_points == {0}) == symmetric, zero_points
+    assert all(n.args[3] == -127 for n in activations) or not symmetric
