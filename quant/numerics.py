@@ -45,8 +45,12 @@ class Inspection:
     top1_agreement: float
 
 
-def inspect_model(model: MobileFormer, recipe_name: str, images: torch.Tensor) -> Inspection:
-    """PTQ ``model`` with a recipe on ``images`` and measure it against fp32, op by op."""
+def inspect_model(model: MobileFormer, recipe_name: str, images: torch.Tensor,
+                  measure: torch.Tensor | None = None) -> Inspection:
+    """PTQ ``model`` with a recipe on ``images`` and measure it against fp32, op by op, on
+    ``measure`` (default: the calibration images themselves). Calibrating on images of
+    another distribution than those measured shows what out-of-range activations cost."""
+    measure = images if measure is None else measure
     recipe = get_recipe(recipe_name)
     source = (quantizable(model) if recipe.twin else copy.deepcopy(model)).eval()
     float_graph = torch.export.export(source, (images[:1],)).module()
@@ -60,7 +64,7 @@ def inspect_model(model: MobileFormer, recipe_name: str, images: torch.Tensor) -
     converted = convert_pt2e(prepared)
     ref_logged = prepare_for_propagation_comparison(float_graph)
     quant_logged = prepare_for_propagation_comparison(converted)
-    ref_out, quant_out = logits_of(ref_logged, images), logits_of(quant_logged, images)
+    ref_out, quant_out = logits_of(ref_logged, measure), logits_of(quant_logged, measure)
     comparison = compare_results(extract_results_from_loggers(ref_logged), extract_results_from_loggers(quant_logged))
     sqnr_by_node = {info.name: sum(float(r.sqnr) for r in s.results) / len(s.results)
                     for info, s in comparison.items() if s.results}
@@ -125,10 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", default="xnnpack", choices=sorted(RECIPES))
     p.add_argument("--calib", default="digits", help="class-per-folder directory, 'digits' or 'fashion-mnist'")
     p.add_argument("--calib-images", type=int, default=16)
+    p.add_argument("--measure", help="measure SQNR on these images instead ('digits', 'fashion-mnist' or a "
+                   "directory; their held-out split), e.g. to see what calibrating on another distribution costs")
+    p.add_argument("--measure-images", type=int, default=64, help="with --measure")
     p.add_argument("--input-size", type=int, help="default: the variant's (224)")
     p.add_argument("--out", type=Path, default=Path("out/numerics"))
     args = p.parse_args(argv)
-    check_at_least(1, calib_images=args.calib_images)
+    check_at_least(1, calib_images=args.calib_images, measure_images=args.measure_images)
     check_input_size(args.input_size)
     out = ensure_writable_dir(args.out)
     names = mf.list_models() if args.all_variants else [mf.get_config(args.model).name]
@@ -138,12 +145,17 @@ def main(argv: list[str] | None = None) -> int:
         model = mf.create_model(name, num_classes=classes or 1000, checkpoint=args.checkpoint)
         size = args.input_size or model.cfg.input_size
         images = calibration_batches(args.calib, args.calib_images, size, model.cfg.mean, model.cfg.std)
-        result = inspect_model(model, args.recipe, images)
+        measure = (calibration_batches(args.measure, args.measure_images, size, model.cfg.mean, model.cfg.std, split="val")
+                   if args.measure else None)
+        result = inspect_model(model, args.recipe, images, measure)
         gemm = [r for r in result.ops if r["kind"] != "other"]
         int8_gemm = sum(r["precision"] == "int8" for r in gemm)
         print(f"{name}: {args.recipe} PTQ, output SQNR {result.output_sqnr_db:.1f} dB, top-1 agreement "
-              f"{100 * result.top1_agreement:.0f}%, int8 conv/linear/matmul {int8_gemm}/{len(gemm)}", flush=True)
+              f"{100 * result.top1_agreement:.0f}%, int8 conv/linear/matmul {int8_gemm}/{len(gemm)}"
+              + (f" (calibrated on {args.calib}, measured on {args.measure_images} held-out {args.measure} images)"
+                 if args.measure else ""), flush=True)
         summary.append({"model": name, "recipe": args.recipe, "input_size": size, "images": args.calib_images,
+                        "measured_on": f"{args.measure_images} {args.measure}" if args.measure else "calibration images",
                         "output_sqnr_db": round(result.output_sqnr_db, 2),
                         "top1_agreement": round(result.top1_agreement, 4),
                         "int8_gemm": int8_gemm, "gemm": len(gemm)})
