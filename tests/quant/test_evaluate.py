@@ -124,6 +124,7 @@ def test_an_internal_bug_keeps_its_traceback(ten_class_pte, monkeypatch):
         main([str(ten_class_pte)])
 
 
+@pytest.mark.slow
 def test_an_mlpackage_is_scored_by_the_mil_reference_executor(tiny_variant, tmp_path, capsys):
     """The int8 package's logits, run op by op, are the float network's up to int8 noise: a wrong
     layout, normalisation or class order would not score 15 dB."""
