@@ -48,11 +48,16 @@ export_args=(--backend xnnpack --model "$MODEL" --calib "$CALIB" --calib-images 
   "$PY" -m quant.export "${export_args[@]}" --checkpoint "$FLOAT/final.pt" --input-size "$SIZE" --recipe "$RECIPE" --out "$RUN/ptq"
 [[ $STOCK == 0 || -f "$RUN/ptq/${MODEL}_xnnpack_int8_stock.pte" ]] || \
   "$PY" -m quant.export "${export_args[@]}" --checkpoint "$FLOAT/final.pt" --input-size "$SIZE" --recipe xnnpack-stock --out "$RUN/ptq"
+# Calibrated on other images than the data set's own: PTQ calibrated on 256 of its own, for comparison.
+[[ $CALIB == "$DATA" || -f "$RUN/ptq-$DATA/$INT8" ]] || \
+  "$PY" -m quant.export "${export_args[@]}" --calib "$DATA" --calib-images 256 --checkpoint "$FLOAT/final.pt" \
+    --input-size "$SIZE" --recipe "$RECIPE" --out "$RUN/ptq-$DATA"
 [[ -f "$RUN/qat-export/$INT8" ]] || \
   "$PY" -m quant.export "${export_args[@]}" --checkpoint "$RUN/qat/final.pt" --recipe "$RECIPE" --out "$RUN/qat-export"
 
 ptes=("$RUN/ptq/${MODEL}_xnnpack_fp32.pte" "$RUN/ptq/$INT8" "$RUN/qat-export/$INT8")
 [[ $STOCK == 0 ]] || ptes+=("$RUN/ptq/${MODEL}_xnnpack_int8_stock.pte")
+[[ $CALIB == "$DATA" ]] || ptes+=("$RUN/ptq-$DATA/$INT8")
 for pte in "${ptes[@]}"; do
   [[ -f "${pte%.pte}.top1.json" ]] || "$PY" -m quant.evaluate "$pte" --data "$DATA" --json "${pte%.pte}.top1.json"
 done

@@ -29,8 +29,8 @@ def _run(root: Path, fp32: int, ptq: int, qat: int, stock: int | None = None) ->
 
 def test_rows_losses_and_recovery(tmp_path):
     row = accuracy_table.seed_row(_run(tmp_path / "seed0", 90, 80, 88, stock=89), M, RECIPE)
-    assert row["ptq_loss"] == pytest.approx(0.10) and row["qat_gain"] == pytest.approx(0.08)
-    assert row["recovered"] == pytest.approx(0.8) and row["stock"] == 0.89
+    assert row["ptq_delta"] == pytest.approx(-0.10) and row["qat_gain"] == pytest.approx(0.08)
+    assert row["recovered"] == pytest.approx(0.8) and row["stock"] == 0.89 and row["ptq_own"] is None
     assert row["p_ptq"] == pytest.approx(2 / 1024)  # 10 images only fp32 gets right, none the other way
 
 
@@ -38,9 +38,9 @@ def test_the_verdict_counts_every_seed(tmp_path, capsys):
     runs = [_run(tmp_path / "seed0", 90, 80, 89), _run(tmp_path / "seed1", 90, 85, 86), _run(tmp_path / "seed2", 90, 91, 90)]
     assert accuracy_table.main([M, RECIPE, *map(str, runs)]) == 0
     out = capsys.readouterr().out
-    assert "PTQ loses on 2 of 3 seeds (mean 4.67 pt); QAT recovers at least 80% of the loss on 1 of 3." in out
-    assert "| seed1 | 90.00% | — | 85.00% | -5.00 pt" in out  # no stock row with STOCK=0
+    assert "PTQ loses on 2 of 3 seeds (mean 4.67 pt, least -1.00 pt); QAT recovers at least 80% of the loss on 1 of 3." in out
+    assert "| seed1 | 90.00% | — | — | 85.00% | -5.00 pt (p = 0.062) |" in out  # no stock row with STOCK=0
     seed2 = next(line for line in out.splitlines() if line.startswith("| seed2"))
     assert seed2.endswith("| — |")  # PTQ lost nothing there: no recovery to speak of
     mean = next(line for line in out.splitlines() if line.startswith("| mean"))
-    assert mean.endswith("| 55% |")  # the seeds that lost: (90% + 20%) / 2
+    assert mean.startswith("| mean | 90.00% | — | — | 85.33% | -4.67 pt | 88.33% | +3.00 pt | -1.67 pt | 55% |")  # the seeds that lost: (90% + 20%) / 2
