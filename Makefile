@@ -13,7 +13,7 @@ OUT        ?= out/demo
 CKPT_ARG    = $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
 EXPORT      = $(PY) -m quant.export --model $(MODEL) $(CKPT_ARG) --calib $(CALIB) --out $(OUT)
 
-.PHONY: demo test venv tools data accuracy clean
+.PHONY: demo test venv tools data accuracy accuracy-seeds clean
 
 # The tflite extra (~0.9 GB) is installed so that the LiteRT backend is tested too, and in the
 # same pip command: added afterwards, pip downgrades typing-extensions to 4.12 (xdsl, a
@@ -59,6 +59,11 @@ data:
 # fp32 training, PTQ and QAT on Fashion-MNIST (docs/benchmarks.md, "Accuracy"); about two hours on 2 cores.
 accuracy: $(STAMP) data
 	scripts/accuracy.sh
+
+# The same over three seeds, on the case where PTQ reliably loses (docs/benchmarks.md, "Several
+# seeds"); 2 to 3 hours on 2 cores (2h15 here with two seeds at a time).
+accuracy-seeds: $(STAMP) data
+	scripts/accuracy_seeds.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info out
