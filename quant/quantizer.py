@@ -220,7 +220,7 @@ def xnnpack_quantizer(qat: bool = False, per_channel: bool = True, symmetric_act
     """This project's XNNPACK quantizer: ours first, then the stock one for everything else.
 
     ``per_channel=False`` gives every weight one scale, as accelerators without
-    per-channel support need; folded-BN depthwise weights suffer, which QAT repairs.
+    per-channel support need (folded-BN depthwise channels then share one scale).
     ``symmetric_activations=True`` gives every activation zero point 0 (int8 in [-127, 127]),
     as TensorRT and several NPUs require: a non-negative tensor (after relu, softmax,
     hard-sigmoid) keeps only half of the 255 levels.

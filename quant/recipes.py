@@ -58,7 +58,7 @@ RECIPES = {
         Recipe("xnnpack", "xnnpack", "this project's int8: stock XNNPACK quantizer + int8 attention matmuls, "
                "int8 DyReLU, quantizable twin", "xnnpack_quantizer", twin=True, label="mobileformer"),
         Recipe("xnnpack-per-tensor", "xnnpack", "this project's int8 with one scale per weight tensor instead of "
-               "one per channel: where PTQ can lose accuracy that QAT earns back (one run; issue 18)",
+               "one per channel, as accelerators without per-channel scales need",
                "xnnpack_quantizer", twin=True, label="mobileformer", quantizer_options=(("per_channel", False),)),
         Recipe("xnnpack-sym-per-tensor", "xnnpack", "this project's int8 with symmetric activations (zero point 0) "
                "and one scale per weight tensor: the strictest accelerators' int8", "xnnpack_quantizer", twin=True,
