@@ -63,12 +63,13 @@ def _summary(values: list, f) -> float | None:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| run | " + " | ".join(h for h, *_ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    columns = [c for c in COLUMNS if c[1] == "recovered" or any(r[c[1]] is not None for r in rows)]  # no empty ones
+    lines = ["| run | " + " | ".join(h for h, *_ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for r in rows:
-        cells = [fmt(r[key]) + (f" (p = {r[p]:.2g})" if p else "") for _, key, fmt, p in COLUMNS]
+        cells = [fmt(r[key]) + (f" (p = {r[p]:.2g})" if p else "") for _, key, fmt, p in columns]
         lines.append(f"| {r['run']} | " + " | ".join(cells) + " |")
     for name, f in (("mean", statistics.mean), ("min", min), ("max", max)):
-        lines.append(f"| {name} | " + " | ".join(fmt(_summary([r[key] for r in rows], f)) for _, key, fmt, _ in COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join(fmt(_summary([r[key] for r in rows], f)) for _, key, fmt, _ in columns) + " |")
     return "\n".join(lines)
 
 

@@ -39,8 +39,8 @@ def test_the_verdict_counts_every_seed(tmp_path, capsys):
     assert accuracy_table.main([M, RECIPE, *map(str, runs)]) == 0
     out = capsys.readouterr().out
     assert "PTQ loses on 2 of 3 seeds (mean 4.67 pt, least -1.00 pt); QAT recovers at least 80% of the loss on 1 of 3." in out
-    assert "| seed1 | 90.00% | — | — | 85.00% | -5.00 pt (p = 0.062) |" in out  # no stock row with STOCK=0
+    assert "| seed1 | 90.00% | 85.00% | -5.00 pt (p = 0.062) |" in out  # no stock column with STOCK=0
     seed2 = next(line for line in out.splitlines() if line.startswith("| seed2"))
     assert seed2.endswith("| — |")  # PTQ lost nothing there: no recovery to speak of
     mean = next(line for line in out.splitlines() if line.startswith("| mean"))
-    assert mean.startswith("| mean | 90.00% | — | — | 85.33% | -4.67 pt | 88.33% | +3.00 pt | -1.67 pt | 55% |")  # the seeds that lost: (90% + 20%) / 2
+    assert mean.startswith("| mean | 90.00% | 85.33% | -4.67 pt | 88.33% | +3.00 pt | -1.67 pt | 55% |")  # the seeds that lost: (90% + 20%) / 2
