@@ -2,8 +2,8 @@
 
 An ``.pte`` runs in the host ExecuTorch runtime, so the number is the int8 model's own,
 not a PyTorch simulation of it; an ``.mlpackage`` runs in this project's MIL reference
-executor (:mod:`quant.mil_reference`: its program op by op, not Core ML's kernels); a float checkpoint (``quant.train`` or the authors')
-runs in PyTorch. The input size and normalisation come from the artifact's manifest.
+executor (:mod:`quant.mil_reference`: its program op by op, not Core ML's kernels); a float
+checkpoint (``quant.train`` or the authors') runs in PyTorch. The input size and normalisation come from the artifact's manifest.
 The result JSON keeps which images were right, so ``--compare A.json B.json`` can say
 whether two models' accuracies differ by more than chance (exact McNemar test).
 """
