@@ -3,9 +3,9 @@
 # fp32, PTQ int8 (ours and ExecuTorch's stock quantizer) and QAT int8 top-1 on the held-out
 # 10,000 test images, each int8 number from the exported .pte run by ExecuTorch.
 # Resumable: a finished stage is skipped; an interrupted training continues from its last.pt.
-# RECIPE picks the int8 recipe of the PTQ and QAT rows (e.g. xnnpack-per-tensor, the hard case);
+# RECIPE picks the int8 recipe of the PTQ and QAT rows (e.g. xnnpack-per-tensor);
 # FLOAT reuses the fp32 model of another run instead of training one; QAT_STEPS sets the QAT length;
-# SEED seeds the fp32 training and the QAT run (the 256 calibration images are fixed);
+# SEED seeds the fp32 training and the QAT run (the calibration images are the same for every seed);
 # STOCK=0 leaves out the stock quantizer's row; CALIB and CALIB_IMAGES pick the PTQ calibration
 # images (default: 256 Fashion-MNIST training images).
 set -euo pipefail
