@@ -19,4 +19,6 @@ for seed in $SEEDS; do
   SEED=$seed RUN=$run FLOAT=$run/float scripts/accuracy.sh
   runs+=("$run")
 done
-"$PY" scripts/accuracy_table.py "$MODEL" "$RECIPE" "${runs[@]}" | tee "$RUN/table.md"
+# Written whole or not at all: a killed run leaves no half table.
+"$PY" scripts/accuracy_table.py "$MODEL" "$RECIPE" "${runs[@]}" > "$RUN/.table.md.partial"
+mv "$RUN/.table.md.partial" "$RUN/table.md" && cat "$RUN/table.md"

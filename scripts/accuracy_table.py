@@ -13,6 +13,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from quant.cli import UserError, command
 from quant.evaluate import compare, read_result
 from quant.export import artifact_name
 
@@ -83,10 +84,10 @@ def verdict(rows: list[dict]) -> str:
             f"QAT recovers at least 80% of the loss on {recover} of {n}.")
 
 
+@command
 def main(argv: list[str]) -> int:
     if len(argv) < 3:
-        print(__doc__.split("\n\n")[1], file=sys.stderr)
-        return 2
+        raise UserError(__doc__.split("\n\n")[1])
     model, recipe, runs = argv[0], argv[1], [Path(a) for a in argv[2:]]
     rows = [seed_row(run, model, recipe) for run in runs]
     print(table(rows))

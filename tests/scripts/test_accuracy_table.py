@@ -44,3 +44,10 @@ def test_the_verdict_counts_every_seed(tmp_path, capsys):
     assert seed2.endswith("| — |")  # PTQ lost nothing there: no recovery to speak of
     mean = next(line for line in out.splitlines() if line.startswith("| mean"))
     assert mean.startswith("| mean | 90.00% | 85.33% | -4.67 pt | 88.33% | +3.00 pt | -1.67 pt | 55% |")  # the seeds that lost: (90% + 20%) / 2
+
+
+def test_a_missing_run_is_an_error_line_not_a_traceback(tmp_path, capsys):
+    assert accuracy_table.main([M, RECIPE, str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err.startswith("error: cannot read result")
+    assert accuracy_table.main([M]) == 2
+    assert "Usage: python scripts/accuracy_table.py" in capsys.readouterr().err
