@@ -42,9 +42,10 @@ def _predictor(target: Path, model_name: str | None, input_size: int | None):
         if input_size not in (None, inp["shape"][-1]):
             raise UserError(f"{target.name} takes {inp['shape'][-1]}x{inp['shape'][-1]} images, not --input-size {input_size}")
         what = f"{manifest['model']} {manifest['backend']} {manifest['precision']}"
-        run_one = _mil_runner(target) if target.suffix == ".mlpackage" else Program(target)
         if target.suffix == ".mlpackage":
-            what += " (MIL reference executor, not Core ML)"
+            run_one, what = _mil_runner(target), what + " (MIL reference executor, not Core ML)"
+        else:
+            run_one = Program(target)
         return (lambda x: torch.cat([run_one(img[None]) for img in x]), inp["shape"][-1], inp["mean"], inp["std"],
                 manifest["num_classes"], what)
     if not model_name:
