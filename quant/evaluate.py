@@ -57,11 +57,10 @@ def _predictor(target: Path, model_name: str | None, input_size: int | None):
 
 def _mil_runner(package: Path):
     """One image through the package's MIL program, op by op (Core ML itself needs macOS)."""
-    program = mil_reference.load_program(package)
-    mil_reference.check_supported(program.functions["main"])
+    executor = mil_reference.Executor(mil_reference.load_program(package))
 
     def run_one(x: torch.Tensor) -> torch.Tensor:
-        out, _ = mil_reference.run(program, x.numpy())
+        out, _ = executor(x.numpy())
         return torch.from_numpy(np.asarray(out, dtype=np.float32))
     return run_one
 

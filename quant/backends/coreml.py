@@ -278,12 +278,12 @@ def validate_mlpackage(package: Path, exported: torch.export.ExportedProgram, re
     from tqdm import tqdm
 
     program = mil_reference.load_program(package)
-    mil_reference.check_supported(program.functions["main"])
+    executor = mil_reference.Executor(program)
     points = checkpoints(exported, program, block_of)
     graph = exported.module()
     ours, ref_blocks, mil_blocks = [], {b: [] for b in points}, {b: [] for b in points}
     for x in tqdm(images.split(1), desc="Core ML reference run", unit="image", disable=not progress, leave=False):
-        out, kept = mil_reference.run(program, x.numpy(), keep={var for _, var in points.values()})
+        out, kept = executor(x.numpy(), keep={var for _, var in points.values()})
         recorder = _Recorder(graph, {node for node, _ in points.values()})
         with torch.no_grad():
             recorder.run(x)

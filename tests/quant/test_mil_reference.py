@@ -9,7 +9,7 @@ import coremltools as ct
 from coremltools.converters.mil.mil import Builder as mb
 from coremltools.converters.mil.mil import types
 
-from quant.mil_reference import FAMILIES, IMPLEMENTED, UnsupportedOpError, load_program, run
+from quant.mil_reference import FAMILIES, IMPLEMENTED, Executor, UnsupportedOpError, load_program, run
 
 RNG = np.random.default_rng(0)
 SHAPE = (1, 4, 5, 6)
@@ -85,6 +85,39 @@ def test_op_matches_an_independent_computation(op):
     build, expected = {**ELEMENTWISE, **ACTIVATIONS, **LAYOUT, **GEMM}[op]
     x = _x()
     _close(_run(build, x), expected(x))
+
+
+def test_reshape_keeps_a_zero_dimension_and_infers_minus_one():
+    x = _x()
+    _close(_run(lambda v: mb.reshape(x=v, shape=[0, 0, -1, 3]), x), x.reshape(1, 4, 10, 3))
+
+
+def test_quantize_of_fp16_values_matches_pytorch_on_the_widened_values():
+    x = _x()
+    ours = _run(lambda v: mb.quantize(input=mb.cast(x=v, dtype="fp16"), scale=SCALES.astype(np.float16),
+                                      zero_point=ZERO_POINTS, axis=1, output_dtype="int8"), x)
+    expected = torch.ops.quantized_decomposed.quantize_per_channel(
+        torch.from_numpy(x.astype(np.float16).astype(np.float32)), torch.from_numpy(SCALES.astype(np.float16)).float(),
+        torch.from_numpy(ZERO_POINTS).long(), 1, -128, 127, torch.int8).numpy()
+    np.testing.assert_array_equal(ours, expected)
+
+
+def test_weights_are_computed_once_per_program_not_per_image():
+    """The executor folds what depends on no input (int8 weights dequantized, their transposes) when it is
+    built; a run computes only what depends on the image, and gives what the unfolded ops would."""
+    q = RNG.integers(-128, 128, (4, 6)).astype(np.int8)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(3, 6))], opset_version=ct.target.iOS17)
+    def program(v):
+        w = mb.constexpr_affine_dequantize(quantized_data=q, scale=SCALES, zero_point=ZERO_POINTS, axis=0)
+        return mb.matmul(x=v, y=mb.transpose(x=w, perm=[1, 0]))
+
+    executor = Executor(program)
+    assert [op.op_type for op in executor.ops] == ["matmul"]
+    x = _x((3, 6))
+    weight = (q.astype(np.float32) - ZERO_POINTS[:, None]) * SCALES[:, None]
+    for _ in range(2):
+        _close(executor(x)[0], x @ weight.T)
 
 
 def _naive_conv2d(x, w, b, stride, pad, dilation, groups):
