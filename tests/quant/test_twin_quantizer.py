@@ -198,3 +198,34 @@ def test_coreml_qat_keeps_moving_average_ranges():
     prepared = _coreml_prepared(_conv_relu_conv().train(), torch.randn(2, 3, 4, 4), qat=True)
     observers = {type(m).__name__ for m in prepared.modules() if "Observer" in type(m).__name__}
     assert observers and all(name.startswith("MovingAverage") for name in observers), observers
+
+
+class CopiesToDepthwise(torch.nn.Module):
+    """conv -> relu6 -> three copies concatenated -> depthwise conv: the twin's channel multiplier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.depthwise = torch.nn.Conv2d(3, 4, 1), torch.nn.Conv2d(12, 12, 3, padding=1, groups=12)
+
+    def forward(self, x):
+        y = torch.nn.functional.relu6(self.conv(x))
+        return self.depthwise(torch.cat([y, y, y], 1))
+
+
+def test_coreml_cat_of_copies_keeps_its_input_quantization():
+    """CoreMLQuantizer requantized such a cat to its own range, twice its input's step, so every other
+    level sat on a rounding midpoint that the fp16 Core ML program and the fp32 graph round apart."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    torch.manual_seed(0)
+    model = CopiesToDepthwise().eval()
+    prepared = _coreml_prepared(model, torch.randn(1, 3, 6, 6), qat=False)
+    with torch.no_grad():
+        for _ in range(4):
+            prepared(torch.randn(1, 3, 6, 6))
+    converted = convert_pt2e(prepared)
+    quantize = torch.ops.quantized_decomposed.quantize_per_tensor.default
+    params = {n.args[0].name: tuple(n.args[1:3]) for n in converted.graph.nodes if n.target == quantize}
+    cat = next(n for n in converted.graph.nodes if n.target == torch.ops.aten.cat.default)
+    producer = cat.args[0][0].args[0].args[0]  # cat <- dequantize <- quantize <- relu6
+    assert params[cat.name] == params[producer.name]
