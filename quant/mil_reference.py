@@ -6,7 +6,7 @@ its ``main`` function op by op:
 
 - with coremltools' own op semantics where it has them: the op is rebuilt with the MIL
   builder on concrete numpy values and coremltools' value inference computes it
-  (elementwise, activations, reductions, reshapes, GEMMs, quantize / dequantize);
+  (elementwise, activations, reductions, the other layout ops, GEMMs, int8 weights);
 - with PyTorch for the ops coremltools cannot compute (``conv``, ``batch_norm``);
 - with numpy for ``quantize``, ``dequantize``, ``reshape`` and ``transpose``, in the formulas of MIL's
   op definitions. They are 70% of an int8 program's ops, and rebuilding an op costs coremltools
