@@ -36,6 +36,55 @@ def test_other_weights_other_identifier(tmp_path):
     assert a["rootModelIdentifier"] == b["rootModelIdentifier"] and a != b
 
 
+def _rounded(u: torch.Tensor, step: float, other_way_beyond: float = 0.5) -> torch.Tensor:
+    """``u`` rounded to multiples of ``step``; values further than ``other_way_beyond`` steps from their
+    nearest level go to the level on their other side (as fp16 and fp32 round near a midpoint apart)."""
+    level = torch.round(u / step)
+    residual = u / step - level
+    return step * torch.where(residual.abs() > other_way_beyond, level + residual.sign(), level)
+
+
+def test_an_int8_block_rounded_otherwise_than_pt2e_passes_and_a_wrong_one_fails():
+    """Seed 0's Fashion-MNIST network was refused at block 4 (19.6 dB against its PT2E graph, floor 20 dB)
+    though its package is as close to the unrounded network as PT2E (19.2 vs 19.3 dB): fp16 rounds the values
+    near a midpoint the other way. Here one value in five is rounded the other way: 16 dB against PT2E, 19.6
+    against the unrounded values where PT2E has 19.9, and the block passes; the same with two channels
+    swapped does not."""
+    from quant.backends.coreml import _judged
+    from quant.metrics import sqnr
+
+    torch.manual_seed(0)
+    unrounded = torch.randn(16, 64)
+    pt2e, ours = _rounded(unrounded, 0.35), _rounded(unrounded, 0.35, other_way_beyond=0.4)
+    assert sqnr(pt2e, ours) < 17  # refused by the former floor of 20 dB against PT2E
+    assert _judged("block", "node", ours, pt2e, unrounded)["margin_db"] > 0
+    swapped = ours.clone()
+    swapped[[0, 1]] = swapped[[1, 0]]
+    assert _judged("block", "node", swapped, pt2e, unrounded)["margin_db"] < 0
+
+
+def test_the_unrounded_graph_skips_the_activations_rounding_only():
+    """The graph without activation rounding is the float network up to its int8 weights: closer to it than
+    the PT2E graph, not equal to it."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from quant.backends.coreml import _Recorder
+    from quant.metrics import sqnr
+    from quant.quantizer import extended_coreml_quantizer
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1)).eval()
+    x = torch.randn(1, 3, 8, 8)
+    prepared = prepare_pt2e(torch.export.export(model, (x,)).module(), extended_coreml_quantizer(False))
+    prepared(x)
+    graph = torch.export.export(convert_pt2e(prepared), (x,)).run_decompositions({}).module()
+    with torch.no_grad():
+        float_out, pt2e_out = model(x), _Recorder(graph, set()).run(x)[0]
+        unrounded_out = _Recorder(graph, set(), unrounded=True).run(x)[0]
+    assert sqnr(float_out, unrounded_out) > sqnr(float_out, pt2e_out) + 3  # measured 45.1 vs 38.7 dB
+    assert not torch.equal(float_out, unrounded_out)  # the weights stay int8
+
+
 @pytest.mark.slow
 def test_mlpackage_export_is_int8_described_and_validated(tiny_variant, tmp_path, capfd):
     """That the same program gives the same bytes is checked on the conversion alone
@@ -203,7 +252,9 @@ def test_correct_packages_validate_block_by_block(tiny_packages):
         assert record["engine"].startswith("quant.mil_reference") and record["images"] == 2
         names = [b["block"] for b in record["blocks"]]
         assert "stem" in names and "head" in names and len(names) >= 6
-        assert min(b["sqnr_db_vs_pytorch"] for b in record["blocks"]) >= record["min_block_sqnr_db"]
+        assert min(b["margin_db"] for b in [*record["blocks"], record["output"]]) >= 0
+        if precision == "int8":  # the reference without activation rounding is another computation
+            assert all(b["pt2e_sqnr_db_vs_unrounded"] < 60 for b in record["blocks"])
 
 
 @pytest.mark.slow
@@ -233,7 +284,7 @@ def test_an_int8_pte_is_one_core_ml_delegate_checked_through_its_embedded_packag
     assert lowered.census == Census(delegates=1, outside={}) and (tmp_path / "m.pte").stat().st_size > 0
     assert op_census_violations(lowered.census.to_json()) == []
     assert validation["checked"] == "the .mlpackage in the Core ML delegate" and len(validation["blocks"]) >= 6
-    assert validation["sqnr_db_vs_pytorch_quantized"] >= validation["min_block_sqnr_db"]
+    assert validation["output"]["margin_db"] >= 0
 
 
 @pytest.mark.slow
