@@ -47,8 +47,10 @@ MIN_FP32_BLOCK_SQNR_DB = 40.0
 # flips a correct trained network's block stood at 19.6 dB against PT2E. A flip moves a value from one
 # side of its unrounded value to the other, no further from it: so each block of the program is compared
 # with the same graph computed without activation rounding ("unrounded"), and must be as close to it as
-# PT2E itself is, give or take this margin (3 dB: twice PT2E's rounding-error energy).
-INT8_MARGIN_DB = 3.0
+# PT2E itself is, less this margin (four times PT2E's rounding-error energy). Measured: correct packages
+# 0.3 to 1.1 dB further from it than PT2E after PTQ, 2.3 dB after QAT (seed 0's Fashion-MNIST network,
+# at the output); the faults of tests/quant/test_coreml.py 14 and 18 dB further.
+INT8_MARGIN_DB = 6.0
 # The reference executor rebuilds every op with coremltools' MIL builder (milliseconds each, seconds
 # per image), so it checks this many of the calibration images.
 VALIDATION_IMAGES = 8

@@ -134,7 +134,7 @@ def test_qat_then_export(qat_run, tiny_variant, tmp_path):
     # bit-exact with PT2E's simulation and round differently by CPU: after QAT, 14.3 dB on an
     # AVX-512 VNNI Xeon, above 15 dB on an AVX2 EPYC; a wrong scale or swapped channels measure near 0 dB;
     # Core ML's fp16 rounds values on a midpoint the other way than PT2E, and its package is held to the
-    # graph without activation rounding instead: as close to it as PT2E, less 3 dB, at every block)
+    # graph without activation rounding instead: as close to it as PT2E, less 6 dB, at every block)
     assert manifest["validation"]["sqnr_db_vs_pytorch_quantized"] > {"xnnpack": 20, "tflite": 12, "coreml": 15}[recipe]
     if recipe == "coreml":  # refused before this change: 19.8 dB against PT2E at block 1, floor 20 dB
         assert min(b["margin_db"] for b in [*manifest["validation"]["blocks"], manifest["validation"]["output"]]) >= 0
