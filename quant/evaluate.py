@@ -1,7 +1,8 @@
 """``python -m quant.evaluate``: top-1 accuracy of an exported artifact or a checkpoint on held-out images.
 
-An ``.pte`` runs in the host ExecuTorch runtime, so the number is the int8 model's own,
-not a PyTorch simulation of it; an ``.mlpackage`` runs in this project's MIL reference
+An ``.pte`` runs in the host ExecuTorch runtime and a ``.tflite`` in LiteRT's interpreter (with
+its XNNPACK delegate, as on Android), so the number is the int8 model's own, not a PyTorch
+simulation of it; an ``.mlpackage`` runs in this project's MIL reference
 executor (:mod:`quant.mil_reference`: its program op by op, not Core ML's kernels); a float
 checkpoint (``quant.train`` or the authors') runs in PyTorch. The input size and normalisation come from the artifact's manifest.
 The result JSON keeps which images were right, so ``--compare A.json B.json`` can say
@@ -27,14 +28,14 @@ from .data import eval_transform, load_dataset, transform_config
 from .files import check_replaceable, ensure_writable_dir, write_json_atomic
 from .latency import manifest_beside
 from .metrics import mcnemar_exact
-from .runtime import Program, ProgramError
+from .runtime import Program, ProgramError, TFLiteModel
 
 
 def _predictor(target: Path, model_name: str | None, input_size: int | None):
     """(callable batch -> logits, input size, mean, std, class count, description)."""
     if not target.exists():
         raise ProgramError(f"not found: {target}")
-    if target.suffix in (".pte", ".mlpackage"):
+    if target.suffix in (".pte", ".mlpackage", ".tflite"):
         manifest = manifest_beside(target, target.parent)
         if manifest is None:
             raise ProgramError(f"{target.name} has no manifest beside it ({target.stem}.manifest.json)")
@@ -44,6 +45,8 @@ def _predictor(target: Path, model_name: str | None, input_size: int | None):
         what = f"{manifest['model']} {manifest['backend']} {manifest['precision']}"
         if target.suffix == ".mlpackage":
             run_one, what = _mil_runner(target), what + " (MIL reference executor, not Core ML)"
+        elif target.suffix == ".tflite":
+            run_one = TFLiteModel(target)
         else:
             run_one = Program(target)
         return (lambda x: torch.cat([run_one(img[None]) for img in x]), inp["shape"][-1], inp["mean"], inp["std"],
@@ -115,7 +118,7 @@ def read_result(path: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m quant.evaluate", description=__doc__.splitlines()[0],
                                 formatter_class=HelpFormatter)
-    p.add_argument("target", type=Path, nargs="?", help=".pte or .mlpackage (with its manifest beside it) or a float checkpoint")
+    p.add_argument("target", type=Path, nargs="?", help=".pte, .mlpackage or .tflite (with its manifest beside it) or a float checkpoint")
     p.add_argument("--data", default="digits", help="class-per-folder directory, 'digits' or 'fashion-mnist' (held-out split)")
     p.add_argument("--model", help="variant, for a checkpoint")
     p.add_argument("--input-size", type=int, help="for a checkpoint (default: the variant's)")
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         return _compare_main(*args.compare)
     if args.target is None:
-        p.error("a target (.pte or checkpoint) or --compare A.json B.json is needed")
+        p.error("a target (.pte, .mlpackage, .tflite or checkpoint) or --compare A.json B.json is needed")
     if args.json:  # before the work, not after
         ensure_writable_dir(args.json.parent)
         check_replaceable(args.json, is_dir=False)

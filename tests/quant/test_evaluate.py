@@ -148,3 +148,28 @@ def test_an_mlpackage_is_scored_by_the_mil_reference_executor(tiny_variant, tmp_
     capsys.readouterr()
     assert main([str(package), "--data", "digits", "--limit", "3"]) == 0
     assert "coreml int8 (MIL reference executor, not Core ML): top-1" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_tflite_model_is_scored_by_litert(tiny_variant, tmp_path, capsys):
+    """The int8 ``.tflite``'s logits, run by LiteRT's interpreter, are the float network's up to int8 noise."""
+    import torch
+
+    import mobileformer as mf
+    from quant.evaluate import _predictor
+    from quant.metrics import sqnr
+
+    assert export_main(["--backend", "tflite", "--model", tiny_variant, "--num-classes", "10", "--calib-images", "4",
+                        "--out", str(tmp_path), "--no-progress"]) == 0
+    model_file = tmp_path / f"{tiny_variant}_tflite_int8.tflite"
+    predict, size, mean, std, classes, what = _predictor(model_file, None, None)
+    assert (size, classes) == (64, 10) and what == f"{tiny_variant} tflite int8"
+    with torch.random.fork_rng():
+        torch.manual_seed(0)  # the export's random-init weights
+        model = mf.create_model(tiny_variant, num_classes=10).eval()
+    x = (torch.rand(4, 3, size, size) - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
+    with torch.no_grad():
+        assert sqnr(model(x), predict(x)) > 15
+    capsys.readouterr()
+    assert main([str(model_file), "--data", "digits", "--limit", "3"]) == 0
+    assert "tflite int8: top-1" in capsys.readouterr().out
