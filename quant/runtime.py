@@ -96,13 +96,16 @@ def require_litert() -> None:
     """Fail with one clear message when the optional LiteRT packages are not installed.
 
     Also keeps the converter's C++ INFO logs (one line per folded op) off stderr unless
-    ``TF_CPP_MIN_LOG_LEVEL`` says otherwise; it has to be set before the first import.
+    ``TF_CPP_MIN_LOG_LEVEL`` says otherwise; it has to be set before the first import. The import
+    itself runs with stderr silenced: TensorFlow's "oneDNN custom operations are on" line, with
+    absl's "All log messages before absl::InitializeLog()" before it, ignores that variable.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
     missing = []
     for module, package in (("litert_torch", "litert-torch"), ("ai_edge_litert", "ai-edge-litert")):
         try:
-            importlib.import_module(module)
+            with native_logs_silenced():
+                importlib.import_module(module)
         except ImportError:
             missing.append(package)
     if missing:
