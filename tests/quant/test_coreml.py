@@ -47,9 +47,9 @@ def _rounded(u: torch.Tensor, step: float, other_way_beyond: float = 0.5) -> tor
 def test_an_int8_block_rounded_otherwise_than_pt2e_passes_and_a_wrong_one_fails():
     """Seed 0's Fashion-MNIST network was refused at block 4 (19.6 dB against its PT2E graph, floor 20 dB)
     though its package is as close to the unrounded network as PT2E (19.2 vs 19.3 dB): fp16 rounds the values
-    near a midpoint the other way. Here one value in five is rounded the other way: 16 dB against PT2E, 19.6
-    against the unrounded values where PT2E has 19.9, and the block passes; the same with two channels
-    swapped does not."""
+    near a midpoint the other way. Here one value in five is rounded the other way: 16.2 dB against PT2E, 19.1
+    against the unrounded values where PT2E has 20.0, and the block passes; the same with two rows swapped
+    (5.1 dB) does not."""
     from quant.backends.coreml import _judged
     from quant.metrics import sqnr
 
