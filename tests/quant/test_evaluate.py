@@ -125,20 +125,25 @@ def test_an_internal_bug_keeps_its_traceback(ten_class_pte, monkeypatch):
 
 
 @pytest.mark.slow
-def test_an_mlpackage_is_scored_by_the_mil_reference_executor(tiny_variant, tmp_path, capsys):
-    """The int8 package's logits, run op by op, are the float network's up to int8 noise: a wrong
-    layout, normalisation or class order would not score 15 dB."""
+@pytest.mark.parametrize("backend, artifact, runner", [
+    ("coreml", "coreml_int8.mlpackage", " (MIL reference executor, not Core ML)"),
+    ("tflite", "tflite_int8.tflite", ""),  # LiteRT's interpreter
+])
+def test_a_package_or_tflite_is_scored_by_its_host_runner(tiny_variant, tmp_path, capsys, backend, artifact, runner):
+    """The int8 artifact's logits, run by the MIL reference executor (op by op) or LiteRT's interpreter,
+    are the float network's up to int8 noise: a wrong layout, normalisation or class order would not
+    score 15 dB."""
     import torch
 
     import mobileformer as mf
     from quant.evaluate import _predictor
     from quant.metrics import sqnr
 
-    assert export_main(["--backend", "coreml", "--model", tiny_variant, "--num-classes", "10", "--calib-images", "4",
+    assert export_main(["--backend", backend, "--model", tiny_variant, "--num-classes", "10", "--calib-images", "4",
                         "--out", str(tmp_path), "--no-progress"]) == 0
-    package = tmp_path / f"{tiny_variant}_coreml_int8.mlpackage"
-    predict, size, mean, std, classes, what = _predictor(package, None, None)
-    assert (size, classes) == (64, 10) and "MIL reference executor" in what
+    target = tmp_path / f"{tiny_variant}_{artifact}"
+    predict, size, mean, std, classes, what = _predictor(target, None, None)
+    assert (size, classes) == (64, 10) and what == f"{tiny_variant} {backend} int8{runner}"
     with torch.random.fork_rng():
         torch.manual_seed(0)  # the export's random-init weights
         model = mf.create_model(tiny_variant, num_classes=10).eval()
@@ -146,30 +151,5 @@ def test_an_mlpackage_is_scored_by_the_mil_reference_executor(tiny_variant, tmp_
     with torch.no_grad():
         assert sqnr(model(x), predict(x)) > 15
     capsys.readouterr()
-    assert main([str(package), "--data", "digits", "--limit", "3"]) == 0
-    assert "coreml int8 (MIL reference executor, not Core ML): top-1" in capsys.readouterr().out
-
-
-@pytest.mark.slow
-def test_a_tflite_model_is_scored_by_litert(tiny_variant, tmp_path, capsys):
-    """The int8 ``.tflite``'s logits, run by LiteRT's interpreter, are the float network's up to int8 noise."""
-    import torch
-
-    import mobileformer as mf
-    from quant.evaluate import _predictor
-    from quant.metrics import sqnr
-
-    assert export_main(["--backend", "tflite", "--model", tiny_variant, "--num-classes", "10", "--calib-images", "4",
-                        "--out", str(tmp_path), "--no-progress"]) == 0
-    model_file = tmp_path / f"{tiny_variant}_tflite_int8.tflite"
-    predict, size, mean, std, classes, what = _predictor(model_file, None, None)
-    assert (size, classes) == (64, 10) and what == f"{tiny_variant} tflite int8"
-    with torch.random.fork_rng():
-        torch.manual_seed(0)  # the export's random-init weights
-        model = mf.create_model(tiny_variant, num_classes=10).eval()
-    x = (torch.rand(4, 3, size, size) - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
-    with torch.no_grad():
-        assert sqnr(model(x), predict(x)) > 15
-    capsys.readouterr()
-    assert main([str(model_file), "--data", "digits", "--limit", "3"]) == 0
-    assert "tflite int8: top-1" in capsys.readouterr().out
+    assert main([str(target), "--data", "digits", "--limit", "3"]) == 0
+    assert f"{backend} int8{runner}: top-1" in capsys.readouterr().out
