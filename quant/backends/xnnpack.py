@@ -3,7 +3,8 @@
 Lowering is ExecuTorch's ``to_edge_transform_and_lower`` with our partitioner
 (:mod:`quant.partition`; the stock one for a recipe with ``stock_lowering``), our fast
 lowering (:mod:`quant.lowering`) and, for our fp32 program, fused data moves
-(:mod:`quant.movement`). The census is the ground truth after lowering: the XNNPACK
+(:mod:`quant.movement`), with expands that change nothing dropped first
+(:func:`drop_noop_expands`). The census is the ground truth after lowering: the XNNPACK
 graphs the delegate serializes, captured as it does (:func:`capture_xnnpack_graphs`),
 each node with the data type of its output.
 """
@@ -83,6 +84,23 @@ def xnnpack_census(graphs: list, edge_program: torch.export.ExportedProgram) -> 
     )
 
 
+def drop_noop_expands(graph_module: torch.fx.GraphModule) -> None:
+    """Remove every ``expand_copy`` whose output has its input's shape (exact: it copies).
+
+    A QAT graph is captured at batch 2, so it keeps the learned tokens' expand to the batch
+    that ``MobileFormer.forward`` skips for one image; exported at batch 1 it is a copy, and
+    XNNPACK, which lacks expand, would leave it outside and split the program in two delegates.
+    """
+    from executorch.exir.dialects._ops import ops as exir_ops
+
+    for node in list(graph_module.graph.nodes):
+        if (node.op == "call_function" and node.target == exir_ops.edge.aten.expand_copy.default
+                and node.args[0].meta["val"].shape == node.meta["val"].shape):
+            node.replace_all_uses_with(node.args[0])
+            graph_module.graph.erase_node(node)
+    graph_module.recompile()
+
+
 def lower(ctx: LowerContext) -> Lowered:
     """Write ``ctx.artifact`` (the ``.pte``) and its ``.etrecord``; the census and the paper block of
     every debug handle (with ``profile_blocks``: one delegate per paper block, and their names)."""
@@ -102,7 +120,7 @@ def lower(ctx: LowerContext) -> Lowered:
     moves = fused_data_movement() if ctx.precision == "fp32" and not stock else contextlib.nullcontext()
     with fast_lowering():
         with capture_xnnpack_graphs() as graphs, moves:
-            edge = to_edge_transform_and_lower(exported, transform_passes=[RemoveCloneOpsTransform()],
+            edge = to_edge_transform_and_lower(exported, transform_passes=[RemoveCloneOpsTransform(), drop_noop_expands],
                                                partitioner=[partitioner], compile_config=config, generate_etrecord=True)
         program = edge.to_executorch()
     census = xnnpack_census(graphs, edge.exported_program())

@@ -39,3 +39,27 @@ def test_the_census_dataclass_is_the_manifest_schema():
 def test_a_census_readers_would_misread_is_refused(field, value):
     assert op_census_violations({**Census().to_json(), field: value})
 
+
+
+def test_only_expands_that_change_nothing_are_dropped_before_xnnpack_lowering():
+    """The learned tokens' expand of a QAT graph, exported at batch 1, copies; to 2 images it does not."""
+    import torch
+    from executorch.exir import to_edge
+
+    from quant.backends.xnnpack import drop_noop_expands
+
+    class Tokens(torch.nn.Module):
+        def __init__(self, batch: int) -> None:
+            super().__init__()
+            self.batch, self.tokens = batch, torch.nn.Parameter(torch.randn(1, 3, 4))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.tokens.expand(self.batch, -1, -1) * x
+
+    x = torch.randn(1, 3, 4)
+    for batch, expands_left in ((1, 0), (2, 1)):
+        program = to_edge(torch.export.export(Tokens(batch), (x,))).exported_program()
+        expected = program.module()(x)
+        drop_noop_expands(program.graph_module)
+        assert sum("expand" in str(n.target) for n in program.graph.nodes) == expands_left
+        assert torch.equal(program.module()(x), expected)

@@ -140,6 +140,8 @@ def test_qat_then_export(qat_run, tiny_variant, tmp_path):
         assert min(b["margin_db"] for b in [*manifest["validation"]["blocks"], manifest["validation"]["output"]]) >= 0
     # and is compared with the checkpoint's own fp32 network (tflite compared with an untrained one)
     assert manifest["validation"]["sqnr_db_vs_fp32"] > 10
+    if recipe == "xnnpack":  # one delegate, as from PTQ (was two, around the learned tokens' no-op expand)
+        assert (manifest["op_census"]["delegates"], manifest["op_census"]["outside"]) == (1, {})
 
 
 def test_qat_checkpoint_for_another_backend_is_refused_before_any_work(qat_run, tiny_variant, tmp_path, capsys):
