@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the result here")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("A.json", "B.json"),
                    help="instead: are two --json results on the same images different beyond chance?")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if args.compare:
         return _compare_main(*args.compare)
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:  # before the work, not after
         ensure_writable_dir(args.json.parent)
         check_replaceable(args.json, is_dir=False)
-    result = evaluate(args.target, args.data, args.model, args.input_size, args.limit)
+    result = evaluate(args.target, args.data, args.model, args.input_size, args.limit, progress=not args.no_progress)
     if args.json:
         write_json_atomic(args.json, result)
     print(f"{result['what']}: top-1 {100 * result['top1']:.2f}% on {result['images']} held-out {result['data']} images")

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     graph = build_qat_graph(float_model, args.recipe, cfg.input_size)
     teacher = float_model.eval() if cfg.distill else None
     hooks = qat_hooks(cfg, args.recipe, num_classes, str(args.init) if args.init else None)
-    train(cfg, graph, teacher, hooks, train_set, held_out, args.resume, world, "qat")
+    train(cfg, graph, teacher, hooks, train_set, held_out, args.resume, world, "qat", not args.no_progress)
     return 0
 
 

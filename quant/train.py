@@ -177,13 +177,14 @@ def load_resume(path: Path, cfg: TrainConfig, kind: str, world: World) -> dict:
 
 
 def evaluate(model: Callable[[torch.Tensor], torch.Tensor], dataset, batch_size: int, limit: int = 0,
-             world: World = World(), desc: str = "eval") -> float:
+             world: World = World(), desc: str = "eval", progress: bool = True) -> float:
     """Top-1 accuracy on ``dataset`` (first ``limit`` images if given), summed over ranks."""
     n = min(len(dataset), limit) if limit else len(dataset)
     indices = list(range(world.rank, n, world.size))
     correct = 0
     with torch.no_grad():
-        for start in tqdm(range(0, len(indices), batch_size), desc=desc, leave=False, disable=not world.main):
+        for start in tqdm(range(0, len(indices), batch_size), desc=desc, leave=False,
+                          disable=not (world.main and progress)):
             items = [dataset[i] for i in indices[start : start + batch_size]]
             x = torch.stack([a for a, _ in items]).to(world.device)
             y = torch.tensor([b for _, b in items], device=world.device)
@@ -210,8 +211,8 @@ def datasets(cfg: TrainConfig, mean, std):
 
 
 def train(cfg: TrainConfig, model: nn.Module, teacher: nn.Module | None, hooks: Hooks, train_set, held_out,
-          resume: Path | None, world: World, kind: str) -> dict:
-    """Run (or continue) the loop; returns the final checkpoint payload."""
+          resume: Path | None, world: World, kind: str, progress: bool = True) -> dict:
+    """Run (or continue) the loop; returns the final checkpoint payload (``progress``: tqdm bars on stderr)."""
     out = ensure_writable_dir(cfg.out) if world.main else Path(cfg.out)
     ckpt_path = out / "last.pt"
     if world.main:
@@ -239,7 +240,8 @@ def train(cfg: TrainConfig, model: nn.Module, teacher: nn.Module | None, hooks: 
                 **hooks.checkpoint_extra()}
 
     hooks.set_train(model)
-    bar = tqdm(total=cfg.steps, initial=step, desc=kind, unit="step", disable=not world.main, dynamic_ncols=True)
+    bar = tqdm(total=cfg.steps, initial=step, desc=kind, unit="step", disable=not (world.main and progress),
+               dynamic_ncols=True)
     seen = correct = 0
     loss_ema = None
     while step < cfg.steps:
@@ -265,7 +267,7 @@ def train(cfg: TrainConfig, model: nn.Module, teacher: nn.Module | None, hooks: 
         bar.set_postfix(loss=f"{loss_ema:.3f}", acc=f"{100 * correct / max(1, seen):.1f}%", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
             hooks.set_eval(model)
-            acc = evaluate(model, held_out, cfg.batch_size, cfg.eval_images, world, desc="eval")
+            acc = evaluate(model, held_out, cfg.batch_size, cfg.eval_images, world, "eval", progress)
             hooks.set_train(model)
             if world.main:
                 bar.write(f"[{kind}] step {step}: held-out top-1 {100 * acc:.2f}%")
@@ -274,7 +276,7 @@ def train(cfg: TrainConfig, model: nn.Module, teacher: nn.Module | None, hooks: 
     bar.close()
     hooks.set_eval(model)
     final = payload()
-    final["held_out_top1"] = evaluate(model, held_out, cfg.batch_size, cfg.eval_images, world, desc="final eval")
+    final["held_out_top1"] = evaluate(model, held_out, cfg.batch_size, cfg.eval_images, world, "final eval", progress)
     if world.main:
         save_checkpoint(ckpt_path, final)
         save_checkpoint(out / "final.pt", final)
@@ -300,6 +302,7 @@ def add_common_arguments(p: argparse.ArgumentParser, defaults: TrainConfig) -> N
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--out", default=defaults.out, help="run directory (last.pt, final.pt)")
     p.add_argument("--resume", type=Path, help="continue from this checkpoint (e.g. OUT/last.pt)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (the step reports still print)")
 
 
 def config_from_args(args: argparse.Namespace, **extra) -> TrainConfig:
@@ -357,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     train_set, held_out = datasets(cfg, probe.cfg.mean, probe.cfg.std)
     model = mf.create_model(cfg.model, num_classes=len(train_set.classes), checkpoint=args.init)
     hooks = float_hooks(len(train_set.classes), str(args.init) if args.init else None)
-    train(cfg, model, None, hooks, train_set, held_out, args.resume, world, "train")
+    train(cfg, model, None, hooks, train_set, held_out, args.resume, world, "train", not args.no_progress)
     return 0
 
 

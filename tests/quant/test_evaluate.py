@@ -40,6 +40,14 @@ def test_pte_result_keeps_per_image_outcomes(ten_class_pte, tmp_path, capsys):
     assert "top-1" in capsys.readouterr().out
 
 
+def test_no_progress_leaves_stderr_quiet(ten_class_pte, capsys):
+    assert main([str(ten_class_pte), "--limit", "4"]) == 0
+    assert "evaluate" in capsys.readouterr().err  # the bar, without the flag
+    assert main([str(ten_class_pte), "--limit", "4", "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and "top-1" in out
+
+
 def _result(correct: str, images: int | None = None) -> dict:
     return {"data": "digits", "images": images or len(correct), "top1": correct.count("1") / len(correct),
             "correct": correct}

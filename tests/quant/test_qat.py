@@ -166,6 +166,15 @@ def test_resume_continues_exactly(qat_run, float_checkpoint, tiny_variant, tmp_p
         assert torch.equal(value, resumed["model"][key]), key
 
 
+def test_no_progress_leaves_stderr_quiet_and_keeps_the_step_reports(tiny_variant, tmp_path, capsys):
+    """Long runs logged to a file: no bars, but the done line (and any held-out report) still printed."""
+    assert train_main(_common(tiny_variant, tmp_path / "bars", 2)) == 0
+    assert "train" in capsys.readouterr().err  # the bar, without the flag
+    assert train_main(_common(tiny_variant, tmp_path / "quiet", 2) + ["--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert err == "" and "[train] done: 2 steps" in out
+
+
 def test_resume_refuses_other_settings_and_bad_files(float_checkpoint, tiny_variant, tmp_path, capsys):
     assert train_main(_common(tiny_variant, tmp_path / "a", 2) + ["--resume", str(float_checkpoint)]) == 2
     assert "different settings" in capsys.readouterr().err
