@@ -57,6 +57,7 @@ data:
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
 
 # fp32 training, PTQ and QAT on Fashion-MNIST (docs/benchmarks.md, "Accuracy"); about two hours on 2 cores.
+# RECIPE=coreml or RECIPE=tflite: the same for that backend's artifacts (scripts/accuracy.sh).
 accuracy: $(STAMP) data
 	scripts/accuracy.sh
 

@@ -2,8 +2,8 @@
 
 Usage: python scripts/accuracy_table.py MODEL RECIPE RUN_DIR [RUN_DIR ...]
 
-Each RUN_DIR is one seed's scripts/accuracy.sh run; every figure is its exported .pte on the
-10,000 held-out images, p-values from the exact McNemar test (quant.evaluate --compare).
+Each RUN_DIR is one seed's scripts/accuracy.sh run; every figure is its exported artifact (the
+RECIPE's backend: .pte, .mlpackage or .tflite) on the 10,000 held-out images, p-values from the exact McNemar test (quant.evaluate --compare).
 Prints a markdown table: one row per seed, then mean, min and max of each column, and what
 holds on every seed.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 from quant.cli import UserError, command
 from quant.evaluate import compare, read_result
 from quant.export import artifact_name
+from quant.recipes import get_recipe
 
 DATA = "fashion-mnist"
 
@@ -25,13 +26,14 @@ def _optional(path: Path) -> float | None:
 
 
 def seed_row(run: Path, model: str, recipe: str) -> dict:
-    int8 = artifact_name(model, "xnnpack", "int8", recipe, "top1.json", False)
-    fp32 = read_result(run / "ptq" / artifact_name(model, "xnnpack", "fp32", "xnnpack", "top1.json", False))
+    backend = get_recipe(recipe).backend
+    int8 = artifact_name(model, backend, "int8", recipe, "top1.json", False)
+    fp32 = read_result(run / "ptq" / artifact_name(model, backend, "fp32", backend, "top1.json", False))
     ptq, qat = read_result(run / "ptq" / int8), read_result(run / "qat-export" / int8)
     loss = fp32["top1"] - ptq["top1"]
     gain = qat["top1"] - ptq["top1"]
     return {"run": run.name, "fp32": fp32["top1"], "ptq": ptq["top1"], "qat": qat["top1"],
-            # absent with STOCK=0, and where PTQ was calibrated on the data set itself
+            # absent with STOCK=0 or another backend than XNNPACK, and where PTQ was calibrated on the data set itself
             "stock": _optional(run / "ptq" / artifact_name(model, "xnnpack", "int8", "xnnpack-stock", "top1.json", False)),
             "ptq_own": _optional(run / f"ptq-{DATA}" / int8),
             "ptq_delta": -loss, "p_ptq": compare(fp32, ptq)["p_value"], "qat_gain": gain,

@@ -34,6 +34,15 @@ def test_rows_losses_and_recovery(tmp_path):
     assert row["p_ptq"] == pytest.approx(2 / 1024)  # 10 images only fp32 gets right, none the other way
 
 
+def test_another_backends_run_is_read_by_its_artifacts_names(tmp_path):
+    run = tmp_path / "seed0"
+    _write(run / "ptq" / f"{M}_coreml_fp32.top1.json", 90)
+    _write(run / "ptq" / f"{M}_coreml_int8.top1.json", 80)
+    _write(run / "qat-export" / f"{M}_coreml_int8.top1.json", 89)
+    row = accuracy_table.seed_row(run, M, "coreml")
+    assert (row["fp32"], row["ptq"], row["qat"], row["stock"]) == (0.9, 0.8, 0.89, None)
+
+
 def test_the_verdict_counts_every_seed(tmp_path, capsys):
     runs = [_run(tmp_path / "seed0", 90, 80, 89), _run(tmp_path / "seed1", 90, 85, 86), _run(tmp_path / "seed2", 90, 91, 90)]
     assert accuracy_table.main([M, RECIPE, *map(str, runs)]) == 0
