@@ -3,7 +3,8 @@
 Usage: python scripts/accuracy_table.py MODEL RECIPE RUN_DIR [RUN_DIR ...]
 
 Each RUN_DIR is one seed's scripts/accuracy.sh run; every figure is its exported artifact (the
-RECIPE's backend: .pte, .mlpackage or .tflite) on the 10,000 held-out images, p-values from the exact McNemar test (quant.evaluate --compare).
+RECIPE's backend: .pte, .mlpackage or .tflite) on the 10,000 held-out images, p-values from the
+exact McNemar test (quant.evaluate --compare).
 Prints a markdown table: one row per seed, then mean, min and max of each column, and what
 holds on every seed.
 """
