@@ -34,7 +34,8 @@ def seed_row(run: Path, model: str, recipe: str) -> dict:
     loss = fp32["top1"] - ptq["top1"]
     gain = qat["top1"] - ptq["top1"]
     return {"run": run.name, "fp32": fp32["top1"], "ptq": ptq["top1"], "qat": qat["top1"],
-            # absent with STOCK=0 or another backend than XNNPACK, and where PTQ was calibrated on the data set itself
+            # absent with STOCK=0 or another backend than XNNPACK, and where PTQ was calibrated on the data
+            # set itself
             "stock": _optional(run / "ptq" / artifact_name(model, "xnnpack", "int8", "xnnpack-stock", "top1.json", False)),
             "ptq_own": _optional(run / f"ptq-{DATA}" / int8),
             "ptq_delta": -loss, "p_ptq": compare(fp32, ptq)["p_value"], "qat_gain": gain,

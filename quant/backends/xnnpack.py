@@ -120,7 +120,8 @@ def lower(ctx: LowerContext) -> Lowered:
     moves = fused_data_movement() if ctx.precision == "fp32" and not stock else contextlib.nullcontext()
     with fast_lowering():
         with capture_xnnpack_graphs() as graphs, moves:
-            edge = to_edge_transform_and_lower(exported, transform_passes=[RemoveCloneOpsTransform(), drop_noop_expands],
+            edge = to_edge_transform_and_lower(exported,
+                                               transform_passes=[RemoveCloneOpsTransform(), drop_noop_expands],
                                                partitioner=[partitioner], compile_config=config, generate_etrecord=True)
         program = edge.to_executorch()
     census = xnnpack_census(graphs, edge.exported_program())
