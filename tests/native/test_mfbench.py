@@ -126,7 +126,10 @@ def test_operators(result):
     assert [d for n, d in zip(names, delegates) if "Fully Connected" in n] == [1]
     for op in ops:
         assert op["block"] is None and op["calls"] == ITERATIONS
-        assert 0 <= op["p50_ms"] and 0 <= op["mean_ms"] <= doc["latency_ms"]["max"]
+        # The operators are timed in their own traced pass, so on a loaded host one can take longer
+        # than the whole model's slowest untraced run (0.21 against 0.029 ms, seen on a 2-core host
+        # running three jobs): a bound for the unit only (a value in us or ns would be 1000x out).
+        assert 0 <= op["p50_ms"] and 0 <= op["mean_ms"] <= 100 * doc["latency_ms"]["max"]
 
 
 def test_artifact_fingerprint(result, pte):
