@@ -1,9 +1,10 @@
 """``python -m quant.bench ARTIFACT...``: host latency of exported models, whole and per operator.
 
-For each artifact: warm-up and N timed runs on the host runtime (ExecuTorch for
-``.pte``, LiteRT for ``.tflite``), then, for ``.pte``, a second pass with the ETDump
-event tracer that gives XNNPACK's per-operator times (tracing costs time per op, so
-the whole-model numbers come from the untraced pass). Operators map to paper blocks
+All artifacts are loaded on the host runtime (ExecuTorch for ``.pte``, LiteRT for
+``.tflite``), warmed up, and timed in N interleaved rounds, each round running every
+artifact once, so that their rows compare even on a host whose speed drifts. Then, for
+``.pte``, a second pass with the ETDump event tracer gives XNNPACK's per-operator times
+(tracing costs time per op, so the whole-model numbers come from the untraced rounds). Operators map to paper blocks
 through the manifest of a ``--profile-blocks`` export (with ``--arm64``, of any xnnpack
 export: its debug handles, :func:`quant.arm64.attribute_blocks`). Writes one result JSON per
 artifact (``docs/latency-format.md``), the ETDump, and a table, CSV and PNG of all of
@@ -20,6 +21,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -30,7 +32,7 @@ from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, writ
 from .latency import FORMAT, apply_manifest, host_device, manifest_beside, now_utc, summarize
 from .report import render
 from .recipes import RECIPES
-from .runtime import Program, set_threads, time_tflite
+from .runtime import Program, set_threads, tflite_invoker, time_tflite
 
 
 class BenchError(UserError):
@@ -42,14 +44,20 @@ def _input_for(manifest: dict | None) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(0))
 
 
-def _timed_runs(run, x: torch.Tensor, warmup: int, iterations: int) -> list[float]:
-    for _ in range(warmup):
-        run(x)
-    samples = []
-    for _ in range(iterations):
-        start = time.perf_counter()
-        run(x)
-        samples.append((time.perf_counter() - start) * 1000.0)
+def interleaved_runs(runs: list[Callable[[], object]], warmup: int, iterations: int) -> list[list[float]]:
+    """Milliseconds of each timed call of each of ``runs``, round by round: every round calls each
+    once, starting one further along each round, so that a host whose speed drifts (a shared VM
+    does, minute to minute) slows every artifact alike and no artifact always follows the same one."""
+    for run in runs:
+        for _ in range(warmup):
+            run()
+    samples: list[list[float]] = [[] for _ in runs]
+    for i in range(iterations):
+        for k in range(len(runs)):
+            j = (i + k) % len(runs)
+            start = time.perf_counter()
+            runs[j]()
+            samples[j].append((time.perf_counter() - start) * 1000.0)
     return samples
 
 
@@ -144,22 +152,30 @@ def count_artifact(artifact: Path, manifest: dict | None, out: Path, cpu: str, w
     return result
 
 
-def bench_artifact(artifact: Path, manifest: dict | None, out: Path, threads: int, warmup: int, iterations: int,
-                   operators: bool, stem: str) -> dict:
-    """Measure one artifact (checked by :func:`check_artifact`) and write ``<out>/<stem>.latency.json`` (and its ETDump)."""
-    x = _input_for(manifest)
-    etdump = None
+def whole_model_runs(artifacts: list[Path], manifests: list[dict | None], threads: int) -> list[Callable[[], object]]:
+    """One inference per call of each artifact, loaded once, on the input :func:`_input_for` gives it."""
     set_threads(threads)
+    runs: list[Callable[[], object]] = []
+    for artifact, manifest in zip(artifacts, manifests):
+        if artifact.suffix == ".pte":
+            program, x = Program(artifact), _input_for(manifest)
+            runs.append(lambda program=program, x=x: program(x))
+        else:
+            runs.append(tflite_invoker(artifact, threads))
+    return runs
+
+
+def bench_artifact(artifact: Path, manifest: dict | None, out: Path, threads: int, warmup: int, iterations: int,
+                   samples: list[float], operators: bool, stem: str) -> dict:
+    """Write ``<out>/<stem>.latency.json`` of one artifact: its whole-model ``samples`` (from
+    :func:`interleaved_runs`) and, for a ``.pte`` with ``operators``, a traced pass's operators and ETDump."""
+    etdump, ops = None, []
     if artifact.suffix == ".pte":
-        program = Program(artifact)
-        samples = _timed_runs(program, x, warmup, iterations)
-        ops = []
         if operators:
             etdump = out / f"{stem}.etdp"
-            ops = pte_operators(artifact, x, warmup, iterations, etdump)
+            ops = pte_operators(artifact, _input_for(manifest), warmup, iterations, etdump)
         runtime = {"name": "executorch", "version": versions()["executorch"], "compute_units": None}
     else:
-        samples, ops = time_tflite(artifact, threads, warmup, iterations), []
         runtime = {"name": "tflite", "version": versions()["ai-edge-litert"], "compute_units": None}
     result = {
         "format": FORMAT, "created": now_utc(), "tool": f"quant.bench {__version__}",
@@ -180,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=HelpFormatter)
     p.add_argument("artifacts", nargs="+", type=Path, help=".pte or .tflite files (their manifests are read if beside them)")
     p.add_argument("--threads", type=int, default=1, help="runtime worker threads (0: the runtime's default; --arm64 always counts 1)")
-    p.add_argument("--warmup", type=int, help="untimed runs first (default: 10; with --arm64, 1)")
-    p.add_argument("--iterations", type=int, help="timed runs (default: 100; with --arm64, 3 counted runs, ≥ 2)")
+    p.add_argument("--warmup", type=int, help="untimed runs of each artifact first (default: 10; with --arm64, 1)")
+    p.add_argument("--iterations", type=int, help="timed rounds, each running every artifact once (default: 100; with --arm64, 3 counted runs, ≥ 2)")
     p.add_argument("--arm64", action="store_true",
                    help="count AArch64 instructions per inference under qemu-user instead of timing on the host "
                         "(.pte only, one thread; sets up the aarch64 SDK, mfbench and the plugin on first use)")
@@ -205,15 +221,22 @@ def main(argv: list[str] | None = None) -> int:
     manifests = [check_artifact(artifact, run=not args.arm64) for artifact in args.artifacts]
     results, stems = [], result_stems(args.artifacts)
     with staged_outputs(out) as stage:  # every result, ETDump and the chart, or nothing
-        for artifact, manifest, stem in zip(args.artifacts, manifests, stems):
-            if args.arm64:
+        if args.arm64:
+            for artifact, manifest, stem in zip(args.artifacts, manifests, stems):
                 print(f"[bench] {artifact} (AArch64 instructions, -cpu {args.cpu}, {args.iterations} counted runs)",
                       flush=True)
                 results.append(count_artifact(artifact, manifest, stage, args.cpu, args.warmup, args.iterations, stem))
-                continue
-            print(f"[bench] {artifact} ({args.iterations} runs, {args.threads} thread(s))", flush=True)
-            results.append(bench_artifact(artifact, manifest, stage, args.threads, args.warmup, args.iterations,
-                                          not args.no_operators, stem))
+        else:
+            print(f"[bench] {len(args.artifacts)} artifact(s) interleaved: {args.iterations} rounds, "
+                  f"{args.threads} thread(s)", flush=True)
+            runs = whole_model_runs(args.artifacts, manifests, args.threads)
+            samples = interleaved_runs(runs, args.warmup, args.iterations)
+            del runs
+            for artifact, manifest, stem, timed in zip(args.artifacts, manifests, stems, samples):
+                if artifact.suffix == ".pte" and not args.no_operators:
+                    print(f"[bench] {artifact} (operators, traced pass)", flush=True)
+                results.append(bench_artifact(artifact, manifest, stage, args.threads, args.warmup, args.iterations,
+                                              timed, not args.no_operators, stem))
         outputs = render(results, stage, args.name)
     print(outputs.table)
     suffix = f".{args.cpu}.latency.json" if args.arm64 else ".latency.json"

@@ -14,6 +14,7 @@ import importlib.metadata
 import os
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -219,25 +220,32 @@ def _fixed_input(detail: dict) -> np.ndarray:
     return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
 
 
-def time_tflite(path: str | Path, threads: int, warmup: int, iterations: int) -> list[float]:
-    """Whole-model latency: milliseconds of each of ``iterations`` ``invoke()`` calls.
-
-    A fixed pseudo-random input (seed 0, of the input tensor's dtype) is set once; only
-    ``invoke()`` is timed, with the XNNPACK delegate as LiteRT applies it by default.
-    """
-    if warmup < 0 or iterations < 1:
-        raise TFLiteError(f"need warmup >= 0 and iterations >= 1, got {warmup} and {iterations}")
+def tflite_invoker(path: str | Path, threads: int) -> Callable[[], None]:
+    """One ``invoke()`` of the loaded model per call, on a fixed pseudo-random input (seed 0,
+    of the input tensor's dtype) set once, with the XNNPACK delegate as LiteRT applies it by
+    default: what :func:`time_tflite` and ``quant.bench`` time."""
     interpreter = load_tflite_interpreter(path, threads)
     (inp,) = interpreter.get_input_details()
     interpreter.set_tensor(inp["index"], _fixed_input(inp))
-    samples = []
-    try:
-        for i in range(warmup + iterations):
-            start = time.perf_counter()
+
+    def invoke() -> None:
+        try:
             interpreter.invoke()
-            elapsed = (time.perf_counter() - start) * 1e3
-            if i >= warmup:
-                samples.append(elapsed)
-    except RuntimeError as e:
-        raise TFLiteError(f"{Path(path).name} failed to run: {e}") from None
+        except RuntimeError as e:
+            raise TFLiteError(f"{Path(path).name} failed to run: {e}") from None
+    return invoke
+
+
+def time_tflite(path: str | Path, threads: int, warmup: int, iterations: int) -> list[float]:
+    """Whole-model latency: milliseconds of each of ``iterations`` calls of :func:`tflite_invoker`."""
+    if warmup < 0 or iterations < 1:
+        raise TFLiteError(f"need warmup >= 0 and iterations >= 1, got {warmup} and {iterations}")
+    invoke = tflite_invoker(path, threads)
+    samples = []
+    for i in range(warmup + iterations):
+        start = time.perf_counter()
+        invoke()
+        elapsed = (time.perf_counter() - start) * 1e3
+        if i >= warmup:
+            samples.append(elapsed)
     return samples

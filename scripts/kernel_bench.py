@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from quant.arm64 import CPUS, DEFAULT_CPU, count_instructions
-from quant.bench import _timed_runs
+from quant.bench import interleaved_runs
 from quant.latency import summarize
 from quant.recipes import lower_layer
 from quant.runtime import Program, set_threads
@@ -38,7 +38,8 @@ CASES = {
 
 
 def p50_ms(buffer: bytes, x: torch.Tensor, iterations: int) -> float:
-    return summarize(_timed_runs(Program(buffer), x, warmup=20, iterations=iterations))["p50"]
+    program = Program(buffer)
+    return summarize(interleaved_runs([lambda: program(x)], warmup=20, iterations=iterations)[0])["p50"]
 
 
 def m_instructions(buffer: bytes, cpu: str) -> float:

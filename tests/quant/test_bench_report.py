@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from quant import report
-from quant.bench import main as bench_main
+from quant.bench import interleaved_runs, main as bench_main
 from quant.latency import ResultError, apply_manifest, read_result
 from quant.report import main as report_main
 from quant.runtime import Program
@@ -39,6 +39,14 @@ def test_results_follow_the_format(bench_results):
     assert any("QS8" in op["name"] or "QC8" in op["name"] for op in int8["operators"])
     assert {op["delegate_index"] for op in int8["operators"]} == {0}
     assert int8["blocks"] == []  # one delegate: kernels cannot be told apart by block
+
+
+def test_artifacts_are_timed_in_rounds_each_starting_one_further_along():
+    calls = []
+    runs = [lambda name=name: calls.append(name) for name in "abc"]
+    samples = interleaved_runs(runs, warmup=1, iterations=4)
+    assert calls == list("abc") + list("abc" "bca" "cab" "abc")
+    assert [len(s) for s in samples] == [4, 4, 4] and all(t >= 0 for s in samples for t in s)
 
 
 def test_profile_build_maps_operators_to_blocks(bench_results, tiny_exports):
