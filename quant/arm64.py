@@ -343,7 +343,7 @@ def _settled(runs: list) -> bool:
     return len(runs) >= 2 and runs[-1] == runs[-2]
 
 
-def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, iterations: int = 3,
+def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 3, iterations: int = 3,
                        handle_blocks: dict[str, str] | None = None) -> dict:
     """A ``mobileformer-latency/1`` result of ``artifact`` with the ``instructions`` extension.
 
