@@ -30,7 +30,6 @@ from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, writ
 from .latency import MANIFEST_FORMAT
 from .qat_graph import QATModel, load_qat_model
 from .recipes import Recipe, calibrate, convert, get_recipe, prepare
-from .twin import quantizable
 
 log = logging.getLogger("quant")
 
@@ -120,7 +119,7 @@ def _quantize(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, qat: QATMo
     if cfg.precision == "fp32":
         if qat is not None:
             return qat.reference  # a QAT checkpoint's fp32 network is its own
-        return quantizable(model) if recipe.twin else model  # the twin: the same function, fewer ops to run
+        return recipe.source(model)  # the twin: the same function, fewer ops to run
     if qat is not None:
         _stage("converting the QAT checkpoint (fake-quant -> int8)")
         return convert(qat.graph, recipe)

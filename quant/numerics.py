@@ -32,7 +32,6 @@ from .data import calibration_batches
 from .files import ensure_writable_dir, staged_outputs
 from .metrics import logits_of, sqnr, top1_agreement
 from .recipes import RECIPES, get_recipe
-from .twin import quantizable
 
 
 @dataclass
@@ -52,7 +51,7 @@ def inspect_model(model: MobileFormer, recipe_name: str, images: torch.Tensor,
     another distribution than those measured shows what out-of-range activations cost."""
     measure = images if measure is None else measure
     recipe = get_recipe(recipe_name)
-    source = (quantizable(model) if recipe.twin else copy.deepcopy(model)).eval()
+    source = (recipe.source(model) if recipe.twin else copy.deepcopy(model)).eval()
     float_graph = torch.export.export(source, (images[:1],)).module()
     # prepare_pt2e folds BatchNorm into the conv before it; fold the reference the same way,
     # or a conv's output would be compared with its pre-BatchNorm float twin.

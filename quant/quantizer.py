@@ -12,7 +12,9 @@ half-quantized ops. :class:`MobileFormerAnnotator` fills those gaps:
   directly instead of paying a requantize;
 * ``sub``: int8 like add;
 * LayerNorm stays float (inside the delegate): measured more accurate than its
-  int8 decomposition at no speed cost, see docs/quantization.md.
+  int8 decomposition at no speed cost, see docs/quantization.md;
+* with ``float_dyrelu``, so does DyReLU's ``max(a1 x, a2 x)``: fewer AArch64
+  instructions than its int8 form, see docs/benchmarks.md.
 
 Softmax stays float too: XNNPACK has no int8 softmax (creating one fails); that
 includes :class:`~mobileformer.layers.TokenSoftmax`, Former->Mobile's softmax over
@@ -65,11 +67,12 @@ SHAPE_OPS = {
     torch.ops.aten.transpose.int, torch.ops.aten.slice.Tensor, torch.ops.aten.flatten.using_ints,
 }
 FLOAT_MODULES = ("mobileformer.layers.LayerNorm", "mobileformer.layers.TokenSoftmax")
+DYRELU = "mobileformer.dyrelu.DyReLU"  # the float model's, not the twin's QuantizableDyReLU
 
 
-def _in_float_module(node: Node) -> bool:
-    """True for ops inside a module kept float on purpose (LayerNorm)."""
-    return any(str(cls) in FLOAT_MODULES for _, cls in node.meta.get("nn_module_stack", {}).values())
+def _in_float_module(node: Node, modules: tuple[str, ...] = FLOAT_MODULES) -> bool:
+    """True for ops inside a module kept float on purpose (LayerNorm, and ``modules``)."""
+    return any(str(cls) in modules for _, cls in node.meta.get("nn_module_stack", {}).values())
 
 
 def _in_dyrelu(node: Node) -> bool:
@@ -109,16 +112,17 @@ def symmetric_activation(config: QuantizationConfig) -> QuantizationSpec:
 class MobileFormerAnnotator(Quantizer):
     """Annotates what the stock XNNPACK quantizer leaves float (see the module docstring)."""
 
-    def __init__(self, config: QuantizationConfig) -> None:
+    def __init__(self, config: QuantizationConfig, float_modules: tuple[str, ...] = FLOAT_MODULES) -> None:
         super().__init__()
         self.config = config
         self.symmetric = symmetric_activation(config)
+        self.float_modules = float_modules
 
     def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
         for node in model.graph.nodes:
             if node.op != "call_function":
                 continue
-            if _in_float_module(node):
+            if _in_float_module(node, self.float_modules):
                 # An empty annotation marks the node as decided: nothing propagates into it.
                 node.meta[Q_KEY] = QuantizationAnnotation(_annotated=True)
             elif node.target == BMM:
@@ -235,9 +239,12 @@ def stock_xnnpack_quantizer(qat: bool = False) -> XNNPACKQuantizer:
     return XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
 
 
-def xnnpack_quantizer(qat: bool = False, per_channel: bool = True, symmetric_activations: bool = False) -> Quantizer:
+def xnnpack_quantizer(qat: bool = False, per_channel: bool = True, symmetric_activations: bool = False,
+                      float_dyrelu: bool = False) -> Quantizer:
     """This project's XNNPACK quantizer: ours first, then the stock one for everything else.
 
+    ``float_dyrelu=True`` leaves the float model's DyReLU float, like LayerNorm (the
+    ``xnnpack`` recipe, :attr:`quant.recipes.Recipe.float_dyrelu`).
     ``per_channel=False`` gives every weight one scale, as accelerators without
     per-channel support need (folded-BN depthwise channels then share one scale).
     ``symmetric_activations=True`` gives every activation zero point 0 (int8 in [-127, 127]),
@@ -248,8 +255,9 @@ def xnnpack_quantizer(qat: bool = False, per_channel: bool = True, symmetric_act
     if symmetric_activations:
         act = symmetric_activation(config)
         config = dataclasses.replace(config, input_activation=act, output_activation=act)
-    stock = XNNPACKQuantizer().set_global(config).set_filter_function(lambda n: not _in_float_module(n))
-    return ComposableQuantizer([MobileFormerAnnotator(config), stock])
+    modules = FLOAT_MODULES + ((DYRELU,) if float_dyrelu else ())
+    stock = XNNPACKQuantizer().set_global(config).set_filter_function(lambda n: not _in_float_module(n, modules))
+    return ComposableQuantizer([MobileFormerAnnotator(config, modules), stock])
 
 
 def litert_quantizer(qat: bool = False) -> Quantizer:

@@ -42,10 +42,19 @@ class Recipe:
     fold_quantize: bool = True
     # The baseline rows: ExecuTorch's own partitioner as shipped, none of our graph rewrites.
     stock_lowering: bool = False
+    # DyReLU's elementwise ops stay float (inside the delegate) in the float model's form,
+    # max(a1 x, a2 x): on an A76 core that is fewer instructions than the twin's int8
+    # mul/mul-relu/add, whose int8 ops cost 2 to 4 instructions per element (docs/benchmarks.md).
+    float_dyrelu: bool = False
 
     def make_quantizer(self, qat: bool = False) -> Quantizer:
         factory = getattr(importlib.import_module("quant.quantizer"), self.quantizer)
-        return factory(qat, **dict(self.quantizer_options))
+        options = dict(self.quantizer_options) | ({"float_dyrelu": True} if self.float_dyrelu else {})
+        return factory(qat, **options)
+
+    def source(self, model: MobileFormer) -> MobileFormer:
+        """What this recipe quantizes and exports: a twin of ``model`` (a copy), or ``model`` itself."""
+        return quantizable(model, int8_dyrelu=not self.float_dyrelu) if self.twin else model
 
     def row_label(self, precision: str) -> str | None:
         """What a table calls an artifact of this recipe at ``precision`` (None: nothing to add)."""
@@ -56,12 +65,14 @@ RECIPES = {
     r.name: r
     for r in (
         Recipe("xnnpack", "xnnpack", "this project's int8: stock XNNPACK quantizer + int8 attention matmuls, "
-               "int8 DyReLU, quantizable twin", "xnnpack_quantizer", twin=True, label="mobileformer"),
+               "DyReLU float inside the delegate, quantizable twin", "xnnpack_quantizer", twin=True,
+               label="mobileformer", float_dyrelu=True),
         Recipe("xnnpack-per-tensor", "xnnpack", "this project's int8 with one scale per weight tensor instead of "
-               "one per channel, as accelerators without per-channel scales need",
+               "one per channel, as accelerators without per-channel scales need, and int8 DyReLU",
                "xnnpack_quantizer", twin=True, label="mobileformer", quantizer_options=(("per_channel", False),)),
         Recipe("xnnpack-sym-per-tensor", "xnnpack", "this project's int8 with symmetric activations (zero point 0) "
-               "and one scale per weight tensor: the strictest accelerators' int8", "xnnpack_quantizer", twin=True,
+               "and one scale per weight tensor, and int8 DyReLU: the strictest accelerators' int8",
+               "xnnpack_quantizer", twin=True,
                label="mobileformer, sym. act., per-tensor w.",
                quantizer_options=(("per_channel", False), ("symmetric_activations", True))),
         Recipe("xnnpack-stock", "xnnpack", "ExecuTorch's XNNPACKQuantizer as shipped, on the float model",
@@ -97,7 +108,7 @@ def prepare(model: MobileFormer, recipe: Recipe, example: torch.Tensor, qat: boo
     """
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
 
-    source = quantizable(model) if recipe.twin else model
+    source = recipe.source(model)
     source = source.train() if qat else source.eval()
     # QAT trains and evaluates on batches of any size; PTQ exports at the deployment batch of 1.
     dynamic = {"x": {0: torch.export.Dim("batch", min=2, max=4096)}} if qat else None

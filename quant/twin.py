@@ -3,8 +3,10 @@
 Same modules, same parameters, same state_dict keys; only ``forward`` differs where a
 float op has no int8 path in the target runtimes:
 
-* ``DyReLU``: ``max(a1 x, a2 x)`` becomes ``a2 x + relu((a1 - a2) x)``. XNNPACK has no
-  int8 ``maximum``; mul, add and relu all run in int8. Identical in exact arithmetic.
+* ``DyReLU``, where a recipe quantizes it: ``max(a1 x, a2 x)`` becomes
+  ``a2 x + relu((a1 - a2) x)``. XNNPACK has no int8 ``maximum``; mul, add and relu all run
+  in int8. Identical in exact arithmetic. Where DyReLU stays float (the ``xnnpack``
+  recipe), the float model's form is kept: three float ops instead of five.
 * ``Mobile2Former`` and ``Former2Mobile``: the same two matmuls each, arranged so that
   the big operand (the feature map) is the left one. XNNPACK's int8 batch-matmul
   repacks its right operand on every call; with the few tokens on the right that
@@ -175,15 +177,17 @@ class QuantizableFormer2Mobile(Former2Mobile):
 TWINS = {DyReLU: QuantizableDyReLU, Mobile2Former: QuantizableMobile2Former, Former2Mobile: QuantizableFormer2Mobile}
 
 
-def quantizable(model: MobileFormer) -> MobileFormer:
-    """A copy of ``model`` whose modules are their quantizable twins (keys and shapes unchanged).
+def quantizable(model: MobileFormer, int8_dyrelu: bool = True) -> MobileFormer:
+    """A copy of ``model`` whose modules are their quantizable twins (keys and shapes unchanged);
+    with ``int8_dyrelu=False`` its DyReLUs keep the float model's form.
 
     The result computes what ``model`` computes in eval mode.
     """
+    twins = TWINS if int8_dyrelu else {k: v for k, v in TWINS.items() if k is not DyReLU}
     twin = copy.deepcopy(model)
     for module in twin.modules():
-        if type(module) in TWINS:
-            module.__class__ = TWINS[type(module)]
+        if type(module) in twins:
+            module.__class__ = twins[type(module)]
     fc = twin.classifier.fc
     if type(fc[1]) is nn.BatchNorm1d:
         fold_into_linear(fc[0], fc[1])

@@ -20,6 +20,10 @@ def test_twin_matches_float_model(variant):
     with torch.no_grad():
         assert (twin(x) - model(x)).abs().max().item() <= 1e-4
     assert type(model.features[1].act1).__name__ == "DyReLU"  # the original is untouched
+    float_dyrelu = quantizable(model, int8_dyrelu=False)
+    assert type(float_dyrelu.features[1].act1).__name__ == "DyReLU"
+    with torch.no_grad():
+        assert (float_dyrelu(x) - model(x)).abs().max().item() <= 1e-4
 
 
 def test_head_batchnorm_is_folded_exactly():
@@ -45,13 +49,20 @@ def _ptq_census(model, recipe):
 @pytest.mark.slow
 @pytest.mark.parametrize("recipe", ["xnnpack", "xnnpack-per-tensor"])
 def test_our_recipe_makes_every_gemm_int8(tiny_model_factory, recipe):
+    """``xnnpack`` keeps DyReLU float in the float model's form (mul, mul, maximum); the
+    accelerator recipes make it int8 through the twin's ``a2 x + relu((a1 - a2) x)``."""
     rows = _ptq_census(tiny_model_factory(), recipe)
     gemm = [r for r in rows if r["kind"] in ("conv", "linear", "matmul")]
     assert {r["kind"] for r in gemm} == {"conv", "linear", "matmul"}
     assert all(r["precision"] == "int8" for r in gemm), [r for r in gemm if r["precision"] != "int8"]
-    dyrelu = [r for r in rows if ".act" in r["module"]]
-    assert not any("maximum" in r["op"] for r in dyrelu), "DyReLU's max must be rewritten"
-    assert dyrelu and all(r["precision"] == "int8" for r in dyrelu if r["op"] in ("aten.mul.Tensor", "aten.add.Tensor"))
+    dyrelu = [r for r in rows if ".act" in r["module"] and r["op"] in ("aten.mul.Tensor", "aten.add.Tensor",
+                                                                       "aten.maximum.default")]
+    ops = {r["op"] for r in dyrelu}
+    if recipe == "xnnpack":
+        assert "aten.maximum.default" in ops and all(r["precision"] == "float" for r in dyrelu)
+    else:
+        assert "aten.maximum.default" not in ops, "DyReLU's max must be rewritten"
+        assert all(r["precision"] == "int8" for r in dyrelu)
     arithmetic = ("mean", "sub", "mul", "add", "rsqrt")
     layernorm = [r for r in rows if "layer_norm" in r["module"] and any(f".{a}." in r["op"] for a in arithmetic)]
     assert layernorm and all(r["precision"] == "float" for r in layernorm)
@@ -85,16 +96,18 @@ def _lowered_census(model, recipe):
 
 
 # The tiny variant's two Former->Mobile bridges take a max over 3 tokens each in their (float)
-# softmax: 4 maxima. The stock recipe adds DyReLU's float max, one per DyReLU (4).
+# softmax: 4 maxima. DyReLU's float max adds one per DyReLU (4), except where the twin rewrites it.
 @pytest.mark.slow
-@pytest.mark.parametrize("recipe, bmm, maxima", [("xnnpack", "int8", 4), ("xnnpack-stock", "float", 4 + 4)])
+@pytest.mark.parametrize("recipe, bmm, maxima", [("xnnpack", "int8", 4 + 4), ("xnnpack-per-tensor", "int8", 4),
+                                                 ("xnnpack-stock", "float", 4 + 4)])
 def test_lowered_precision_of_attention_and_dyrelu(tiny_model_factory, recipe, bmm, maxima):
-    """What XNNPACK really runs: our recipe has int8 batch-matmuls and no DyReLU max; the stock one has neither."""
+    """What XNNPACK really runs: our recipes have int8 batch-matmuls, the stock one float ones;
+    DyReLU's max is float in ``xnnpack`` and the stock recipe, rewritten away in the int8 DyReLU recipe."""
     census = _lowered_census(tiny_model_factory(), recipe)
     assert set(census["ops"]["XNNBatchMatrixMultiply"]) == {bmm}
     assert census["delegated_gemm_pct"] == 100.0
     assert census["ops"]["XNNMaximum"] == {"float": maxima}
-    if recipe == "xnnpack":
+    if recipe != "xnnpack-stock":
         assert census["int8_gemm_pct"] == 100.0
 
 
