@@ -84,6 +84,55 @@ def xnnpack_census(graphs: list, edge_program: torch.export.ExportedProgram) -> 
     )
 
 
+# A grouped 1x1 conv becomes dense where one group's weights hold at most this many numbers
+# (inputs x outputs per group). Counted on 26m (cortex-a76): dense was cheaper at 3x9 to 24x6
+# (18 to 144) and dearer from 36x12 (432) on.
+DENSE_GROUP_WEIGHTS = 256
+
+
+def dense_grouped_pointwise(graph: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """A copy of the converted int8 ``graph`` whose grouped 1x1 convs with small groups
+    (:data:`DENSE_GROUP_WEIGHTS`) are dense ones with block-diagonal int8 weights (zeros
+    outside the groups' blocks).
+
+    Exact: the zeros add nothing to the int32 sums, and each output channel keeps its weights
+    and scale. XNNPACK runs a grouped 1x1 conv as one GEMM per group, and a group of a few
+    channels fills a small part of its int8 kernels' tiles; the dense GEMM does 4x the
+    multiply-adds of 26m's 4 groups in fewer instructions (docs/benchmarks.md).
+    """
+    import copy
+
+    graph = copy.deepcopy(graph)
+    for node in list(graph.graph.nodes):
+        if not (node.op == "call_function" and node.target == torch.ops.aten.conv2d.default and len(node.args) > 6
+                and node.args[6] > 1):
+            continue
+        dequantize = node.args[1]
+        if not (isinstance(dequantize, torch.fx.Node) and dequantize.op == "call_function"
+                and dequantize.target == torch.ops.quantized_decomposed.dequantize_per_channel.default
+                and dequantize.args[0].op == "get_attr"):
+            continue
+        weight = getattr(graph, dequantize.args[0].target)
+        groups, (out_channels, group_in) = node.args[6], weight.shape[:2]
+        group_out = out_channels // groups
+        if weight.shape[2:] != (1, 1) or group_in == 1 or group_in * group_out > DENSE_GROUP_WEIGHTS:
+            continue  # not pointwise, depthwise, or groups large enough for XNNPACK's grouped GEMM
+        dense = torch.zeros(out_channels, group_in * groups, 1, 1, dtype=weight.dtype)
+        for g in range(groups):
+            rows = slice(g * group_out, (g + 1) * group_out)
+            dense[rows, g * group_in:(g + 1) * group_in] = weight[rows]
+        grouped = dequantize.args[0]
+        graph.register_buffer(f"{grouped.target}_dense", dense)
+        with graph.graph.inserting_before(dequantize):
+            dequantize.replace_input_with(grouped, graph.graph.get_attr(f"{grouped.target}_dense"))
+        node.args = (*node.args[:6], 1)
+        if not grouped.users:
+            graph.graph.erase_node(grouped)
+            delattr(graph, grouped.target)
+    graph.recompile()
+    return graph
+
+
 def drop_noop_expands(graph_module: torch.fx.GraphModule) -> None:
     """Remove every ``expand_copy`` whose output has its input's shape (exact: it copies).
 
@@ -114,7 +163,9 @@ def lower(ctx: LowerContext) -> Lowered:
     stock = ctx.recipe.stock_lowering
     partitioner = xnnpack_partitioner(block_of=ctx.block_of if ctx.profile_blocks else None,
                                       stock=stock and not ctx.profile_blocks)
-    exported = torch.export.export(ctx.graph, (ctx.images[:1],))
+    # int8 only: in fp32 the dense GEMM costs more than the grouped ones (docs/benchmarks.md)
+    graph = dense_grouped_pointwise(ctx.graph) if ctx.precision == "int8" and not stock else ctx.graph
+    exported = torch.export.export(graph, (ctx.images[:1],))
     config = edge_compile_config()
     # fp32 only: on 26m it saves 9 M instructions in fp32 but costs 0.9 M in int8 (docs/benchmarks.md)
     moves = fused_data_movement() if ctx.precision == "fp32" and not stock else contextlib.nullcontext()
