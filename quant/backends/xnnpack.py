@@ -4,7 +4,8 @@ Lowering is ExecuTorch's ``to_edge_transform_and_lower`` with our partitioner
 (:mod:`quant.partition`; the stock one for a recipe with ``stock_lowering``), our fast
 lowering (:mod:`quant.lowering`) and, for our fp32 program, fused data moves
 (:mod:`quant.movement`), with expands that change nothing dropped first
-(:func:`drop_noop_expands`). The census is the ground truth after lowering: the XNNPACK
+(:func:`drop_noop_expands`) and, for our int8 program, small grouped 1x1 convs made dense
+(:func:`dense_grouped_pointwise`). The census is the ground truth after lowering: the XNNPACK
 graphs the delegate serializes, captured as it does (:func:`capture_xnnpack_graphs`),
 each node with the data type of its output.
 """
