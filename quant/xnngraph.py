@@ -104,10 +104,12 @@ _UNARY = {"sigmoid", "clamp", "floor", "ceiling", "squareroot", "hardswish", "le
 # Operator names (before " (") whose node type is spelled otherwise in the graph; by default
 # "Reciprocal Square Root" runs an XNNReciprocalSquareRoot node. XNNPACK runs a 1x1
 # convolution as a fully-connected operator, a multiply of a value by itself as a square
-# ("Mean Squared" when a mean reads it), and a float unary op between two Converts as one
-# int8 op that its 1.5.1 profiler names "Invalid Unary Op" (seen for GELU).
+# ("Mean Squared" when a mean reads it), and a float unary op between two Converts, or two
+# Converts alone (int8 -> float -> int8 of other parameters), as one int8 op that its 1.5.1
+# profiler names "Invalid Unary Op" (seen for GELU, and for the requantization of a batch
+# matmul's right operand to zero point 0).
 _RUN_BY = {
-    "invalidunaryop": _UNARY,
+    "invalidunaryop": _UNARY | {"convert"},
     "convolution": {"conv2d", "depthwiseconv2d"}, "fullyconnected": {"fullyconnected", "conv2d"},
     "deconvolution": {"convtranspose2d"}, "copy": {"concatenate", "evensplit", "copy"},
     "transpose": {"statictranspose"}, "slice": {"staticslice"}, "divide": {"div"},
@@ -152,6 +154,8 @@ def _match_in_order(operators: list[str], nodes: list[XNode]) -> tuple[list[int]
             j += 1
         if j == len(nodes):
             return None, None
+        if nodes[j].kind == "XNNConvert" and j + 1 < len(nodes) and runs(name, nodes[j + 1].kind):
+            j += 1  # "Invalid Unary Op": the Convert before the op it runs is elided
         matched.append(j)
         j += 1
     return matched, None

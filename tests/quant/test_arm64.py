@@ -171,6 +171,16 @@ def test_events_follow_xnnpack_when_it_moves_a_rewritten_batch_matmul():
     assert match_operators(events[:2] + ["Add (ND)"] + events[2:4], graph) is None
 
 
+def test_two_converts_run_as_one_int8_requantization():
+    """The float model's bridges (int8 26m): the pixels, int8 with a zero point, requantized to
+    zero point 0 for the batch matmul that reads them as its right operand. XNNPACK runs the two
+    Converts as one operator that its 1.5.1 profiler names "Invalid Unary Op"."""
+    graph = [xnode("XNNStaticReshape", 1, (0,), (1,)), xnode("XNNConvert", 2, (1,), (2,)),
+             xnode("XNNConvert", 3, (2,), (3,)), xnode("XNNBatchMatrixMultiply", 4, (9, 3), (4,))]
+    events = ["Static Reshape (NC)", "Invalid Unary Op", "Batch Matrix Multiply (NC, QS8) GEMM"]
+    assert match_operators(events, graph) == [0, 2, 3]  # the one operator, on the second Convert
+
+
 def test_nodes_without_a_handle_take_their_readers_block_else_their_writers():
     blocks = node_blocks(GRAPH, {"1": "stem", "2": "stem", "4": "block 1: former", "6": "head", "8": "head"})
     assert blocks[2] == "block 1: former"  # the transpose feeds the mean
