@@ -119,7 +119,7 @@ def _quantize(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, qat: QATMo
     if cfg.precision == "fp32":
         if qat is not None:
             return qat.reference  # a QAT checkpoint's fp32 network is its own
-        return recipe.source(model)  # the twin: the same function, fewer ops to run
+        return recipe.source(model, "fp32")  # the twin: the same function, fewer ops to run
     if qat is not None:
         _stage("converting the QAT checkpoint (fake-quant -> int8)")
         return convert(qat.graph, recipe)

@@ -46,15 +46,22 @@ class Recipe:
     # max(a1 x, a2 x): on an A76 core that is fewer instructions than the twin's int8
     # mul/mul-relu/add, whose int8 ops cost 2 to 4 instructions per element (docs/benchmarks.md).
     float_dyrelu: bool = False
+    # The precisions whose exports rewrite the bridges as the twin does (pixels as the left
+    # operand of the attention matmuls, for XNNPACK's int8 batch matmul). Our fp32 keeps the
+    # float model's: fewer AArch64 instructions and faster on x86 (docs/benchmarks.md).
+    twin_bridges: tuple[str, ...] = ("int8", "fp32")
 
     def make_quantizer(self, qat: bool = False) -> Quantizer:
         factory = getattr(importlib.import_module("quant.quantizer"), self.quantizer)
         options = dict(self.quantizer_options) | ({"float_dyrelu": True} if self.float_dyrelu else {})
         return factory(qat, **options)
 
-    def source(self, model: MobileFormer) -> MobileFormer:
-        """What this recipe quantizes and exports: a twin of ``model`` (a copy), or ``model`` itself."""
-        return quantizable(model, int8_dyrelu=not self.float_dyrelu) if self.twin else model
+    def source(self, model: MobileFormer, precision: str = "int8") -> MobileFormer:
+        """What this recipe quantizes (``int8``) or exports in ``fp32``: a twin of ``model`` (a
+        copy), or ``model`` itself."""
+        if not self.twin:
+            return model
+        return quantizable(model, int8_dyrelu=not self.float_dyrelu, bridges=precision in self.twin_bridges)
 
     def row_label(self, precision: str) -> str | None:
         """What a table calls an artifact of this recipe at ``precision`` (None: nothing to add)."""
@@ -66,7 +73,7 @@ RECIPES = {
     for r in (
         Recipe("xnnpack", "xnnpack", "this project's int8: stock XNNPACK quantizer + int8 attention matmuls, "
                "DyReLU float inside the delegate, quantizable twin", "xnnpack_quantizer", twin=True,
-               label="mobileformer", float_dyrelu=True),
+               label="mobileformer", float_dyrelu=True, twin_bridges=("int8",)),
         Recipe("xnnpack-per-tensor", "xnnpack", "this project's int8 with one scale per weight tensor instead of "
                "one per channel, as accelerators without per-channel scales need, and int8 DyReLU",
                "xnnpack_quantizer", twin=True, label="mobileformer", quantizer_options=(("per_channel", False),)),

@@ -10,7 +10,8 @@ float op has no int8 path in the target runtimes:
 * ``Mobile2Former`` and ``Former2Mobile``: the same two matmuls each, arranged so that
   the big operand (the feature map) is the left one. XNNPACK's int8 batch-matmul
   repacks its right operand on every call; with the few tokens on the right that
-  costs next to nothing.
+  costs next to nothing. Our fp32 export keeps the float model's bridges, which count
+  fewer AArch64 instructions in fp32 (``Recipe.twin_bridges``).
 * the head's ``BatchNorm1d``: folded into the Linear before it (its statistics stay as
   trained; QAT fine-tunes the folded Linear).
 * depthwise convs with a channel multiplier: ``cat([x] * m)`` + a true depthwise conv
@@ -177,13 +178,15 @@ class QuantizableFormer2Mobile(Former2Mobile):
 TWINS = {DyReLU: QuantizableDyReLU, Mobile2Former: QuantizableMobile2Former, Former2Mobile: QuantizableFormer2Mobile}
 
 
-def quantizable(model: MobileFormer, int8_dyrelu: bool = True) -> MobileFormer:
+def quantizable(model: MobileFormer, int8_dyrelu: bool = True, bridges: bool = True) -> MobileFormer:
     """A copy of ``model`` whose modules are their quantizable twins (keys and shapes unchanged);
-    with ``int8_dyrelu=False`` its DyReLUs keep the float model's form.
+    with ``int8_dyrelu=False`` its DyReLUs, with ``bridges=False`` its bridges keep the float
+    model's form.
 
     The result computes what ``model`` computes in eval mode.
     """
-    twins = TWINS if int8_dyrelu else {k: v for k, v in TWINS.items() if k is not DyReLU}
+    kept = ({DyReLU} if not int8_dyrelu else set()) | ({Mobile2Former, Former2Mobile} if not bridges else set())
+    twins = {k: v for k, v in TWINS.items() if k not in kept}
     twin = copy.deepcopy(model)
     for module in twin.modules():
         if type(module) in twins:
