@@ -4,11 +4,12 @@ All artifacts are loaded on the host runtime (ExecuTorch for ``.pte``, LiteRT fo
 ``.tflite``), warmed up, and timed in N interleaved rounds, each round running every
 artifact once, so that their rows compare even on a host whose speed drifts. Then, for
 ``.pte``, a second pass with the ETDump event tracer gives XNNPACK's per-operator times
-(tracing costs time per op, so the whole-model numbers come from the untraced rounds). Operators map to paper blocks
-through the manifest of a ``--profile-blocks`` export (with ``--arm64``, of any xnnpack
-export: its debug handles, :func:`quant.arm64.attribute_blocks`). Writes one result JSON per
-artifact (``docs/latency-format.md``), the ETDump, and a table, CSV and PNG of all of
-them side by side.
+(tracing costs time per op, so the whole-model numbers come from the untraced rounds).
+Operators map to paper blocks through the manifest of a ``--profile-blocks`` export
+(with ``--arm64``, of any xnnpack export: its debug handles,
+:func:`quant.arm64.attribute_blocks`). Writes one result JSON per artifact
+(``docs/latency-format.md``), the ETDump, and a table, CSV and PNG of all of them side by
+side.
 
 With ``--arm64``, ``.pte`` files are not timed but run as AArch64 code under qemu-user
 (``--cpu``, default cortex-a76), and the result counts instructions per inference, per

@@ -12,6 +12,7 @@ each node with the data type of its output.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections import Counter
 from collections.abc import Iterator
 
@@ -101,8 +102,6 @@ def dense_grouped_pointwise(graph: torch.fx.GraphModule) -> torch.fx.GraphModule
     channels fills a small part of its int8 kernels' tiles; the dense GEMM does 4x the
     multiply-adds of 26m's 4 groups in fewer instructions (docs/benchmarks.md).
     """
-    import copy
-
     graph = copy.deepcopy(graph)
     for node in list(graph.graph.nodes):
         if not (node.op == "call_function" and node.target == torch.ops.aten.conv2d.default and len(node.args) > 6
