@@ -261,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="int8", choices=("int8", "fp32"))
     p.add_argument("--recipe", help="quantization recipe (default: the backend's own); xnnpack-stock = ExecuTorch's "
                    "quantizer and lowering as shipped, on the float model as it is (with --precision fp32: the "
-                   "stock fp32 program), xnnpack-per-tensor = ours with one scale per weight tensor, "
+                   "stock fp32 program), xnnpack-per-tensor = ours with one scale per weight tensor and DyReLU int8, "
                    "xnnpack-sym-per-tensor = that and zero-point-0 activations")
     p.add_argument("--calib", default="digits", help="calibration images: a class-per-folder directory, 'digits' or 'fashion-mnist'")
     p.add_argument("--calib-images", type=int, default=32,
