@@ -3,7 +3,7 @@
 - ExecuTorch (``.pte``): the pybindings in the executorch wheel, :class:`Program`.
 - LiteRT (``.tflite``): ``ai-edge-litert``, the successor of ``tflite-runtime``, with the
   XNNPACK delegate applied by default as on Android: :class:`TFLiteModel`,
-  :func:`time_tflite`. It is an optional extra (``pip install 'mobileformer[tflite]'``),
+  :func:`tflite_invoker`, :func:`time_tflite`. It is an optional extra (``pip install 'mobileformer[tflite]'``),
   imported only when used.
 """
 from __future__ import annotations
