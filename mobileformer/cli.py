@@ -1,7 +1,8 @@
-"""How every ``python -m`` command of the project ends: one error type, one wrapper.
+"""How every ``python -m`` command of the project ends: one error type, one wrapper; and the text table
+the commands print.
 
 It lives here, in the bottom layer, because ``mobileformer.summary`` is a command too and
-``mobileformer`` never imports ``quant``; ``quant`` re-uses it (:mod:`quant.cli`).
+``mobileformer`` never imports ``quant``; ``quant`` re-uses it (:mod:`quant.errors`).
 A :class:`UserError` (bad option, bad file, full disk) ends the command with one
 ``error:`` line and exit code 2; anything else is a bug and keeps its traceback (exit 1);
 Ctrl-C prints one line and exits 130.
@@ -87,3 +88,13 @@ def check_at_least(minimum: int | float, **options: int | float | None) -> None:
     for name, value in options.items():
         if value is not None and not value >= minimum:  # NaN too
             raise UserError(f"--{name.replace('_', '-')} must be at least {minimum}, got {value}")
+
+
+def text_table(header: list[str], rows: list[list[object]]) -> str:
+    """``rows`` under ``header`` in aligned columns, a rule under the header: the first column left-aligned,
+    the others right-aligned (numbers)."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+
+    def line(cells: list[object]) -> str:
+        return "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])

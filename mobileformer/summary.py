@@ -7,15 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .cli import HelpFormatter, UserError, check_input_size, command
+from .cli import HelpFormatter, UserError, check_input_size, command, text_table
 from .flops import block_summaries, count_madds
 from .registry import create_model, get_config, list_models
-
-
-def _fmt_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda cells: "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
 def variants_table(names: list[str], input_size: int = 224) -> str:
@@ -31,7 +25,7 @@ def variants_table(names: list[str], input_size: int = 224) -> str:
             f"{100 * (madds / 1e6 / cfg.paper_madds_m - 1):+.1f}%", cfg.token_num, cfg.token_dim,
         ])
     header = ["model", "params", f"MAdds@{input_size}", "paper", "diff", "tokens", "token dim"]
-    return _fmt_table(header, rows)
+    return text_table(header, rows)
 
 
 def layers_table(name: str, input_size: int = 224) -> str:
@@ -40,7 +34,7 @@ def layers_table(name: str, input_size: int = 224) -> str:
     blocks = block_summaries(model, input_size)
     rows = [[b.name, f"{b.params:,}", f"{b.madds / 1e6:.3f}M", "x".join(map(str, b.output_shape))] for b in blocks]
     rows.append(["total", f"{sum(b.params for b in blocks):,}", f"{sum(b.madds for b in blocks) / 1e6:.3f}M", ""])
-    return f"{model.cfg.name} at {input_size}x{input_size}\n" + _fmt_table(["block", "params", "MAdds", "output"], rows)
+    return f"{model.cfg.name} at {input_size}x{input_size}\n" + text_table(["block", "params", "MAdds", "output"], rows)
 
 
 @command

@@ -1,16 +1,14 @@
-"""Int8 Mobile-Former: quantization recipes, QAT, export, benchmarks and reports."""
+"""Int8 Mobile-Former: quantization recipes, QAT, export, benchmarks and reports.
+
+Importing it changes nothing global (no warning filter, logger or environment variable): the
+commands quiet other libraries for their own run (:func:`quant.errors.command`).
+"""
 from __future__ import annotations
 
 import importlib.metadata
 import platform
 
-from mobileformer.cli import HelpFormatter
-
-from .cli import quiet_third_party
-
-quiet_third_party()  # before any quant module imports torchao, executorch or coremltools
-
-__all__ = ["HelpFormatter", "__version__", "versions"]
+__all__ = ["__version__", "versions"]
 
 __version__ = "0.1.0"
 

@@ -7,13 +7,13 @@ artifact once, so that their rows compare even on a host whose speed drifts. The
 (tracing costs time per op, so the whole-model numbers come from the untraced rounds).
 Operators map to paper blocks through the manifest of a ``--profile-blocks`` export
 (with ``--arm64``, of any xnnpack export: its debug handles,
-:func:`quant.arm64.attribute_blocks`). Writes one result JSON per artifact
+:func:`quant.backends.xnnpack.arm64.attribute_blocks`). Writes one result JSON per artifact
 (``docs/latency-format.md``), the ETDump, and a table, CSV and PNG of all of them side by
 side.
 
 With ``--arm64``, ``.pte`` files are not timed but run as AArch64 code under qemu-user
 (``--cpu``, default cortex-a76), and the result counts instructions per inference, per
-XNNPACK operator and per paper block, exactly and repeatably (:mod:`quant.arm64`);
+XNNPACK operator and per paper block, exactly and repeatably (:mod:`quant.backends.xnnpack.arm64`);
 results are ``<stem>.<cpu>.latency.json``.
 """
 from __future__ import annotations
@@ -26,14 +26,14 @@ from typing import Callable
 
 import torch
 
-from . import HelpFormatter, __version__, versions
-from .arm64 import CPUS, DEFAULT_CPU, add_block_counts, count_instructions
-from .cli import UserError, check_at_least, command
+from . import __version__, versions
+from .backends import BACKENDS, backend_for
+from .backends.xnnpack.arm64 import CPUS, DEFAULT_CPU, add_block_counts, count_instructions
+from .errors import HelpFormatter, UserError, check_at_least, command
 from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
-from .latency import FORMAT, apply_manifest, host_device, manifest_beside, now_utc, summarize
+from .formats import FORMAT, apply_manifest, host_device, manifest_beside, now_utc, summarize
 from .report import render
 from .recipes import RECIPES
-from .runtime import Program, set_threads, tflite_invoker, time_tflite
 
 
 class BenchError(UserError):
@@ -65,34 +65,6 @@ def interleaved_runs(runs: list[Callable[[], object]], warmup: int, iterations: 
     return samples
 
 
-def pte_operators(program_path: Path, x: torch.Tensor, warmup: int, iterations: int, etdump: Path) -> list[dict]:
-    """Per-operator times from an ETDump of ``warmup + iterations`` traced runs."""
-    from executorch.devtools import Inspector
-
-    program = Program(program_path, etdump=True)
-    for _ in range(warmup + iterations):
-        program(x)
-    program.write_etdump(etdump)
-    inspector = Inspector(etdump_path=str(etdump))
-    operators: list[dict] = []
-    for block in inspector.event_blocks:
-        if block.name != "Execute":
-            continue
-        delegate_of: dict[int, int] = {}
-        for event in block.events:
-            if event.name == "DELEGATE_CALL" and event._instruction_id not in delegate_of:
-                delegate_of[event._instruction_id] = len(delegate_of)
-        for event in block.events:
-            if not event.is_delegated_op or event.perf_data is None:
-                continue
-            raw = list(event.perf_data.raw)[warmup:] or list(event.perf_data.raw)
-            operators.append({
-                "index": len(operators), "name": event.name, "delegate_index": delegate_of.get(event._instruction_id),
-                "block": None, "mean_ms": sum(raw) / len(raw), "p50_ms": summarize(raw)["p50"], "calls": len(raw),
-            })
-    return operators
-
-
 def _label(artifact: Path, manifest: dict | None) -> str:
     """``<model> <backend> <precision> (<the recipe's row label>)``, `` [blocks]`` for a --profile-blocks export."""
     if not manifest:
@@ -121,24 +93,20 @@ def check_artifact(artifact: Path, run: bool = True) -> dict | None:
     """
     if not artifact.is_file():
         raise BenchError(f"artifact not found: {artifact}")
-    if artifact.suffix not in (".pte", ".tflite"):
-        raise BenchError(f"{artifact.name}: Core ML prediction needs macOS or iOS; measure it with ios_demo"
-                         if artifact.suffix == ".mlpackage" else
-                         f"{artifact.name}: unknown artifact type {artifact.suffix!r} (expected .pte or .tflite)")
+    backend = backend_for(artifact)
+    if backend.runtime is None:
+        raise BenchError(f"{artifact.name}: {backend.not_timed}")
     manifest = manifest_beside(artifact, artifact.parent)
     if not run:
         return manifest
-    if artifact.suffix == ".pte":
-        Program(artifact)(_input_for(manifest))
-    else:
-        time_tflite(artifact, 0, 0, 1)
+    backend.open(artifact, 0).invoker(_input_for(manifest))()
     return manifest
 
 
 def count_artifact(artifact: Path, manifest: dict | None, out: Path, cpu: str, warmup: int, iterations: int,
                    stem: str) -> dict:
-    """AArch64 instruction counts of one ``.pte`` under qemu (:mod:`quant.arm64`), written like a latency result."""
-    if artifact.suffix != ".pte":
+    """AArch64 instruction counts of one ``.pte`` under qemu (:mod:`quant.backends.xnnpack.arm64`), written like a latency result."""
+    if backend_for(artifact) is not BACKENDS["xnnpack"]:
         raise BenchError(f"{artifact.name}: --arm64 counts ExecuTorch programs (.pte) only")
     profiling = (manifest or {}).get("profiling") or {}
     # a --profile-blocks export's blocks are its delegate calls, exact without matching operators to nodes
@@ -158,29 +126,22 @@ def count_artifact(artifact: Path, manifest: dict | None, out: Path, cpu: str, w
 
 def whole_model_runs(artifacts: list[Path], manifests: list[dict | None], threads: int) -> list[Callable[[], object]]:
     """One inference per call of each artifact, loaded once, on the input :func:`_input_for` gives it."""
-    set_threads(threads)
-    runs: list[Callable[[], object]] = []
-    for artifact, manifest in zip(artifacts, manifests):
-        if artifact.suffix == ".pte":
-            program, x = Program(artifact), _input_for(manifest)
-            runs.append(lambda program=program, x=x: program(x))
-        else:
-            runs.append(tflite_invoker(artifact, threads))
-    return runs
+    return [backend_for(artifact).open(artifact, threads).invoker(_input_for(manifest))
+            for artifact, manifest in zip(artifacts, manifests)]
 
 
 def bench_artifact(artifact: Path, manifest: dict | None, out: Path, threads: int, warmup: int, iterations: int,
                    samples: list[float], operators: bool, stem: str) -> dict:
     """Write ``<out>/<stem>.latency.json`` of one artifact: its whole-model ``samples`` (from
-    :func:`interleaved_runs`) and, for a ``.pte`` with ``operators``, a traced pass's operators and ETDump."""
+    :func:`interleaved_runs`) and, with ``operators`` where the backend traces them, a traced pass's
+    operators and ETDump."""
     etdump, ops = None, []
-    if artifact.suffix == ".pte":
-        if operators:
-            etdump = out / f"{stem}.etdp"
-            ops = pte_operators(artifact, _input_for(manifest), warmup, iterations, etdump)
-        runtime = {"name": "executorch", "version": versions()["executorch"], "compute_units": None}
-    else:
-        runtime = {"name": "tflite", "version": versions()["ai-edge-litert"], "compute_units": None}
+    backend = backend_for(artifact)
+    if operators and backend.operator_profiling:
+        etdump = out / f"{stem}.etdp"
+        ops = backend.load().traced_operators(artifact, _input_for(manifest), warmup, iterations, etdump)
+    name, package = backend.runtime
+    runtime = {"name": name, "version": versions()[package], "compute_units": None}
     result = {
         "format": FORMAT, "created": now_utc(), "tool": f"quant.bench {__version__}",
         "label": _label(artifact, manifest), "device": host_device(), "runtime": runtime,
@@ -237,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             samples = interleaved_runs(runs, args.warmup, args.iterations)
             del runs
             for artifact, manifest, stem, timed in zip(args.artifacts, manifests, stems, samples):
-                if artifact.suffix == ".pte" and not args.no_operators:
+                if backend_for(artifact).operator_profiling and not args.no_operators:
                     print(f"[bench] {artifact} (operators, traced pass)", flush=True)
                 results.append(bench_artifact(artifact, manifest, stage, args.threads, args.warmup, args.iterations,
                                               timed, not args.no_operators, stem))

@@ -42,8 +42,16 @@ def op_kind(name: str) -> str:
     return KINDS.get(_base(name), "other")
 
 
-def _is_dq(node: object) -> bool:
+def is_dequantize(node: object) -> bool:
+    """A PT2E dequantize (int8 -> float), per tensor or per channel, as an ATen or an edge op."""
     return isinstance(node, Node) and node.op == "call_function" and "dequantize_per" in op_name(node)
+
+
+def is_quantize(node: object) -> bool:
+    """A PT2E quantize (float -> int8), per tensor or per channel, as an ATen or an edge op. Per channel
+    too: a quantize of a weight (a recipe with ``fold_quantize=False``) is a quantize all the same."""
+    return (isinstance(node, Node) and node.op == "call_function" and "quantize_per" in op_name(node)
+            and not is_dequantize(node))
 
 
 def is_op(node: Node) -> bool:
@@ -56,26 +64,22 @@ def is_compute(node: Node) -> bool:
     return is_op(node) and _base(op_name(node)) not in SHAPE_OPS
 
 
-def _is_q(node: Node) -> bool:
-    return node.op == "call_function" and "quantize_per" in op_name(node) and not _is_dq(node)
-
-
 def _output_quantized(node: Node) -> bool:
     """Every consumer is a quantize, possibly after a fused relu/hardtanh."""
     fused = ("relu", "hardtanh", "relu6", "clamp")
     return bool(node.users) and all(
-        _is_q(u) or (_base(op_name(u)) in fused and all(_is_q(v) for v in u.users)) for u in node.users
+        is_quantize(u) or (_base(op_name(u)) in fused and all(is_quantize(v) for v in u.users)) for u in node.users
     )
 
 
 def node_precision(node: Node) -> str:
     """``int8`` or ``float`` for a compute node of a converted graph (see module docstring)."""
     inputs = [a for a in node.all_input_nodes if a.op == "call_function"]
-    if not inputs or not all(_is_dq(a) for a in inputs) or _base(op_name(node)) in FLOAT_KERNELS:
+    if not inputs or not all(is_dequantize(a) for a in inputs) or _base(op_name(node)) in FLOAT_KERNELS:
         return "float"
     if not _output_quantized(node) and op_kind(op_name(node)) != "other":
         return "float"
-    if op_kind(op_name(node)) in ("conv", "linear") and not _is_dq(node.args[1]):
+    if op_kind(op_name(node)) in ("conv", "linear") and not is_dequantize(node.args[1]):
         return "float"
     return "int8"
 

@@ -26,7 +26,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from .cli import UserError
+from .errors import UserError
 
 log = logging.getLogger("quant")
 

@@ -3,7 +3,7 @@
 An ``.pte`` runs in the host ExecuTorch runtime and a ``.tflite`` in LiteRT's interpreter (with
 its XNNPACK delegate, as on Android), so the number is the int8 model's own, not a PyTorch
 simulation of it; an ``.mlpackage`` runs in this project's MIL reference
-executor (:mod:`quant.mil_reference`: its program op by op, not Core ML's kernels); a float
+executor (:mod:`quant.backends.coreml.mil_reference`: its program op by op, not Core ML's kernels); a float
 checkpoint (``quant.train`` or the authors') runs in PyTorch. The input size and normalisation come from the artifact's manifest.
 The result JSON keeps which images were right, so ``--compare A.json B.json`` can say
 whether two models' accuracies differ by more than chance (exact McNemar test).
@@ -15,40 +15,36 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
 import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 
-from . import HelpFormatter, mil_reference
-from .cli import UserError, check_at_least, check_input_size, command
+from .backends import ARTIFACT_SUFFIXES, backend_for
+from .errors import HelpFormatter, UserError, check_at_least, check_input_size, command
 from .data import eval_transform, load_dataset, transform_config
 from .files import check_replaceable, ensure_writable_dir, write_json_atomic
-from .latency import manifest_beside
+from .formats import manifest_beside
 from .metrics import mcnemar_exact
-from .runtime import Program, ProgramError, TFLiteModel
 
 
 def _predictor(target: Path, model_name: str | None, input_size: int | None):
     """(callable batch -> logits, input size, mean, std, class count, description)."""
     if not target.exists():
-        raise ProgramError(f"not found: {target}")
-    if target.suffix in (".pte", ".mlpackage", ".tflite"):
+        raise UserError(f"not found: {target}")
+    if target.suffix in ARTIFACT_SUFFIXES:
         manifest = manifest_beside(target, target.parent)
         if manifest is None:
-            raise ProgramError(f"{target.name} has no manifest beside it ({target.stem}.manifest.json)")
+            raise UserError(f"{target.name} has no manifest beside it ({target.stem}.manifest.json)")
         inp = manifest["input"]
         if input_size not in (None, inp["shape"][-1]):
             raise UserError(f"{target.name} takes {inp['shape'][-1]}x{inp['shape'][-1]} images, not --input-size {input_size}")
+        backend = backend_for(target)
         what = f"{manifest['model']} {manifest['backend']} {manifest['precision']}"
-        if target.suffix == ".mlpackage":
-            run_one, what = _mil_runner(target), what + " (MIL reference executor, not Core ML)"
-        elif target.suffix == ".tflite":
-            run_one = TFLiteModel(target)
-        else:
-            run_one = Program(target)
+        if backend.emulated:
+            what += f" ({backend.emulated})"
+        run_one = backend.open(target)
         return (lambda x: torch.cat([run_one(img[None]) for img in x]), inp["shape"][-1], inp["mean"], inp["std"],
                 manifest["num_classes"], what)
     if not model_name:
@@ -56,16 +52,6 @@ def _predictor(target: Path, model_name: str | None, input_size: int | None):
     model = mf.create_model(model_name, num_classes=checkpoint_num_classes(target) or 1000, checkpoint=target)
     size = input_size or model.cfg.input_size
     return model, size, model.cfg.mean, model.cfg.std, model.num_classes, f"{model.cfg.name} PyTorch fp32"
-
-
-def _mil_runner(package: Path):
-    """One image through the package's MIL program, op by op (Core ML itself needs macOS)."""
-    executor = mil_reference.Executor(mil_reference.load_program(package))
-
-    def run_one(x: torch.Tensor) -> torch.Tensor:
-        out, _ = executor(x.numpy())
-        return torch.from_numpy(np.asarray(out, dtype=np.float32))
-    return run_one
 
 
 def evaluate(target: Path, data: str, model_name: str | None = None, input_size: int | None = None,

@@ -22,12 +22,12 @@ import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 from mobileformer.model import MobileFormer
 
-from . import HelpFormatter, versions
+from . import versions
 from .backends import BACKENDS, Backend, Census, LowerContext, Lowered
-from .cli import UserError, check_at_least, check_input_size, command
+from .errors import HelpFormatter, UserError, check_at_least, check_input_size, command
 from .data import calibration_batches
 from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
-from .latency import MANIFEST_FORMAT
+from .formats import MANIFEST_FORMAT
 from .qat_graph import QATModel, load_qat_model
 from .recipes import Recipe, calibrate, convert, get_recipe, prepare
 
@@ -74,14 +74,14 @@ def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     timings[stage] = round(time.perf_counter() - started, 1)
 
 
-def artifact_name(model: str, backend: str, precision: str, recipe: str, fmt: str, profile_blocks: bool) -> str:
+def artifact_name(model: str, backend: str, precision: str, recipe: Recipe, fmt: str, profile_blocks: bool) -> str:
     """``mobile_former_26m_xnnpack_int8.pte``; a recipe other than the backend's own
     (``xnnpack-stock`` -> ``_stock``) and block profiling are marked. An fp32 name marks
     the recipe only where it changes the fp32 program: the float model as it is (``_stock``)
     instead of the twin."""
     name = f"{model}_{backend}_{precision}"
-    variant = recipe.removeprefix(backend).lstrip("-").replace("-", "_")
-    if variant and (precision == "int8" or not get_recipe(recipe).twin):
+    variant = recipe.name.removeprefix(backend).lstrip("-").replace("-", "_")
+    if variant and (precision == "int8" or not recipe.twin):
         name += f"_{variant}"
     if profile_blocks:
         name += "_blocks"
@@ -159,8 +159,7 @@ def _check_options(cfg: ExportConfig) -> tuple[Recipe, Backend, str]:
     if cfg.profile_blocks and not backend.block_profiling:
         raise ExportError(f"--profile-blocks is for the {', '.join(b.name for b in BACKENDS.values() if b.block_profiling)} "
                           "backend")
-    if backend.requires is not None:
-        backend.requires()  # an optional extra: say so before any work
+    backend.check_installed()  # an optional extra: say so before any work
     mf.get_config(cfg.model)  # an unknown variant fails before any work
     return recipe, backend, fmt
 
@@ -206,7 +205,7 @@ def export(cfg: ExportConfig) -> ExportResult:
     images = calibration_batches(cfg.calib, cfg.calib_images, size, model.cfg.mean, model.cfg.std)
     with _timed(timings, "quantize"):
         quantized = _quantize(cfg, recipe, model, qat, images)
-    name = artifact_name(model.cfg.name, cfg.backend, cfg.precision, recipe.name, fmt, cfg.profile_blocks)
+    name = artifact_name(model.cfg.name, cfg.backend, cfg.precision, recipe, fmt, cfg.profile_blocks)
 
     module = backend.load()
     with staged_outputs(out) as stage:

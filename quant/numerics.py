@@ -17,17 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torchao.quantization.pt2e import compare_results, extract_results_from_loggers, prepare_for_propagation_comparison
-from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-from torchao.quantization.pt2e.utils import _fuse_conv_bn_
 
 import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 from mobileformer.model import MobileFormer
 
-from . import HelpFormatter
 from .census import graph_census
-from .cli import check_at_least, check_input_size, command
+from .errors import HelpFormatter, check_at_least, check_input_size, command
 from .data import calibration_batches
 from .files import ensure_writable_dir, staged_outputs
 from .metrics import logits_of, sqnr, top1_agreement
@@ -49,6 +45,10 @@ def inspect_model(model: MobileFormer, recipe_name: str, images: torch.Tensor,
     """PTQ ``model`` with a recipe on ``images`` and measure it against fp32, op by op, on
     ``measure`` (default: the calibration images themselves). Calibrating on images of
     another distribution than those measured shows what out-of-range activations cost."""
+    from torchao.quantization.pt2e import compare_results, extract_results_from_loggers, prepare_for_propagation_comparison
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.utils import _fuse_conv_bn_
+
     measure = images if measure is None else measure
     recipe = get_recipe(recipe_name)
     source = (recipe.source(model) if recipe.twin else copy.deepcopy(model)).eval()

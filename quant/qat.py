@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from torchao.quantization.pt2e import disable_observer, move_exported_model_to_eval, move_exported_model_to_train
 
 import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 
-from . import HelpFormatter
-from .cli import command
+from .errors import HelpFormatter, command
 from .files import ensure_writable_dir
 from .qat_graph import build_qat_graph
 from .recipes import RECIPES, get_recipe
@@ -36,21 +34,23 @@ from .train import (
     train,
 )
 
-def _rng_neutral(switch: Callable[[torch.fx.GraphModule], object]) -> Callable[[torch.fx.GraphModule], None]:
-    """``switch`` without touching the global RNG.
+def _rng_neutral(switch: str) -> Callable[[torch.fx.GraphModule], None]:
+    """torchao's ``switch`` (imported when first run, not with the command) without touching the global RNG.
 
     torchao's train/eval switches re-trace dropout and BatchNorm patterns on random example
     inputs; left alone, that would shift the RNG that dropout and augmentation draw from, and a
     resumed run (which switches at a different point) would no longer repeat the straight one.
     """
     def run(gm: torch.fx.GraphModule) -> None:
+        import torchao.quantization.pt2e as pt2e
+
         with torch.random.fork_rng():
-            switch(gm)
+            getattr(pt2e, switch)(gm)
 
     return run
 
 
-to_train, to_eval = _rng_neutral(move_exported_model_to_train), _rng_neutral(move_exported_model_to_eval)
+to_train, to_eval = _rng_neutral("move_exported_model_to_train"), _rng_neutral("move_exported_model_to_eval")
 
 
 def qat_hooks(cfg: TrainConfig, recipe: str, num_classes: int, init: str | None) -> Hooks:
@@ -65,6 +65,8 @@ def qat_hooks(cfg: TrainConfig, recipe: str, num_classes: int, init: str | None)
             to_eval(gm)  # BatchNorm uses its running statistics from here on
             frozen["bn"] = True
         if cfg.freeze_observer_step is not None and step >= cfg.freeze_observer_step and not frozen["observer"]:
+            from torchao.quantization.pt2e import disable_observer
+
             gm.apply(disable_observer)  # quantization ranges stay where they are
             frozen["observer"] = True
 

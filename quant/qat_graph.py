@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torchao.quantization.pt2e import disable_fake_quant, move_exported_model_to_eval
 
 import mobileformer as mf
 from mobileformer.model import MobileFormer
 
-from .cli import UserError
+from .errors import UserError
 from .recipes import example_input, get_recipe, prepare
 
 FORMAT = "mobileformer-qat/1"
@@ -84,6 +83,8 @@ def load_qat_model(path: str | Path, expected_model: str | None = None,
         raise QATCheckpointError(f"{path} was trained for the {state['recipe']} recipe, not {expected_recipe}")
     model = mf.create_model(cfg["model"], num_classes=state["num_classes"])
     graph = build_qat_graph(model, state["recipe"], cfg["input_size"])
+    from torchao.quantization.pt2e import disable_fake_quant, move_exported_model_to_eval
+
     missing, unexpected = graph.load_state_dict(state["model"], strict=False)
     if missing or unexpected:
         raise QATCheckpointError(f"{path} does not fit the {state['recipe']} QAT graph of {cfg['model']} "

@@ -51,7 +51,7 @@ from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
 )
 from executorch.backends.xnnpack.quantizer.xnnpack_quantizer_utils import OP_TO_ANNOTATOR
 
-from .runtime import require_litert
+from .backends import BACKENDS
 
 
 Q_KEY = "quantization_annotation"
@@ -269,7 +269,7 @@ def litert_quantizer(qat: bool = False) -> Quantizer:
     instead of LiteRT's own: litert-torch 0.10.0's hands torch.export a plain function,
     which torchao 0.18 refuses ("Expected `mod` to be an instance of `torch.nn.Module`").
     """
-    require_litert()
+    BACKENDS["tflite"].check_installed()
     from litert_torch.quantize import pt2e_quantizer
 
     config = pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_qat=qat)

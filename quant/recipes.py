@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from mobileformer.model import MobileFormer
 
-from .cli import UserError
+from .errors import UserError
 from .twin import quantizable
 
 if TYPE_CHECKING:
@@ -140,23 +140,8 @@ def convert(prepared: torch.fx.GraphModule, recipe: Recipe | None = None) -> tor
     """Observers -> quantize/dequantize pairs with the calibrated parameters."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-    from .observers import fast_histogram_search
+    from .patches.torchao import fast_histogram_search
 
-    with fast_histogram_search():  # same ranges, about 10x faster (quant/observers.py)
+    with fast_histogram_search():  # same ranges, about 10x faster (quant/patches/torchao.py)
         return convert_pt2e(prepared, fold_quantize=recipe.fold_quantize if recipe else True)
 
-
-def lower_layer(layer: torch.nn.Module, x: torch.Tensor, int8: bool) -> bytes:
-    """One layer (or a toy model) as an XNNPACK ``.pte``: fp32, or int8 by ExecuTorch's quantizer
-    as shipped (``xnnpack-stock``). What ``scripts/kernel_bench.py`` and the instruction tests compare."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
-
-    graph = layer.eval()
-    if int8:
-        stock = get_recipe("xnnpack-stock")
-        graph = prepare(layer, stock, x)
-        calibrate(graph, [x], progress=False)
-        graph = convert(graph, stock)
-    program = to_edge_transform_and_lower(torch.export.export(graph, (x,)), partitioner=[XnnpackPartitioner()])
-    return program.to_executorch().buffer

@@ -15,10 +15,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import HelpFormatter
-from .cli import command
+from mobileformer.cli import text_table
+
+from .errors import HelpFormatter, command
 from .files import ensure_writable_dir, staged_outputs
-from .latency import ResultError, apply_manifest, manifest_beside, op_type, read_manifest, read_result
+from .formats import ResultError, apply_manifest, manifest_beside, op_type, read_manifest, read_result
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,6 @@ class Outputs:
     csv: Path
     png: Path
     markdown: Path
-
-
-def _fmt_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    fmt = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, rows)])
 
 
 def _baseline(result: dict, results: list[dict]) -> dict | None:
@@ -178,10 +173,10 @@ def _chart(results: list[dict], path: Path) -> None:
 def render(results: list[dict], out: Path, name: str = "report") -> Outputs:
     """Table (returned), ``<name>.csv``, ``<name>.md`` and ``<name>.png`` in ``out``: all three or none."""
     header, rows = summary_rows(results)
-    text = _fmt_table(header, rows)
+    text = text_table(header, rows)
     bheader, brows = block_rows(results)
     if brows:
-        text += "\n\n" + _fmt_table(bheader, brows)
+        text += "\n\n" + text_table(bheader, brows)
     for r in results:
         if r["operators"] and not _has_operator_figures(r):
             text += f"\n\n{r['label']}: no per-operator counts (a node ran as several XNNPACK operators); totals exact"

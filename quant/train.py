@@ -24,8 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import HelpFormatter
-from .cli import UserError, check_at_least, check_input_size, command
+from .errors import HelpFormatter, UserError, check_at_least, check_input_size, command
 from .data import eval_transform, load_dataset, train_transform, transform_config
 from .files import atomic_path, ensure_writable_dir
 

@@ -33,7 +33,7 @@ from quant.recipes import get_recipe
 model, recipe = sys.argv[1:]
 backend = get_recipe(recipe).backend
 ext = BACKENDS[backend].formats[0]
-print(backend, artifact_name(model, backend, 'fp32', backend, ext, False), artifact_name(model, backend, 'int8', recipe, ext, False))
+print(backend, artifact_name(model, backend, 'fp32', get_recipe(backend), ext, False), artifact_name(model, backend, 'int8', get_recipe(recipe), ext, False))
 " "$MODEL" "$RECIPE" 2>/dev/null) || true  # read fails on no output: the line below says why
 [[ -n $INT8 ]] || { echo "error: no such recipe: $RECIPE" >&2; exit 2; }
 [[ $BACKEND == xnnpack ]] || STOCK=0

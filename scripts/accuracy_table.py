@@ -14,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from quant.cli import UserError, command
+from quant.errors import UserError, command
 from quant.evaluate import compare, read_result
 from quant.export import artifact_name
 from quant.recipes import get_recipe
@@ -27,16 +27,17 @@ def _optional(path: Path) -> float | None:
 
 
 def seed_row(run: Path, model: str, recipe: str) -> dict:
-    backend = get_recipe(recipe).backend
-    int8 = artifact_name(model, backend, "int8", recipe, "top1.json", False)
-    fp32 = read_result(run / "ptq" / artifact_name(model, backend, "fp32", backend, "top1.json", False))
+    chosen = get_recipe(recipe)
+    backend = chosen.backend
+    int8 = artifact_name(model, backend, "int8", chosen, "top1.json", False)
+    fp32 = read_result(run / "ptq" / artifact_name(model, backend, "fp32", get_recipe(backend), "top1.json", False))
     ptq, qat = read_result(run / "ptq" / int8), read_result(run / "qat-export" / int8)
     loss = fp32["top1"] - ptq["top1"]
     gain = qat["top1"] - ptq["top1"]
     return {"run": run.name, "fp32": fp32["top1"], "ptq": ptq["top1"], "qat": qat["top1"],
             # absent with STOCK=0 or another backend than XNNPACK, and where PTQ was calibrated on the data
             # set itself
-            "stock": _optional(run / "ptq" / artifact_name(model, "xnnpack", "int8", "xnnpack-stock", "top1.json", False)),
+            "stock": _optional(run / "ptq" / artifact_name(model, "xnnpack", "int8", get_recipe("xnnpack-stock"), "top1.json", False)),
             "ptq_own": _optional(run / f"ptq-{DATA}" / int8),
             "ptq_delta": -loss, "p_ptq": compare(fp32, ptq)["p_value"], "qat_gain": gain,
             "p_qat": compare(ptq, qat)["p_value"], "qat_delta": qat["top1"] - fp32["top1"],

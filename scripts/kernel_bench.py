@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from quant.arm64 import CPUS, DEFAULT_CPU, count_instructions
+from quant.backends.xnnpack.arm64 import CPUS, DEFAULT_CPU, count_instructions
 from quant.bench import interleaved_runs
-from quant.latency import summarize
-from quant.recipes import lower_layer
-from quant.runtime import Program, set_threads
+from quant.formats import summarize
+from quant.backends.xnnpack import lower_layer
+from quant.backends.xnnpack.runtime import Program, set_threads
 
 # name: (layer, input shape). The "26m" rows are the layers of mobile_former_26m's first
 # Mobile sub-block (56x56, 12 -> 36 -> 12 channels, pointwise convs in 4 groups).

@@ -1,4 +1,6 @@
-"""Shared fixtures: a tiny registered variant for fast end-to-end tests."""
+"""Shared fixtures: a tiny registered variant for fast end-to-end tests; and the one rule that marks tests slow
+without a marker in their file: a test that uses a fixture of :data:`SLOW_FIXTURES` (they export, train or
+build) is ``slow`` (listed in the marker's description too: ``pytest --markers``)."""
 from __future__ import annotations
 
 import dataclasses

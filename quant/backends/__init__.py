@@ -1,15 +1,19 @@
-"""Backends: every runtime an export targets, in one shape.
+"""Backends: every runtime an export targets, in one shape; each one a wing of its own.
 
-Each backend module (:mod:`.xnnpack`, :mod:`.coreml`, :mod:`.tflite`) provides
+Each backend package (:mod:`.xnnpack`, :mod:`.coreml`, :mod:`.tflite`) holds everything of its
+backend and imports nothing of another's. Its ``__init__`` provides
 
 - ``lower(ctx: LowerContext) -> Lowered``: write ``ctx.artifact`` and describe it (its
   :class:`Census`, the I/O tensors an app must feed, profiling maps);
 - ``validate(ctx, lowered) -> dict``: run the artifact on this host and compare it with
-  PyTorch (:func:`quant.metrics.validation_record`);
+  PyTorch (:func:`quant.metrics.compare_logits`);
+- ``open_artifact(path, threads) -> Runner``: the artifact loaded on this host, called like the
+  PyTorch model (what ``validate``, ``quant.evaluate`` and ``quant.bench`` run);
 - a census function returning :class:`Census`, the one op-census schema of every manifest.
 
-:data:`BACKENDS` is data (formats, fp32 tolerance, optional packages): choosing and checking a
-backend imports none of them; :meth:`Backend.load` imports its module when an export needs it.
+:data:`BACKENDS` is data (formats, the file suffixes each owns, fp32 tolerance, optional
+packages): choosing and checking a backend imports none of them; :meth:`Backend.load` imports
+its package when an export or a run needs it, :func:`backend_for` finds an artifact's backend.
 """
 from __future__ import annotations
 
@@ -20,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
-from ..runtime import require_litert
+from ..errors import UserError
 
 if TYPE_CHECKING:
     from ..recipes import Recipe
@@ -52,8 +56,34 @@ class Census:
     delegated_gemm_pct: float | None = None
     detail: dict[str, object] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, ops: dict[str, Counter], kind_of: dict[str, str], outside_gemm: int | None = None,
+           outside_in_ops: bool = False, **fields) -> Census:
+        """The census of ``ops`` (op type -> Counter of int8 / float / constant), summed by kind (``kind_of``:
+        op type -> conv / linear / matmul), with the GEMM shares worked out here for every backend.
+
+        ``outside_gemm``: the GEMMs left outside a delegate (None: no delegates), counted in ``ops`` too
+        (``outside_in_ops``: LiteRT lists every op, delegated or not) or besides (XNNPACK's graphs hold
+        only what the delegates run). Constant GEMMs (on weights only) are in neither share.
+        """
+        kinds = summed_by_kind(ops, kind_of)
+        gemm = [kinds.get(kind, Counter()) for kind in SHARED_KINDS]
+        int8, inside = sum(c["int8"] for c in gemm), sum(c["int8"] + c["float"] for c in gemm)
+        total = inside if outside_gemm is None or outside_in_ops else inside + outside_gemm
+        delegated = None if outside_gemm is None else inside - outside_gemm if outside_in_ops else inside
+        return cls(ops=counted(ops), kinds=counted(kinds), int8_gemm_pct=_share(int8, total, 0.0),
+                   delegated_gemm_pct=None if delegated is None else _share(delegated, total, 100.0), **fields)
+
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
+
+
+SHARED_KINDS = ("conv", "linear", "matmul")  # the kinds whose shares a census gives
+
+
+def _share(part: int, whole: int, empty: float) -> float:
+    """``part`` of ``whole`` in percent, to two decimals; ``empty`` where there is no whole."""
+    return round(100.0 * part / whole, 2) if whole else empty
 
 
 def counted(ops: dict[str, Counter]) -> dict[str, dict[str, int]]:
@@ -100,6 +130,17 @@ class Lowered:
     state: object = None  # what this backend's validate needs from its lowering
 
 
+class Runner(Protocol):
+    """An artifact loaded on this host (a wing's ``open_artifact``)."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits of a float NCHW batch of one, as the PyTorch model gives them."""
+
+    def invoker(self, x: torch.Tensor) -> Callable[[], object]:
+        """One inference per call on an input set once (``x``, or the runtime's own of its input's
+        dtype): what ``quant.bench`` times."""
+
+
 @dataclass(frozen=True)
 class Backend:
     name: str
@@ -108,22 +149,53 @@ class Backend:
     # itself (Core ML computes in fp16 between ops: by SQNR at every paper block instead).
     fp32_tolerance: float | None
     validator: str  # what validate runs the artifact on (the export's progress line)
+    suffixes: tuple[str, ...] = ()  # the artifact files it opens on this host (quant.bench, quant.evaluate)
+    runtime: tuple[str, str] | None = None  # the host runtime's name in results, and its package; None: none here
+    not_timed: str = ""  # why quant.bench cannot time its artifacts on this host (with no runtime)
+    emulated: str = ""  # what runs its artifacts here when it is not the backend's own runtime
     block_profiling: bool = False  # --profile-blocks: one delegate per paper block
-    requires: Callable[[], None] | None = None  # raises UserError when an optional extra is missing
+    operator_profiling: bool = False  # quant.bench's traced pass gives per-operator times
+    requires: str = ""  # the wing's module:function raising UserError when an optional extra is missing
 
     def load(self) -> ModuleType:
-        """The backend's module (``lower``, ``validate``), imported on first use."""
+        """The backend's package (``lower``, ``validate``, ``open_artifact``), imported on first use."""
         return importlib.import_module(f"{__name__}.{self.name}")
+
+    def check_installed(self) -> None:
+        """Raise :class:`UserError` naming the optional extra this backend needs, if it is missing."""
+        if self.requires:
+            module, function = self.requires.split(":")
+            getattr(importlib.import_module(f"{__name__}.{self.name}.{module}"), function)()
+
+    def open(self, artifact: Path, threads: int = 1) -> Runner:
+        """``artifact`` loaded on this host's runtime (``threads``: 0, the runtime's default)."""
+        self.check_installed()
+        return self.load().open_artifact(Path(artifact), threads)
 
 
 BACKENDS = {
     b.name: b
     for b in (
         Backend("xnnpack", ("pte",), fp32_tolerance=1e-4, validator="the host ExecuTorch runtime",
-                block_profiling=True),
+                suffixes=(".pte",), runtime=("executorch", "executorch"), block_profiling=True,
+                operator_profiling=True),
         Backend("coreml", ("mlpackage", "pte"), fp32_tolerance=None,
-                validator="the MIL reference executor (Core ML itself needs macOS)"),
+                validator="the MIL reference executor (Core ML itself needs macOS)", suffixes=(".mlpackage",),
+                not_timed="Core ML prediction needs macOS or iOS; measure it with ios_demo",
+                emulated="MIL reference executor, not Core ML"),
         Backend("tflite", ("tflite",), fp32_tolerance=1e-4, validator="the host LiteRT interpreter",
-                requires=require_litert),
+                suffixes=(".tflite",), runtime=("tflite", "ai-edge-litert"), requires="runtime:require_litert"),
     )
 }
+
+ARTIFACT_SUFFIXES = tuple(suffix for backend in BACKENDS.values() for suffix in backend.suffixes)
+
+
+def backend_for(artifact: Path) -> Backend:
+    """The backend that opens ``artifact`` on this host, by its file suffix (a ``.pte`` runs on ExecuTorch's
+    runtime with XNNPACK: a Core ML ``.pte`` has no host runtime)."""
+    for backend in BACKENDS.values():
+        if Path(artifact).suffix in backend.suffixes:
+            return backend
+    raise UserError(f"{Path(artifact).name}: unknown artifact type {Path(artifact).suffix!r} "
+                    f"(expected {', '.join(ARTIFACT_SUFFIXES)})")

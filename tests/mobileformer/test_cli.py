@@ -73,3 +73,10 @@ def test_help_shows_every_default_once():
     assert "--steps STEPS (default: 300)" in text
     assert "(0: the runtime's default) (default: 1)" in text
     assert "(default: the variant's) --model" in text and "a variant (default" not in text
+
+
+def test_text_table_aligns_names_left_and_numbers_right():
+    from mobileformer.cli import text_table
+
+    assert text_table(["model", "ms"], [["a", 1.5], ["longer", 12]]).splitlines() == [
+        "model    ms", "------  ---", "a       1.5", "longer   12"]

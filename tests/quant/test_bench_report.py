@@ -8,9 +8,9 @@ import pytest
 
 from quant import report
 from quant.bench import interleaved_runs, main as bench_main
-from quant.latency import ResultError, apply_manifest, read_result
+from quant.formats import ResultError, apply_manifest, read_result
 from quant.report import main as report_main
-from quant.runtime import Program
+from quant.backends.xnnpack.runtime import Program
 from tests.schemas import assert_follows
 
 INT8 = "mobile_former_tiny_xnnpack_int8"

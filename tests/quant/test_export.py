@@ -11,7 +11,8 @@ from quant.metrics import top1_agreement
 from quant import export as export_mod
 from quant.backends import xnnpack
 from quant.export import main
-from quant.runtime import Program, ProgramError
+from quant.recipes import get_recipe
+from quant.backends.xnnpack.runtime import Program, ProgramError
 from tests.conftest import TINY
 from tests.schemas import assert_follows
 
@@ -165,7 +166,7 @@ def test_failed_validation_leaves_nothing(tiny_variant, tmp_path, monkeypatch, c
 
 @pytest.mark.slow
 def test_strict_fails_when_a_gemm_stays_outside(tiny_variant, tmp_path, monkeypatch, capsys):
-    import quant.partition as partition
+    import quant.backends.xnnpack.partition as partition
 
     real = partition.xnnpack_partitioner
 
@@ -190,8 +191,8 @@ def test_strict_fails_when_a_gemm_stays_outside(tiny_variant, tmp_path, monkeypa
     ("xnnpack-stock", "fp32", False, "m_xnnpack_fp32_stock.pte"),
 ])
 def test_artifact_names_mark_recipe_and_profiling(recipe, precision, blocks, name):
-    assert export_mod.artifact_name("m", "xnnpack", precision, recipe, "pte", blocks) == name
-    assert export_mod.artifact_name("m", "coreml", "int8", "coreml", "mlpackage", False) == "m_coreml_int8.mlpackage"
+    assert export_mod.artifact_name("m", "xnnpack", precision, get_recipe(recipe), "pte", blocks) == name
+    assert export_mod.artifact_name("m", "coreml", "int8", get_recipe("coreml"), "mlpackage", False) == "m_coreml_int8.mlpackage"
 
 
 def test_exporting_never_imports_the_training_loop():

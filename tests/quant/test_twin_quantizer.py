@@ -85,7 +85,7 @@ def _lowered_census(model, recipe):
     from executorch.exir import to_edge_transform_and_lower
 
     from quant.backends.xnnpack import capture_xnnpack_graphs, xnnpack_census
-    from quant.partition import xnnpack_partitioner
+    from quant.backends.xnnpack.partition import xnnpack_partitioner
 
     prepared = prepare(model, get_recipe(recipe), example_input(model))
     calibrate(prepared, [torch.randn(1, 3, 64, 64) for _ in range(2)], progress=False)
@@ -140,7 +140,7 @@ def test_dyrelu_multiplies_of_the_feature_map_run_int8_with_the_relu_fused():
     from executorch.exir import to_edge_transform_and_lower
 
     from quant.backends.xnnpack import _datatype, capture_xnnpack_graphs
-    from quant.partition import xnnpack_partitioner
+    from quant.backends.xnnpack.partition import xnnpack_partitioner
     from quant.quantizer import xnnpack_quantizer
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 

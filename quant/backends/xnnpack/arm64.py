@@ -1,0 +1,392 @@
+"""AArch64 instruction counts of a ``.pte``: the real AArch64 runtime and XNNPACK under qemu-user.
+
+A phone core we cannot hold is stood in for by ``qemu-aarch64 -cpu <core>``: it runs the
+aarch64 build of ``mfbench`` (the project's benchmark core) against the aarch64 ExecuTorch
+SDK of the pinned executorch version, and a qemu plugin built from ``native/arm64/icount.c``
+counts the guest instructions. The count is exact and repeats run to run, unlike
+wall-clock time on a shared machine.
+
+Attribution. ``mfbench --instruction-markers`` issues a marker syscall around each measured
+inference and at the start of each delegate call; the plugin logs the instruction count at
+every marker and at every ``clock_gettime`` after the first one. In a delegate call of N
+operators the clock is read exactly N + 2 times before its operator events are logged: once
+by ExecuTorch's XNNPACK profiler as the call starts, once by XNNPACK before its first
+operator and once after each operator. The differences between the last N + 1 reads are the
+operators' counts (the operator's work plus one clock read). A node that XNNPACK runs as k
+operator objects (a concatenation of k inputs, reported under its first object's name,
+``Copy``) reads the clock k times but reports one event: the delegate's graph, read back
+from the ``.pte`` (:mod:`quant.backends.xnnpack.graph`), says k, and the node's count is the sum of its k
+differences. The call's reads must then number exactly N + 2 + the extra objects; where
+they do not, the call's total stays exact and its operators get no count rather than a
+guess. The operator counts come from a traced inference (the event tracer
+names the operators); XNNPACK profiles and runs the same code with or without the tracer,
+so they hold for the untraced inference that gives the whole count. Everything else in it
+(ExecuTorch's method execution, operators outside the delegate, XNNPACK's setup of each
+call, input and output copies) is the runtime overhead, and
+``per_inference = sum(operators) + runtime_overhead`` exactly.
+
+First use sets up, in ``$MOBILEFORMER_CACHE`` (default ``~/.cache/mobileformer``) ``/arm64``:
+the SDK from the executorch aarch64 wheel (``pip download``), the cross-built ``mfbench``
+and the plugin; each appears whole or not at all (built in a temporary folder, renamed).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Callable
+from itertools import accumulate
+from pathlib import Path
+
+from ...errors import UserError
+from .graph import XNode, copy_objects, match_operators, node_blocks, nodes_per_delegate_call
+
+REPO = Path(__file__).resolve().parent.parent
+NATIVE = REPO / "native"
+TOOLCHAIN = NATIVE / "arm64" / "aarch64-linux-gnu.cmake"
+PLUGIN_SOURCE = NATIVE / "arm64" / "icount.c"
+SYSROOT = Path("/usr/aarch64-linux-gnu")
+MARKER_SYSCALL = 0x4D46  # native/mfbench/src/markers.h
+CLOCK_GETTIME = 113  # the aarch64 syscall number (asm-generic)
+# What each marker kind means (markers.h); 0 is a timer read.
+TIMER, INFERENCE_BEGIN, INFERENCE_END, DELEGATE_BEGIN, OPERATORS_LOGGED, PASS_BEGIN = range(6)
+DEFAULT_CPU = "cortex-a76"
+# The -cpu models of qemu 7.2 that stand for phone cores (docs/benchmarks.md says which).
+CPUS = ("cortex-a76", "neoverse-n1", "cortex-a72", "cortex-a57", "cortex-a53", "cortex-a35", "max")
+# The SDK pieces mfbench builds and runs against (the wheel also holds Python and AOT code).
+SDK_PARTS = ("executorch/include/", "executorch/lib/", "executorch/share/")
+GUEST_ENV = {"LC_ALL": "C"}  # qemu-user hands its environment to the guest
+
+
+class Arm64Error(UserError):
+    """The AArch64 toolchain, SDK or emulator is missing or failed; the message says what to do."""
+
+
+def cache_root() -> Path:
+    """Where the SDK, the cross-built mfbench and the plugin are kept between runs."""
+    base = os.environ.get("MOBILEFORMER_CACHE") or Path.home() / ".cache" / "mobileformer"
+    return Path(base) / "arm64"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise Arm64Error(f"{name} not found: install the Debian packages in scripts/debian-packages.txt "
+                         "(scripts/install_tools.sh, as root)")
+    return path
+
+
+def _run(cmd: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
+        raise Arm64Error(f"{what} failed (exit {done.returncode}):\n{tail}")
+    return done
+
+
+def _cached(name: str, build: Callable[[Path], None]) -> Path:
+    """``cache_root()/name``, built by ``build(tmp_dir)`` in a temporary folder and renamed into place."""
+    final = cache_root() / name
+    if final.exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}.tmp-"))
+    try:
+        build(tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.exists():  # not a concurrent setup that finished first
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _digest(paths: list[Path], *extra: str) -> str:
+    h = hashlib.sha256()
+    for path in sorted(paths):
+        h.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    for text in extra:
+        h.update(text.encode() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def executorch_version() -> str:
+    return importlib.metadata.version("executorch")
+
+
+def sdk() -> Path:
+    """The aarch64 ExecuTorch SDK (``.../executorch``) of the installed executorch version."""
+    version = executorch_version()
+    py = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+    def build(tmp: Path) -> None:
+        print(f"[arm64] downloading the aarch64 executorch {version} wheel (once)", flush=True)
+        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+              "--platform", "manylinux_2_28_aarch64", "--python-version", py, f"executorch=={version}",
+              "--dest", str(tmp / "wheel")], "pip download of the aarch64 executorch wheel")
+        wheel = next((tmp / "wheel").glob("executorch-*.whl"))
+        with zipfile.ZipFile(wheel) as z:
+            z.extractall(tmp / "sdk", [n for n in z.namelist() if n.startswith(SDK_PARTS)])
+        shutil.rmtree(tmp / "wheel")
+
+    return _cached(f"sdk-executorch-{version}", build) / "sdk" / "executorch"
+
+
+def mfbench() -> Path:
+    """The aarch64 ``mfbench``, cross-built from this checkout's sources (rebuilt when they change)."""
+    sources = [p for p in (NATIVE / "mfbench").rglob("*") if p.is_file()] + [TOOLCHAIN]
+    root = sdk()
+    _tool("aarch64-linux-gnu-g++")
+    cmake = _tool("cmake")
+
+    def build(tmp: Path) -> None:
+        print("[arm64] cross-compiling mfbench for aarch64 (once per source change, about a minute)", flush=True)
+        _run([cmake, "-S", str(NATIVE / "mfbench"), "-B", str(tmp / "build"), "-DCMAKE_BUILD_TYPE=Release",
+              f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN}", f"-DEXECUTORCH_ROOT={root}"], "cmake configure (aarch64)")
+        _run([cmake, "--build", str(tmp / "build"), "--parallel", str(os.cpu_count() or 2)], "aarch64 build of mfbench")
+        shutil.copy2(tmp / "build" / "mfbench", tmp / "mfbench")
+        shutil.rmtree(tmp / "build")
+
+    name = f"mfbench-{executorch_version()}-{_digest(sources)}"
+    return _cached(name, build) / "mfbench"
+
+
+def plugin() -> Path:
+    """The instruction-count plugin, built with the host C compiler from ``native/arm64/icount.c``."""
+    cc = _tool("cc")
+
+    def build(tmp: Path) -> None:
+        _run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-o", str(tmp / "icount.so"), str(PLUGIN_SOURCE)],
+             "build of the qemu plugin")
+
+    return _cached(f"icount-{_digest([PLUGIN_SOURCE], platform.machine())}", build) / "icount.so"
+
+
+def qemu_version(qemu: str) -> str:
+    first = _run([qemu, "--version"], "qemu-aarch64 --version").stdout.splitlines()[0]
+    return first.split("version", 1)[-1].strip().split()[0]
+
+
+def run_counted(artifact: Path, cpu: str, warmup: int, iterations: int, work: Path) -> tuple[dict, list[tuple[str, int, int]]]:
+    """Run mfbench on ``artifact`` under qemu with the plugin; its JSON result and the plugin's log."""
+    qemu, setarch = _tool("qemu-aarch64"), _tool("setarch")
+    binary, counter = mfbench(), plugin()
+    if not SYSROOT.is_dir():
+        raise Arm64Error(f"{SYSROOT} not found: install g++-aarch64-linux-gnu (scripts/debian-packages.txt)")
+    # The guest sees the same argv, environment and paths whatever the artifact's location
+    # or the caller's environment: their lengths move the stack, and with it the alignment
+    # of buffers and the instructions that copy them. GUEST_ENV keeps qemu's PATH out, so
+    # setarch and qemu are called by full path.
+    (work / "mfbench").symlink_to(binary)
+    (work / "model.pte").symlink_to(artifact.resolve())
+    log, result = work / "icount.log", work / "result.json"
+    # setarch -R: no address randomisation, so that hash tables keyed by addresses probe alike.
+    cmd = [setarch, "-R", qemu, "-cpu", cpu, "-L", str(SYSROOT), "-plugin",
+           f"{counter},out={log},marker={MARKER_SYSCALL},timer={CLOCK_GETTIME}",
+           "./mfbench", "--model", "model.pte", "--threads", "1", "--warmup", str(warmup),
+           "--iterations", str(iterations), "--instruction-markers", "--out", "result.json"]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=work, env=GUEST_ENV)
+    if done.returncode == 2:  # mfbench's own bad-input exit: the message is for the user
+        message = [line for line in done.stderr.splitlines() if line.startswith("mfbench:")]
+        text = message[-1] if message else done.stderr.strip()[-500:]
+        raise Arm64Error(text.replace("model.pte", artifact.name))
+    if done.returncode != 0:
+        raise Arm64Error(f"mfbench under qemu-aarch64 failed (exit {done.returncode}):\n{done.stderr.strip()[-2000:]}")
+    entries = []
+    for line in log.read_text().splitlines():
+        kind, arg, count = line.split()
+        entries.append((kind, int(arg) if kind != "end" else 0, int(count)))
+    return json.loads(result.read_text()), entries
+
+
+def split_passes(entries: list[tuple[str, int, int]]) -> dict[int, list[list[tuple[int, int, int]]]]:
+    """Log entries per pass (0 untraced, 1 traced), per measured inference, as (kind, arg, count)."""
+    passes: dict[int, list[list[tuple[int, int, int]]]] = {}
+    current: list[list[tuple[int, int, int]]] | None = None
+    inference: list[tuple[int, int, int]] | None = None
+    for kind_text, arg, count in entries:
+        if kind_text == "end":
+            break
+        kind = int(kind_text)
+        if kind == PASS_BEGIN:
+            current = passes.setdefault(arg, [])
+        elif kind == INFERENCE_BEGIN and current is not None:
+            inference = [(kind, arg, count)]
+            current.append(inference)
+        elif inference is not None:
+            inference.append((kind, arg, count))
+            if kind == INFERENCE_END:
+                inference = None
+    return passes
+
+
+def inference_count(events: list[tuple[int, int, int]]) -> int:
+    """Instructions between an inference's begin and end markers."""
+    if events[0][0] != INFERENCE_BEGIN or events[-1][0] != INFERENCE_END:
+        raise Arm64Error("the instruction log has an inference without both markers")
+    return events[-1][2] - events[0][2]
+
+
+def delegate_counts(events: list[tuple[int, int, int]], reads_per_delegate: list[list[int]]) -> list[tuple[int, list]]:
+    """Per delegate call of one traced inference: its operators' total, and each operator's count.
+
+    ``reads_per_delegate[d]`` holds, for each operator event of delegate d, the clock reads
+    it makes (its operator objects: 1, or k for a concatenation of k inputs). The total runs
+    from XNNPACK's clock read before its first operator to the read after its last one, and
+    is always exact. Each operator's count, the sum of its reads' differences, is exact when
+    the call read the clock ``sum(reads) + 2`` times; otherwise the call's operators get
+    ``None`` rather than a guess.
+    """
+    calls: list[tuple[int, list]] = []
+    delegate, reads = -1, []
+    for kind, arg, count in events:
+        if kind == DELEGATE_BEGIN:
+            delegate, reads = arg, []
+        elif kind == TIMER and delegate >= 0:
+            reads.append(count)
+        elif kind == OPERATORS_LOGGED and delegate >= 0:
+            per_op = reads_per_delegate[delegate]
+            if len(reads) < len(per_op) + 2:
+                raise Arm64Error(f"delegate call {delegate}: {len(reads)} clock reads for {len(per_op)} operators (at "
+                                 f"least {len(per_op) + 2} expected); this XNNPACK build does not profile its operators")
+            ends = reads[1:]
+            counts: list = [None] * len(per_op)
+            if len(reads) == sum(per_op) + 2:
+                bounds = [0, *accumulate(per_op)]
+                counts = [ends[b] - ends[a] for a, b in zip(bounds, bounds[1:])]
+            calls.append((ends[-1] - ends[0], counts))
+            delegate = -1
+    return calls
+
+
+def reads_per_operator(operators: list[dict], copies_per_delegate: list[list[int]]) -> list[list[int]]:
+    """The clock reads of each operator event, per delegate: 1, or the operator objects that the
+    graph gives the delegate's ``Copy`` nodes, in order (when their numbers do not match, 1 each,
+    and :func:`delegate_counts` then withholds that call's operator counts)."""
+    per_delegate: list[list[str]] = [[] for _ in range(1 + max((op["delegate_index"] for op in operators
+                                                                 if op["delegate_index"] is not None), default=-1))]
+    for op in operators:
+        per_delegate[op["delegate_index"]].append(op["name"])
+    reads = []
+    for index, names in enumerate(per_delegate):
+        copies = copies_per_delegate[index] if index < len(copies_per_delegate) else []
+        slots = [i for i, name in enumerate(names) if name.startswith("Copy (")]
+        counts = [1] * len(names)
+        if len(slots) == len(copies):
+            for i, k in zip(slots, copies):
+                counts[i] = k
+        reads.append(counts)
+    return reads
+
+
+def attribute_blocks(operators: list[dict], nodes_per_call: list[list[XNode]], handle_blocks: dict[str, str]) -> bool:
+    """Give each operator the paper block of the graph node it runs (:func:`quant.backends.xnnpack.graph.match_operators`,
+    :func:`~quant.backends.xnnpack.graph.node_blocks`); False, and no blocks, where a delegate call's events
+    and nodes do not line up."""
+    per_call: dict[int, list[dict]] = {}
+    for op in operators:
+        per_call.setdefault(op["delegate_index"], []).append(op)
+    found = {}
+    for index, ops in per_call.items():
+        nodes = nodes_per_call[index] if isinstance(index, int) and index < len(nodes_per_call) else []
+        matched = match_operators([op["name"] for op in ops], nodes)
+        if matched is None:
+            return False
+        blocks = node_blocks(nodes, handle_blocks)
+        found.update({id(op): blocks[j] for op, j in zip(ops, matched)})
+    for op in operators:
+        op["block"] = found[id(op)]
+    return True
+
+
+def add_block_counts(result: dict, delegate_blocks: list[str]) -> dict:
+    """Each paper block's instructions, exact: the totals of the delegate calls that ran it
+    (``--profile-blocks`` exports run one delegate per block), else the sum of its operators'
+    counts. The operators of no block make ``instructions.without_block``, so that the blocks
+    and it add up to ``operators_total``. ``apply_manifest`` made ``blocks``."""
+    counts = result["instructions"]
+    totals: dict[str, int] = {}
+    if delegate_blocks:
+        for index, total in enumerate(counts["delegate_calls"][:len(delegate_blocks)]):
+            totals[delegate_blocks[index]] = totals.get(delegate_blocks[index], 0) + total
+    elif counts["operators_exact"] and any(op.get("block") for op in result["operators"]):
+        for op in result["operators"]:
+            if op.get("block"):
+                totals[op["block"]] = totals.get(op["block"], 0) + op["instructions"]
+    else:
+        return result
+    for block in result["blocks"]:
+        if block["name"] in totals:
+            block["instructions"] = totals[block["name"]]
+    counts["without_block"] = counts["operators_total"] - sum(totals.values())
+    return result
+
+
+def emulated_device(cpu: str, qemu: str, features: list[str]) -> dict:
+    """``device`` of a counted result: the emulated core, and the ISA features the guest saw."""
+    return {"kind": "emulated", "name": f"{cpu} (qemu-aarch64 {qemu_version(qemu)})", "os": "Linux (qemu-user)",
+            "cpu": cpu, "cores": 1, "features": features}
+
+
+def _settled(runs: list) -> bool:
+    """The last two counted inferences agree. Earlier ones may differ, for reasons not found:
+    by 185 instructions of 44 million after one warm-up for 26m fp32, and for our int8 26m
+    (DyReLU float) by up to 231 with 3 counted inferences whatever the warm-up, never with 4
+    or 5: the count of counted inferences sizes an allocation made before them."""
+    return len(runs) >= 2 and runs[-1] == runs[-2]
+
+
+def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, iterations: int = 4,
+                       handle_blocks: dict[str, str] | None = None) -> dict:
+    """A ``mobileformer-latency/1`` result of ``artifact`` with the ``instructions`` extension.
+
+    ``latency_ms`` is the wall-clock under emulation (no phone figure); the instruction
+    counts are those of the last counted inference, whole and per XNNPACK operator. With
+    ``handle_blocks`` (the manifest's ``profiling.debug_handle_blocks``) operators get their
+    paper block (:func:`attribute_blocks`). Raises :class:`Arm64Error` unless the last two
+    counted inferences agree, whole and per operator.
+    """
+    if cpu not in CPUS:
+        raise Arm64Error(f"unknown --cpu {cpu!r}; qemu-aarch64 7.2 models: {', '.join(CPUS)}")
+    with tempfile.TemporaryDirectory(prefix="mf-arm64-") as tmp:
+        result, entries = run_counted(artifact, cpu, warmup, iterations, Path(tmp))
+    passes = split_passes(entries)
+    untraced = [inference_count(events) for events in passes.get(0, [])]
+    nodes = nodes_per_delegate_call(artifact)
+    reads = reads_per_operator(result["operators"], [copy_objects([node.kind for node in call]) for call in nodes])
+    per_run = [delegate_counts(events, reads) for events in passes.get(1, [])]
+    if len(untraced) != iterations or not _settled(untraced):
+        raise Arm64Error(f"{artifact.name}: the last two counted inferences differ ({untraced}); "
+                         "count again with more --warmup or another --iterations")
+    if not _settled(per_run):
+        totals = [sum(total for total, _ in calls) for calls in per_run]
+        raise Arm64Error(f"{artifact.name}: the operator counts of the last two traced inferences differ "
+                         f"(operators in total: {totals}); count again with more --warmup or another --iterations")
+    calls = per_run[-1]
+    op_counts = [count for _, counts in calls for count in counts]
+    if len(op_counts) != len(result["operators"]):
+        raise Arm64Error(f"{artifact.name}: {len(op_counts)} operator counts for {len(result['operators'])} operators")
+    for op, count in zip(result["operators"], op_counts):
+        op["instructions"] = count
+    if handle_blocks:
+        attribute_blocks(result["operators"], nodes, handle_blocks)
+    result["device"] = emulated_device(cpu, _tool("qemu-aarch64"), result["device"].get("features", []))
+    result["instructions"] = {
+        "per_inference": untraced[-1],
+        "operators_total": sum(total for total, _ in calls),
+        "runtime_overhead": untraced[-1] - sum(total for total, _ in calls),
+        "delegate_calls": [total for total, _ in calls],
+        "operators_exact": all(count is not None for count in op_counts),
+        "counted_runs": untraced,
+        "counter": "qemu-aarch64 plugin native/arm64/icount.c",
+    }
+    return result

@@ -1,0 +1,137 @@
+"""``fast_lowering`` skips work, never changes the program; the edge check still runs, once."""
+import contextlib
+import operator
+
+import pytest
+import torch
+import torch.fx.traceback as fx_traceback
+from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
+from executorch.backends.xnnpack._passes import DimOrderOpsRevertPass
+from executorch.exir import to_edge, to_edge_transform_and_lower
+from executorch.exir.dialects.edge._ops import EdgeOpOverload
+from executorch.exir.pass_base import ExportPass
+from torch._export.verifier import SpecViolationError
+
+from quant.backends.xnnpack import edge_compile_config, verify_edge_program
+from quant.patches import executorch as lowering
+from quant.patches.executorch import fast_lowering
+from quant.patches import SWITCH
+from quant.backends.xnnpack.partition import xnnpack_partitioner
+from quant.recipes import calibrate, convert, example_input, get_recipe, prepare
+
+
+def _program(model, precision: str) -> torch.export.ExportedProgram:
+    graph, _ = model, torch.manual_seed(0)  # the same calibration, so the same program, every time
+    if precision == "int8":
+        graph = prepare(model, get_recipe("xnnpack"), example_input(model))
+        calibrate(graph, [torch.randn_like(example_input(model)) for _ in range(2)], progress=False)
+        graph = convert(graph)
+    return torch.export.export(graph, (example_input(model),))
+
+
+def _partitioner(kind: str, model):
+    """A fresh partitioner of each kind an export uses: stock, ours (int8 bmm), ours split by paper block."""
+    return xnnpack_partitioner(stock=kind == "stock", block_of=model.paper_block if kind == "blocks" else None)
+
+
+def _lower(program, fast: bool, partitioner=None) -> tuple[bytes, int]:
+    """The .pte bytes, and how many times a pass re-traced the whole graph."""
+    retraces = 0
+    retrace = ExportPass.call
+
+    def counting(self, graph_module):
+        nonlocal retraces
+        retraces += 1
+        return retrace(self, graph_module)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ExportPass, "call", counting)
+        with fast_lowering() if fast else contextlib.nullcontext():
+            edge = to_edge_transform_and_lower(program, transform_passes=[RemoveCloneOpsTransform()],
+                                               partitioner=[partitioner or xnnpack_partitioner(stock=True)],
+                                               **({"compile_config": edge_compile_config()} if fast else {}))
+            return edge.to_executorch().buffer, retraces
+
+
+# fp32 keeps its BatchNorms for XNNPACK to fuse: a pattern pass that does find work. An int8
+# lowering of the tiny variant takes minutes without fast_lowering, so int8 is lowered twice:
+# stock, and the export's heaviest kind (one delegate per paper block, which is our partitioner
+# split by block) on 26m's structure in small (grouped convs and channel shuffles).
+@pytest.mark.slow
+@pytest.mark.parametrize(("precision", "kind"), [("fp32", "stock"), ("fp32", "ours"), ("fp32", "blocks"),
+                                                 ("int8", "stock"), ("int8", "blocks")])
+def test_same_program_with_fewer_retraces(tiny_model_factory, precision, kind):
+    model = tiny_model_factory(grouped=precision == "int8" and kind == "blocks")
+    stock_bytes, stock_retraces = _lower(_program(model, precision), fast=False, partitioner=_partitioner(kind, model))
+    fast_bytes, fast_retraces = _lower(_program(model, precision), fast=True, partitioner=_partitioner(kind, model))
+    assert fast_bytes == stock_bytes
+    assert fast_retraces < stock_retraces
+
+
+class _ChannelsLastSin(torch.nn.Module):
+    def forward(self, x):
+        return (x.to(memory_format=torch.channels_last) + 1).sin()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("listed", [False, True])
+def test_a_pass_that_works_per_node_is_never_skipped(monkeypatch, listed):
+    """``DimOrderOpsRevertPass`` works in ``call_operator``: skipping its re-trace leaves a dim-order copy
+    that XNNPACK rejects. It runs even if someone lists it among the pattern passes."""
+    if listed:
+        monkeypatch.setattr(lowering, "PATTERN_PASSES", (*lowering.PATTERN_PASSES, DimOrderOpsRevertPass))
+    assert not lowering.retrace_is_idle(DimOrderOpsRevertPass)
+    assert all(lowering.retrace_is_idle(cls) for cls in lowering.PATTERN_PASSES if cls is not DimOrderOpsRevertPass)
+    def program():
+        return torch.export.export(_ChannelsLastSin(), (torch.randn(1, 3, 8, 8),))
+
+    assert _lower(program(), fast=True)[0] == _lower(program(), fast=False)[0]
+
+
+def test_patches_only_on_the_pinned_releases_unless_switched_off(monkeypatch):
+    call = ExportPass.call
+    with fast_lowering() as applied:
+        assert applied and ExportPass.call is not call
+    monkeypatch.setenv(SWITCH, "off")
+    with fast_lowering() as applied:
+        assert not applied and ExportPass.call is call
+    monkeypatch.delenv(SWITCH)
+    monkeypatch.setattr(lowering, "PINNED", {**lowering.PINNED, "executorch": "0.0.1"})
+    with fast_lowering() as applied:
+        assert not applied and ExportPass.call is call
+
+
+def test_patches_are_undone_on_error():
+    init, call = fx_traceback.NodeSource.__init__, ExportPass.call
+    with pytest.raises(RuntimeError), fast_lowering():
+        assert fx_traceback.NodeSource.__init__ is not init and ExportPass.call is not call
+        raise RuntimeError("lowering failed")
+    assert fx_traceback.NodeSource.__init__ is init and ExportPass.call is call
+
+
+@pytest.mark.slow
+def test_edge_check_runs_once_and_catches_a_bad_op(tiny_model_factory):
+    model = tiny_model_factory()
+    config = edge_compile_config()
+    edge = to_edge(_program(model, "int8"), compile_config=config).exported_program()
+    verify_edge_program(edge, config)  # a valid program passes
+    node = next(n for n in edge.graph.nodes if isinstance(n.target, EdgeOpOverload) and "add" in str(n.target))
+    node.target = node.target._op  # the plain ATen op: not edge dialect
+    with pytest.raises(SpecViolationError, match="not an Edge operator"):
+        verify_edge_program({"forward": edge}, config)
+
+
+class _AddOne(torch.nn.Module):
+    def forward(self, x):
+        return x + 1
+
+
+def test_a_changed_graph_gets_new_code():
+    graph_module = torch.fx.symbolic_trace(_AddOne())
+    with fast_lowering():
+        graph_module.recompile()
+        assert graph_module(torch.tensor(3.0)) == 4.0
+        add = next(n for n in graph_module.graph.nodes if n.op == "call_function")
+        add.target = operator.mul
+        graph_module.recompile()
+        assert graph_module(torch.tensor(3.0)) == 3.0
