@@ -84,7 +84,7 @@ def compare(a: dict, b: dict) -> dict:
             "p_value": mcnemar_exact(only_a, only_b)}
 
 
-def read_result(path: Path) -> dict:
+def read_top1(path: Path) -> dict:
     """A ``--json`` result, checked: a paired test on outcomes that do not add up would mean nothing."""
     try:
         result = json.loads(path.read_text())
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compare_main(path_a: Path, path_b: Path) -> int:
-    r = compare(read_result(path_a), read_result(path_b))
+    r = compare(read_top1(path_a), read_top1(path_b))
     print(f"A {path_a.name}: {100 * r['top1_a']:.2f}%   B {path_b.name}: {100 * r['top1_b']:.2f}%")
     print(f"only A right: {r['only_a_right']}, only B right: {r['only_b_right']}; "
           f"exact McNemar p = {r['p_value']:.2g}")

@@ -175,7 +175,7 @@ def load_resume(path: Path, cfg: TrainConfig, kind: str, world: World) -> dict:
     return state
 
 
-def evaluate(model: Callable[[torch.Tensor], torch.Tensor], dataset, batch_size: int, limit: int = 0,
+def held_out_top1(model: Callable[[torch.Tensor], torch.Tensor], dataset, batch_size: int, limit: int = 0,
              world: World = World(), desc: str = "eval", progress: bool = True) -> float:
     """Top-1 accuracy on ``dataset`` (first ``limit`` images if given), summed over ranks."""
     n = min(len(dataset), limit) if limit else len(dataset)
@@ -266,7 +266,7 @@ def train(cfg: TrainConfig, model: nn.Module, teacher: nn.Module | None, hooks: 
         bar.set_postfix(loss=f"{loss_ema:.3f}", acc=f"{100 * correct / max(1, seen):.1f}%", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
             hooks.set_eval(model)
-            acc = evaluate(model, held_out, cfg.batch_size, cfg.eval_images, world, "eval", progress)
+            acc = held_out_top1(model, held_out, cfg.batch_size, cfg.eval_images, world, "eval", progress)
             hooks.set_train(model)
             if world.main:
                 bar.write(f"[{kind}] step {step}: held-out top-1 {100 * acc:.2f}%")
@@ -275,7 +275,7 @@ def train(cfg: TrainConfig, model: nn.Module, teacher: nn.Module | None, hooks: 
     bar.close()
     hooks.set_eval(model)
     final = payload()
-    final["held_out_top1"] = evaluate(model, held_out, cfg.batch_size, cfg.eval_images, world, "final eval", progress)
+    final["held_out_top1"] = held_out_top1(model, held_out, cfg.batch_size, cfg.eval_images, world, "final eval", progress)
     if world.main:
         save_checkpoint(ckpt_path, final)
         save_checkpoint(out / "final.pt", final)

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from quant.errors import UserError, command
-from quant.evaluate import compare, read_result
+from quant.evaluate import compare, read_top1
 from quant.export import artifact_name
 from quant.recipes import get_recipe
 
@@ -23,15 +23,15 @@ DATA = "fashion-mnist"
 
 
 def _optional(path: Path) -> float | None:
-    return read_result(path)["top1"] if path.is_file() else None
+    return read_top1(path)["top1"] if path.is_file() else None
 
 
 def seed_row(run: Path, model: str, recipe: str) -> dict:
     chosen = get_recipe(recipe)
     backend = chosen.backend
     int8 = artifact_name(model, backend, "int8", chosen, "top1.json", False)
-    fp32 = read_result(run / "ptq" / artifact_name(model, backend, "fp32", get_recipe(backend), "top1.json", False))
-    ptq, qat = read_result(run / "ptq" / int8), read_result(run / "qat-export" / int8)
+    fp32 = read_top1(run / "ptq" / artifact_name(model, backend, "fp32", get_recipe(backend), "top1.json", False))
+    ptq, qat = read_top1(run / "ptq" / int8), read_top1(run / "qat-export" / int8)
     loss = fp32["top1"] - ptq["top1"]
     gain = qat["top1"] - ptq["top1"]
     return {"run": run.name, "fp32": fp32["top1"], "ptq": ptq["top1"], "qat": qat["top1"],

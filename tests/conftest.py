@@ -49,6 +49,20 @@ def tiny_exports(tmp_path_factory):
     return out
 
 
+INT8, BLOCKS, FP32 = (f"mobile_former_tiny_xnnpack_{kind}" for kind in ("int8", "int8_blocks", "fp32"))
+
+
+@pytest.fixture(scope="session")
+def bench_results(tiny_exports, tmp_path_factory):
+    """quant.bench's results of the three tiny exports (5 rounds)."""
+    from quant.bench import main as bench_main
+
+    out = tmp_path_factory.mktemp("bench")
+    argv = [str(tiny_exports / f"{n}.pte") for n in (FP32, INT8, BLOCKS)]
+    assert bench_main(argv + ["--iterations", "5", "--warmup", "2", "--out", str(out)]) == 0
+    return out
+
+
 # Fixtures that export, train or build: a test that uses one is part of the slow set, which
 # `pytest -m "not slow"` (the everyday subset, README) leaves out and `make test` runs.
 SLOW_FIXTURES = {"tiny_exports", "bench_results", "ten_class_pte", "float_checkpoint", "toys", "classpath", "mfbench",

@@ -17,7 +17,7 @@ from quant.export import main as export_main
 from quant.qat_graph import load_qat_model
 from quant.qat import main as qat_main
 from quant.recipes import get_recipe, prepare
-from quant.train import TrainConfig, datasets, evaluate
+from quant.train import TrainConfig, datasets, held_out_top1
 from quant.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ def test_float_checkpoint_loads_as_a_model(float_checkpoint, tiny_variant):
     assert model.classifier.classifier[1].out_features == 10
     # the recorded held-out accuracy is the loaded model's on the first 16 held-out images
     _, held_out = datasets(TrainConfig(model=tiny_variant, data="digits", input_size=64), model.cfg.mean, model.cfg.std)
-    assert state["held_out_top1"] == evaluate(model, held_out, batch_size=8, limit=16)
+    assert state["held_out_top1"] == held_out_top1(model, held_out, batch_size=8, limit=16)
 
 
 # Every recipe a QAT run can train for: one per backend (xnnpack-per-tensor is xnnpack's quantizer).

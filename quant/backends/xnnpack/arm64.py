@@ -46,7 +46,7 @@ from itertools import accumulate
 from pathlib import Path
 
 from ...errors import UserError
-from .graph import XNode, copy_objects, match_operators, node_blocks, nodes_per_delegate_call
+from .graph import GraphNode, copy_objects, match_operators, node_blocks, nodes_per_delegate_call
 
 REPO = Path(__file__).resolve().parent.parent
 NATIVE = REPO / "native"
@@ -288,7 +288,7 @@ def reads_per_operator(operators: list[dict], copies_per_delegate: list[list[int
     return reads
 
 
-def attribute_blocks(operators: list[dict], nodes_per_call: list[list[XNode]], handle_blocks: dict[str, str]) -> bool:
+def attribute_blocks(operators: list[dict], nodes_per_call: list[list[GraphNode]], handle_blocks: dict[str, str]) -> bool:
     """Give each operator the paper block of the graph node it runs (:func:`quant.backends.xnnpack.graph.match_operators`,
     :func:`~quant.backends.xnnpack.graph.node_blocks`); False, and no blocks, where a delegate call's events
     and nodes do not line up."""

@@ -27,7 +27,7 @@ _OUTPUT = re.compile(r"output\d*_id$")
 
 
 @dataclass(frozen=True)
-class XNode:
+class GraphNode:
     """One node of a delegate's XNNPACK graph: its type, debug handle, the values it reads and
     writes, and whether it bounds its output (a fused activation)."""
 
@@ -38,10 +38,10 @@ class XNode:
     bounded: bool = False
 
 
-def _xnode(node: dict) -> XNode:
+def _xnode(node: dict) -> GraphNode:
     fields = node["xnode_union"]
     ids = {k: v for k, v in fields.items() if k.endswith("_id") and v != _INVALID_VALUE}
-    return XNode(node["xnode_union_type"], node.get("debug_handle", 0),
+    return GraphNode(node["xnode_union_type"], node.get("debug_handle", 0),
                  tuple(v for k, v in ids.items() if not _OUTPUT.match(k)),
                  tuple(v for k, v in ids.items() if _OUTPUT.match(k)), bool(node.get("output_min_max")))
 
@@ -78,7 +78,7 @@ def copy_objects(node_types: list[str]) -> list[int]:
     return objects
 
 
-def nodes_per_delegate_call(artifact: Path) -> list[list[XNode]]:
+def nodes_per_delegate_call(artifact: Path) -> list[list[GraphNode]]:
     """The nodes of each delegate's XNNPACK graph in definition order (which XNNPACK keeps for
     its operators), per delegate call in the order the program makes them ([] for another backend)."""
     from executorch.exir._serialize._program import deserialize_pte_binary
@@ -132,13 +132,13 @@ def runs(operator: str, kind: str) -> bool:
 _ELIDED = {"XNNClamp", "XNNConvert", "XNNStaticReshape", "XNNStaticTranspose"}
 
 
-def _elided(node: XNode) -> bool:
+def _elided(node: GraphNode) -> bool:
     """Whether XNNPACK may run ``node`` without an operator of its own (see :data:`_ELIDED`; a
     multiply of a value by itself is a square, fused into the mean that reads it)."""
     return node.kind in _ELIDED or (node.kind == "XNNMultiply" and len(set(node.inputs)) == 1)
 
 
-def _match_in_order(operators: list[str], nodes: list[XNode]) -> tuple[list[int] | None, int | None]:
+def _match_in_order(operators: list[str], nodes: list[GraphNode]) -> tuple[list[int] | None, int | None]:
     """Events matched to ``nodes`` taken in this order; on failure, None and the position of the
     node that blocked (an event found only past a node XNNPACK does not elide), if one did."""
     matched: list[int] = []
@@ -161,7 +161,7 @@ def _match_in_order(operators: list[str], nodes: list[XNode]) -> tuple[list[int]
     return matched, None
 
 
-def _appended_last(nodes: list[XNode], moved: set[int]) -> list[int]:
+def _appended_last(nodes: list[GraphNode], moved: set[int]) -> list[int]:
     """The nodes in a stable topological order of the list ``nodes`` without ``moved`` followed
     by ``moved``: each step takes the first node of that list whose inputs are all written."""
     queue = [i for i in range(len(nodes)) if i not in moved] + sorted(moved)
@@ -185,7 +185,7 @@ def _appended_last(nodes: list[XNode], moved: set[int]) -> list[int]:
     return order
 
 
-def match_operators(operators: list[str], nodes: list[XNode]) -> list[int] | None:
+def match_operators(operators: list[str], nodes: list[GraphNode]) -> list[int] | None:
     """The node each operator event of one delegate call runs, or None when they do not line up.
 
     XNNPACK creates one operator per node in definition order, except for the nodes it fuses
@@ -218,7 +218,7 @@ def match_operators(operators: list[str], nodes: list[XNode]) -> list[int] | Non
         order = _appended_last(nodes, moved)
 
 
-def node_blocks(nodes: list[XNode], handle_blocks: dict[str, str]) -> list[str | None]:
+def node_blocks(nodes: list[GraphNode], handle_blocks: dict[str, str]) -> list[str | None]:
     """Each node's paper block: its debug handle's; for a node without one (a layout transpose
     the delegate inserted, the quantization of the graph's input) that of the node that reads
     its output, else of the node that wrote its input; None if neither has one."""

@@ -149,18 +149,6 @@ def test_loading_an_interpreter_prints_nothing(int8, capfd):
     assert capfd.readouterr() == ("", "")
 
 
-def test_loading_litert_prints_nothing():
-    """TensorFlow, imported by litert-torch, printed absl's "All log messages before absl::InitializeLog()"
-    and its "oneDNN custom operations are on" line on the first import, ahead of every tflite export
-    (a fresh process: in this one it may be imported already)."""
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, "-c", "from quant.backends.tflite.runtime import require_litert; require_litert()"],
-                          capture_output=True, text=True)
-    assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done.stderr[-2000:]
-
-
 def test_interpreter_refuses_missing_empty_corrupt_and_truncated_files(int8, tmp_path):
     with pytest.raises(TFLiteError, match="not found"):
         load_tflite_interpreter(tmp_path / "nothing.tflite", threads=1)

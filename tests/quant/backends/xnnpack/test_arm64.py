@@ -20,7 +20,7 @@ from quant.backends.xnnpack import arm64
 from quant.bench import main as bench_main
 from quant.formats import block_totals
 from quant.backends.xnnpack import lower_layer
-from quant.backends.xnnpack.graph import NO_HANDLE, XNode, match_operators, node_blocks
+from quant.backends.xnnpack.graph import NO_HANDLE, GraphNode, match_operators, node_blocks
 from tests.schemas import assert_follows
 
 REPO = Path(__file__).resolve().parents[4]
@@ -130,8 +130,8 @@ def test_blocks_get_the_totals_of_their_delegate_calls():
     assert result["instructions"]["without_block"] == 0
 
 
-def xnode(kind: str, handle: int, inputs: tuple = (), outputs: tuple = (), bounded: bool = False) -> XNode:
-    return XNode(kind, handle, inputs, outputs, bounded)
+def xnode(kind: str, handle: int, inputs: tuple = (), outputs: tuple = (), bounded: bool = False) -> GraphNode:
+    return GraphNode(kind, handle, inputs, outputs, bounded)
 
 
 # A delegate graph as XNNPACK 1.5.1 runs it (seen in the tiny variant's int8 .pte): the clamp

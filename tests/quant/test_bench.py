@@ -1,4 +1,4 @@
-"""``quant.bench`` on real exports, ``quant.report`` on its results and on phone-style ones."""
+"""``quant.bench`` on real exports: interleaved rounds, per-operator times, results in the latency format; damaged artifacts, bad numbers and full disks refused before anything is written."""
 import errno
 import json
 import shutil
@@ -6,25 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from quant import report
 from quant.bench import interleaved_runs, main as bench_main
-from quant.formats import ResultError, apply_manifest, read_result
-from quant.report import main as report_main
+from quant.formats import read_result
 from quant.backends.xnnpack.runtime import Program
+from tests.conftest import BLOCKS, FP32, INT8
 from tests.schemas import assert_follows
-
-INT8 = "mobile_former_tiny_xnnpack_int8"
-BLOCKS = "mobile_former_tiny_xnnpack_int8_blocks"
-FP32 = "mobile_former_tiny_xnnpack_fp32"
-
-
-@pytest.fixture(scope="module")
-def bench_results(tiny_exports, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench")
-    argv = [str(tiny_exports / f"{n}.pte") for n in (FP32, INT8, BLOCKS)]
-    assert bench_main(argv + ["--iterations", "5", "--warmup", "2", "--out", str(out)]) == 0
-    return out
-
 
 def test_results_follow_the_format(bench_results):
     for name in (FP32, INT8, BLOCKS):
@@ -62,47 +48,6 @@ def test_bench_writes_table_csv_and_chart(bench_results):
     assert (bench_results / "bench.png").stat().st_size > 1000
     csv = (bench_results / "bench.csv").read_text()
     assert "mobile_former_tiny xnnpack fp32" in csv and "(mobileformer)" in csv and "x" in csv
-
-
-def test_report_fills_phone_results_from_the_manifest(bench_results, tiny_exports, tmp_path, capsys):
-    phone = json.loads((bench_results / f"{BLOCKS}.latency.json").read_text())
-    phone["tool"], phone["device"] = "android_demo 0.1.0 (mfbench core)", {"kind": "android", "name": "Pixel 8"}
-    phone["artifact"].update(model=None, backend=None, precision=None)
-    phone["blocks"] = []
-    for op in phone["operators"]:
-        op["block"] = None
-    path = tmp_path / "phone.json"
-    path.write_text(json.dumps(phone))
-    out = tmp_path / "report"
-    assert report_main([str(path), "--manifest", str(tiny_exports / f"{BLOCKS}.manifest.json"), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "Pixel 8" in printed and "block 1: former" in printed
-    assert (out / "report.png").is_file() and (out / "report.md").is_file()
-
-
-def test_apply_manifest_is_idempotent(bench_results, tiny_exports):
-    r = read_result(bench_results / f"{BLOCKS}.latency.json")
-    manifest = json.loads((tiny_exports / f"{BLOCKS}.manifest.json").read_text())
-    assert apply_manifest(json.loads(json.dumps(r)), manifest) == r
-
-
-@pytest.mark.parametrize("content, message", [
-    ("{\"format\": \"mobileformer-latency/1\", \"created\": ", "not valid JSON"),
-    ("[1, 2, 3]", "not a mobileformer-latency/1 result"),
-    ("{\"format\": \"mobileformer-latency/1\"}", "field 'created' is missing"),
-])
-def test_report_rejects_bad_results(tmp_path, capsys, content, message):
-    path = tmp_path / "r.json"
-    path.write_text(content)
-    assert report_main([str(path), "--out", str(tmp_path / "o")]) == 2
-    assert message in capsys.readouterr().err
-    with pytest.raises(ResultError):
-        read_result(path)
-
-
-def test_report_missing_file(tmp_path, capsys):
-    assert report_main([str(tmp_path / "nope.json")]) == 2
-    assert "result not found" in capsys.readouterr().err
 
 
 def test_bench_rejects_damaged_artifacts(tiny_exports, tmp_path, capsys):
@@ -149,15 +94,6 @@ def _disk_full(*args, **kwargs):
     raise OSError(errno.ENOSPC, "No space left on device")
 
 
-def test_report_on_a_full_disk_writes_nothing(bench_results, tmp_path, monkeypatch, capsys):
-    """The chart fails to write: no CSV or Markdown without it, one error line."""
-    monkeypatch.setattr(report, "_chart", _disk_full)
-    out = tmp_path / "report"
-    assert report_main([str(bench_results / f"{INT8}.latency.json"), "--out", str(out)]) == 2
-    assert "No space left on device" in capsys.readouterr().err
-    assert list(out.iterdir()) == []
-
-
 def test_bench_on_a_full_disk_writes_nothing(tiny_exports, tmp_path, monkeypatch, capsys):
     """The ETDump is cut short by a full disk: no truncated .etdp, no results of the other artifacts."""
     write, calls = Program.write_etdump, []
@@ -175,66 +111,6 @@ def test_bench_on_a_full_disk_writes_nothing(tiny_exports, tmp_path, monkeypatch
     assert bench_main(argv + ["--iterations", "1", "--warmup", "0", "--out", str(out)]) == 2
     assert "No space left on device" in capsys.readouterr().err
     assert list(out.iterdir()) == []
-
-
-def _phone_result(**artifact) -> dict:
-    """A small valid result, as a phone app writes one."""
-    return {"format": "mobileformer-latency/1", "created": "2026-11-30T00:00:00Z", "tool": "android_demo 0.1.0",
-            "label": "phone", "device": {"kind": "android", "name": "Pixel 8"}, "runtime": {"name": "executorch"},
-            "artifact": {"file": "m.pte", "size_bytes": 1000, **artifact}, "threads": 1, "warmup": 1, "iterations": 2,
-            "latency_ms": {"p50": 1.0, "p90": 1.5, "mean": 1.25, "min": 1.0, "max": 1.5}, "samples_ms": [1.0, 1.5],
-            "operators": [{"name": "Convolution (NHWC, QS8)", "mean_ms": 0.5}], "blocks": [{"name": "stem", "ms": 0.5}]}
-
-
-def _without(path: str):
-    def edit(r):
-        *parents, last = path.split(".")
-        node = r
-        for key in parents:
-            node = node[key]
-        del node[last]
-    return edit
-
-
-@pytest.mark.parametrize("edit, message", [
-    (_without("artifact.file"), "artifact.file"),
-    (_without("artifact.size_bytes"), "artifact.size_bytes"),
-    (lambda r: r["latency_ms"].update(p50=0), "latency_ms.p50 and p90 (> 0)"),
-    (lambda r: r["blocks"][0].pop("name"), "blocks[].name and ms"),
-    (lambda r: r["operators"].append(7), "operators[].name"),
-])
-def test_report_rejects_results_lacking_what_it_reads(tmp_path, capsys, edit, message):
-    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
-    good.write_text(json.dumps(_phone_result()))
-    assert report_main([str(good), "--out", str(tmp_path / "ok")]) == 0
-    result = _phone_result()
-    edit(result)
-    bad.write_text(json.dumps(result))
-    capsys.readouterr()
-    assert report_main([str(good), str(bad), "--out", str(tmp_path / "o")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(f"error: {bad}: missing or invalid") and message in err
-    assert not (tmp_path / "o").exists()
-
-
-@pytest.mark.parametrize("manifest, message", [
-    ("[]", "is not a mobileformer-manifest/1 manifest"),
-    ('{"format": "mobileformer-manifest/1"', "is not valid JSON (truncated?)"),
-    ('{"format": "mobileformer-manifest/1"}', "missing or invalid model, backend, precision"),
-    (json.dumps({"format": "mobileformer-manifest/1", "model": "m", "backend": "xnnpack", "precision": "int8",
-                 "num_classes": 10, "input": {"shape": [1, 3, 8, 8], "mean": [0, 0, 0], "std": [1, 1, 1]},
-                 "profiling": {"debug_handle_blocks": [1, 2]}}), "missing or invalid profiling"),
-])
-def test_report_names_a_bad_manifest(tmp_path, capsys, manifest, message):
-    result, given = tmp_path / "r.json", tmp_path / "given.json"
-    result.write_text(json.dumps(_phone_result()))
-    given.write_text(manifest)
-    assert report_main([str(result), "--manifest", str(given), "--out", str(tmp_path / "o")]) == 2
-    assert message in capsys.readouterr().err
-    (tmp_path / "m.manifest.json").write_text(manifest)  # the same, found beside the result
-    assert report_main([str(result), "--out", str(tmp_path / "o")]) == 2
-    err = capsys.readouterr().err
-    assert message in err and str(tmp_path / "m.manifest.json") in err
 
 
 @pytest.mark.parametrize("manifest, message", [
