@@ -22,7 +22,8 @@ OFF = ("off", "0", "no", "false")
 SPEED, CORRECTNESS = "speed", "correctness"
 
 # (owner, attribute, wrap, kind): the attribute becomes ``wrap(original)`` within the block; kind:
-# SPEED (the same result, sooner) or CORRECTNESS (without it an export fails or is wrong).
+# SPEED (the same numbers, sooner: lowering, or the program it writes) or CORRECTNESS (without it an
+# export fails or is wrong).
 Patch = tuple[object, str, Callable[[Callable], Callable], str]
 
 
@@ -43,7 +44,7 @@ def patches_apply(pinned: Mapping[str, str], kind: str = SPEED) -> bool:
 
 @functools.cache
 def _say_speed_patches_off() -> bool:
-    print(f"[patches] {SWITCH}=off: speed patches off (same result, slower)", file=sys.stderr, flush=True)
+    print(f"[patches] {SWITCH}=off: speed patches off (libraries as shipped: slower)", file=sys.stderr, flush=True)
     return False
 
 
