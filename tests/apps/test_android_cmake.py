@@ -10,7 +10,9 @@ link (their code is stand-ins here), nor that the .so loads on a phone.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -68,6 +70,14 @@ def sysroot(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    """The part of an ExecuTorch checkout the per-operator build reads: devtools/etdump's headers."""
+    root = tmp_path_factory.mktemp("executorch-checkout")
+    shutil.copytree(executorch_include() / "executorch" / "devtools", root / "devtools")
+    return root
+
+
 def _configure_app(build: Path, et_root: Path, sysroot: Path, *defines: str) -> subprocess.CompletedProcess:
     flags = " ".join(f"-I{p}" for p in [STUBS / "android", *jni_include()])
     return _build(APP_CMAKE, build, f"-DCMAKE_TOOLCHAIN_FILE={FAKE / 'ndk_like_toolchain.cmake'}",
@@ -86,12 +96,27 @@ def _cache(build: Path) -> dict[str, str]:
     return dict(re.findall(r"^([\w-]+):\w+=(.*)$", text, re.M))
 
 
-def test_native_core_links_with_the_event_tracer(tmp_path, fake_roots, sysroot):
+def test_fake_install_ships_what_the_install_rules_ship(fake_roots):
+    """The fake prefix's include/ holds exactly the pip headers under the directories
+    ExecuTorch's install() rules install (install_rules.json), so no devtools/ header:
+    a build that needs them must get them from elsewhere, as on a real prefix."""
+    rules = json.loads((FAKE / "install_rules.json").read_text())
+    pip = executorch_include() / "executorch"
+    expected = {p.relative_to(pip.parent) for d in rules["header_dirs"] for p in (pip / d).rglob("*.h")}
+    assert len(expected) > 100 and (pip / "devtools/etdump/etdump_flatcc.h").is_file()
+    for root in fake_roots.values():
+        include = root / "arm64-v8a" / "include"
+        installed = {p.relative_to(include) for p in include.rglob("*") if p.is_file()}
+        assert installed == expected
+        assert not any(p.parts[1] == "devtools" for p in installed)
+
+
+def test_native_core_links_with_the_event_tracer(tmp_path, fake_roots, sysroot, checkout):
     """The per-operator build: links once with every registration library whole
     (ExecuTorch's own link options; wrapping them again made lld report duplicate
     symbols), compiles the core with the tracer, and finds tokenizers in the prefix."""
     build = tmp_path / "app"
-    proc = _configure_app(build, fake_roots[True], sysroot)
+    proc = _configure_app(build, fake_roots[True], sysroot, f"-DEXECUTORCH_SOURCE_DIR={checkout}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     symbols = _dynamic_symbols(build / "libmfbench_jni.so")
     for lib in WHOLE_ARCHIVE:
@@ -103,6 +128,21 @@ def test_native_core_links_with_the_event_tracer(tmp_path, fake_roots, sysroot):
     # the installed config's find_package(tokenizers) sees the prefix despite the sysroot confinement
     prefix = fake_roots[True] / "arm64-v8a"
     assert Path(_cache(build)["tokenizers_DIR"]).resolve() == (prefix / "lib/cmake/tokenizers").resolve()
+
+
+def test_per_operator_build_needs_the_checkouts_devtools_headers(tmp_path, fake_roots, sysroot):
+    """A real install has no devtools/ headers: without EXECUTORCH_SOURCE_DIR the
+    per-operator build stops at configure time with the reason (it used to stop at
+    compile time, on op_tracer.h's #include); latency-only still builds, compiled
+    like the traced runtime it links (ET_EVENT_TRACER_ENABLED) without the tracer."""
+    proc = _configure_app(tmp_path / "app", fake_roots[True], sysroot)
+    assert proc.returncode != 0
+    assert "-PexecutorchSourceDir" in proc.stderr and "devtools" in proc.stderr
+    build = tmp_path / "latency"
+    proc = _configure_app(build, fake_roots[True], sysroot, "-DMFBENCH_PER_OPERATOR=OFF")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    commands = (build / "CMakeFiles/mfbench_jni.dir/flags.make").read_text()
+    assert "-DMFBENCH_NO_EVENT_TRACER" in commands and "-DET_EVENT_TRACER_ENABLED" in commands
 
 
 def test_per_operator_build_fails_loudly_without_the_event_tracer(tmp_path, fake_roots, sysroot):

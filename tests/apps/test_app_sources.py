@@ -479,6 +479,8 @@ def test_app_build_gradle():
     assert '"EXECUTORCH_VERSION", "\\"$aarExecutorchVersion\\""' in text
     # per-operator times are asked for, and the CMake build fails without them (test_android_cmake)
     assert '"-DMFBENCH_PER_OPERATOR=${if (perOperator) "ON" else "OFF"}"' in text
+    # the devtools headers no install ships come from the checkout (issue 32, defect 1)
+    assert '"-DEXECUTORCH_SOURCE_DIR=$executorchSourceDir"' in text and 'findProperty("executorchSourceDir")' in text
     settings = (ANDROID / "settings.gradle.kts").read_text()
     assert 'include(":app")' in settings and "google()" in settings and "mavenCentral()" in settings
     props = dict(
