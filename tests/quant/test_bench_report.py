@@ -31,6 +31,7 @@ def test_results_follow_the_format(bench_results):
         r = read_result(bench_results / f"{name}.latency.json")
         assert_follows(r, "latency")
         assert r["iterations"] == 5 and len(r["samples_ms"]) == 5 and r["threads"] == 1
+        assert r["traced"] is True  # the package's runtime times every XNNPACK operator (issue 32)
         assert 0 < r["latency_ms"]["min"] <= r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["max"]
         assert r["artifact"]["model"] == "mobile_former_tiny" and r["runtime"]["name"] == "executorch"
         assert r["operators"] and all(op["calls"] == 5 for op in r["operators"])
@@ -194,6 +195,18 @@ def _without(path: str):
             node = node[key]
         del node[last]
     return edit
+
+
+def test_report_refuses_to_mix_traced_and_untraced(tmp_path, capsys):
+    """A profiling build's figures next to a release build's would compare unlike things (issue 32)."""
+    paths = []
+    for traced in (True, False):
+        paths.append(tmp_path / f"{traced}.json")
+        paths[-1].write_text(json.dumps({**_phone_result(), "traced": traced}))
+    assert report_main([str(paths[0]), "--out", str(tmp_path / "one")]) == 0
+    capsys.readouterr()
+    assert report_main([*map(str, paths), "--out", str(tmp_path / "both")]) == 2
+    assert "mix traced and untraced" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("edit, message", [
