@@ -19,7 +19,7 @@ from . import HelpFormatter
 from .cli import command
 from .files import ensure_writable_dir, staged_outputs
 from .latency import ResultError, apply_manifest, manifest_beside, op_type, read_manifest, read_result
-from .trace import write_trace
+from .trace import check_trace_target, write_trace
 
 
 @dataclass(frozen=True)
@@ -238,11 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     results = load_results(args.results, args.manifest)
+    if args.trace:
+        check_trace_target(args.trace, args.results)
     outputs = render(results, ensure_writable_dir(args.out), args.name)
     print(outputs.table)
     print(f"\ncsv: {outputs.csv}\nmarkdown: {outputs.markdown}\nchart: {outputs.png}")
     if args.trace:
-        print(f"trace: {write_trace(results, args.trace, args.results)}")
+        print(f"trace: {write_trace(results, args.trace)}")
     return 0
 
 

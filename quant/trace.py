@@ -107,10 +107,14 @@ def trace_document(results: list[dict]) -> dict:
                           "instructions_per_us": INSTRUCTIONS_PER_US}}
 
 
-def write_trace(results: list[dict], path: Path, inputs: list[Path]) -> Path:
-    """Write the trace of ``results`` to ``path`` atomically; never over one of the ``inputs``."""
+def check_trace_target(path: Path, inputs: list[Path]) -> None:
+    """Refuse, before any output is written, a trace path that is one of the results read."""
     if any(path.resolve() == given.resolve() for given in inputs):
         raise OutputError(f"--trace {path} is one of the results read: choose another name")
     ensure_writable_dir(path.parent)
+
+
+def write_trace(results: list[dict], path: Path) -> Path:
+    """Write the trace of ``results`` to ``path`` atomically."""
     write_json_atomic(path, trace_document(results))
     return path

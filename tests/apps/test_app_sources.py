@@ -501,6 +501,9 @@ def test_xcodegen_project():
     settings = target["settings"]["base"]
     assert settings["PRODUCT_BUNDLE_IDENTIFIER"] == "org.mobileformer.demo"
     assert "MFBENCH_NO_EVENT_TRACER" in settings["GCC_PREPROCESSOR_DEFINITIONS"]
+    # the frameworks' c10 headers #define it themselves (ExecuTorch's build_apple_frameworks.sh):
+    # defining it again is a macro redefinition in every file that includes them (issue 32)
+    assert "C10_USING_CUSTOM_GENERATED_MACROS" not in settings["GCC_PREPROCESSOR_DEFINITIONS"]
     assert "-all_load" in settings["OTHER_LDFLAGS"]
     assert (IOS / settings["SWIFT_OBJC_BRIDGING_HEADER"]).is_file()
     products = {d["product"] for d in target["dependencies"] if "package" in d}
