@@ -410,6 +410,44 @@ def test_no_animation_while_timing(path):
     assert not re.search(ANIMATED_INDICATORS, code)
 
 
+def test_ios_bad_arguments_status_goes_where_the_script_waits():
+    """A headless launch whose arguments do not parse writes its status.json under the
+    --out-dir/--run-id it was given, the folder run_benchmark.sh polls; it wrote
+    results/invalid-arguments/ and the script waited its whole timeout (issue 32)."""
+    app = (IOS / "MobileFormerBench/App/MobileFormerBenchApp.swift").read_text()
+    headless = (IOS / "MobileFormerBench/Bench/Headless.swift").read_text()
+    script = (IOS / "run_benchmark.sh").read_text()
+    assert "invalid-arguments" not in app
+    failure = app[app.index("case .failure"):]
+    failure = failure[:failure.index("}")]
+    assert "let arguments = ProcessInfo.processInfo.arguments" in failure
+    assert "HeadlessOptions.resultDirectory(forUnparsable: arguments)" in failure
+    assert "HeadlessRunner.writeStatus(dir: statusDirectory" in app
+    fallback = _swift_function(headless, "static func resultDirectory(forUnparsable")
+    assert 'value(after: "--run-id")' in fallback and 'value(after: "--out-dir")' in fallback
+    assert "return o.resultDirectory" in fallback
+    # the same folder as a good run's, and the one the script passes and polls
+    assert "let dir = options.resultDirectory" in headless
+    assert '--out-dir results --run-id "$run_id"' in script
+    assert '--source "Documents/results/$run_id/status.json"' in script
+
+
+def test_ios_result_bars_use_the_results_own_model():
+    """Each result's block bars come from the manifest of the model it measured, not of the
+    model selected now (a different one after the user picks another; issue 32)."""
+    content = (IOS / "MobileFormerBench/App/ContentView.swift").read_text()
+    vm = (IOS / "MobileFormerBench/App/BenchmarkViewModel.swift").read_text()
+    assert "ResultView(result: result, model: result.model)" in content and "model: vm.selected" not in content
+    assert vm.count("summary.model = model") == vm.count("ResultSummary.parse(json)") == 2
+
+
+def test_ios_results_list_never_mixes_traced_and_untraced():
+    vm = (IOS / "MobileFormerBench/App/BenchmarkViewModel.swift").read_text()
+    keep = re.search(r"let kept = self\.results\.filter \{ old in done\.allSatisfy \{ \$0\.traced == old\.traced \} \}", vm)
+    assert keep and "self.results = done + kept" in vm
+    assert 'traced: doc["traced"] as? Bool' in (SWIFT_BENCH / "LatencyResult.swift").read_text()
+
+
 def test_swift_calls_the_bridge_by_its_swift_names():
     header = (IOS / "MobileFormerBench/Bridge/MFBenchBridge.h").read_text()
     swift = "\n".join(p.read_text() for p in SWIFT_FILES)
@@ -712,13 +750,22 @@ def test_ios_script_errors(tmp_path, case, extra_env, message):
 # --------------------------------------------------------------------------- the Swift writer against the schema
 #
 # No Swift compiler here, so ios_demo's Core ML result is rebuilt from the source: every
-# `.object([("key", value), ...])` literal of the writer becomes a dict, each value a sample of
-# the JSON type the literal writes, and the document is checked against
-# docs/schemas/latency.schema.json (types, required and unknown keys; string patterns and
-# enums only where the source writes a literal).
+# `.object([("key", value), ...])` literal of the writer becomes a dict, literals as written
+# and each computed value a sample of what its expression gives (SWIFT_EXPRESSIONS, each
+# sample tied to the source by a check below), and the document is checked against
+# docs/schemas/latency.schema.json with every keyword on. Values a function picks from a
+# set (compute-unit raw values, device names) are checked against the schema one by one.
 
 SWIFT_BENCH = IOS / "MobileFormerBench" / "Bench"
-SWIFT_SAMPLES = {".string(": "text", ".integer(": 1, ".number(": 1.0, ".bool(": True, ".optional(": None}
+# Free text (names, labels) and numbers: any sample of the type passes the schema.
+SWIFT_SAMPLES = {".string(": "text", ".integer(": 1, ".number(": 1.0, ".optional(": None}
+# Computed values whose form the schema constrains: expression -> sample of what it gives.
+SWIFT_EXPRESSIONS = {
+    ".string(created)": "2026-12-07T14:40:13Z",  # DeviceFacts.utcNow: ISO8601DateFormatter, internet time, UTC
+    ".string(fingerprint.sha256)": "0" * 64,  # ModelStore.fingerprint: "%02x" per digest byte
+    ".string(url.lastPathComponent)": "mf26.mlpackage",
+    ".string(units.rawValue)": "cpuOnly",  # ComputeUnitChoice's raw values: checked one by one
+}
 
 
 def _swift_balanced(text: str, start: int) -> int:
@@ -757,15 +804,23 @@ def _swift_value(expr: str, named: dict):
         return _swift_object(expr, 0, named)
     if literal := re.fullmatch(r'\.string\("([^"\\]*)"\)', expr):
         return literal.group(1)
+    if literal := re.fullmatch(r"\.bool\((true|false)\)", expr):
+        return literal.group(1) == "true"
+    if literal := re.fullmatch(r"\.integer\((\d+)\)", expr):
+        return int(literal.group(1))
+    if literal := re.fullmatch(r"\.number\((\d+(?:\.\d+)?)\)", expr):
+        return float(literal.group(1))
     if expr == ".null":
         return None
+    if expr in SWIFT_EXPRESSIONS:
+        return SWIFT_EXPRESSIONS[expr]
     if expr.startswith(".array("):
         return named.get(expr, [])
+    if expr in named:
+        return named[expr]
     for prefix, sample in SWIFT_SAMPLES.items():
         if expr.startswith(prefix):
             return sample
-    if expr in named:
-        return named[expr]
     raise AssertionError(f"the Swift writer writes {expr!r}: teach this test what JSON it is")
 
 
@@ -780,16 +835,46 @@ def _swift_core_ml_result() -> dict:
     return _swift_object(bench, bench.index(".object(", bench.index('("format"') - 40), named)
 
 
-def test_swift_core_ml_result_follows_the_latency_schema():
-    import jsonschema
+def _swift_function(source: str, signature: str) -> str:
+    """The text of the function or property starting at ``signature``, up to its closing brace."""
+    start = source.index(signature)
+    depth, i = 0, source.index("{", start)
+    while True:
+        depth += {"{": 1, "}": -1}.get(source[i], 0)
+        i += 1
+        if depth == 0:
+            return source[start:i]
 
-    from tests.schemas import validator, violations
+
+def test_swift_core_ml_result_follows_the_latency_schema():
+    """Every keyword on (pattern, enum, minimum, ...): the placeholders the old check needed
+    switched them off, and so let `"unknown"` device names through (issue 32)."""
+    from tests.schemas import violations
 
     doc = _swift_core_ml_result()
     assert doc["format"] == "mobileformer-latency/1" and doc["runtime"]["name"] == "coreml"
     assert set(doc["operators"][0]) >= {"estimated_cost", "compute_device", "supported_devices"}
-    placeholder = jsonschema.validators.extend(
-        type(validator("latency")),
-        {k: lambda v, value, instance, schema: None for k in ("pattern", "enum", "exclusiveMinimum", "minimum")})
-    problems = violations(doc, "latency", placeholder)
+    assert doc["threads"] is None and doc["traced"] is False
+    problems = violations(doc, "latency")
     assert not problems, problems
+
+
+def test_swift_values_picked_from_a_set_are_the_schemas():
+    """The compute-unit raw values and every device name the writer can give are in the
+    schema's enums; the samples above are what the source computes."""
+    from tests.schemas import validator
+
+    schema = validator("latency").schema
+    bench = (SWIFT_BENCH / "CoreMLBenchmark.swift").read_text()
+    cases = re.search(r"enum ComputeUnitChoice: String[^{]*\{\s*case ([\w, ]+)\n", bench).group(1)
+    units = [c.strip() for c in cases.split(",")]
+    assert set(units) <= set(schema["properties"]["runtime"]["properties"]["compute_units"]["enum"])
+    names = _swift_function(bench, "static func deviceName(")
+    returned = re.findall(r'return "(\w*)"', names)
+    assert returned and set(returned) <= set(schema["$defs"]["operator"]["properties"]["compute_device"]["enum"])
+    assert set(returned) <= set(schema["$defs"]["operator"]["properties"]["supported_devices"]["items"]["enum"])
+    assert re.findall(r"return (\S+)", names) == [f'"{r}"' for r in returned] + ["nil"] * names.count("return nil")
+    store = (SWIFT_BENCH / "ModelStore.swift").read_text()
+    now = _swift_function(store, "static var utcNow")
+    assert "[.withInternetDateTime]" in now and 'TimeZone(identifier: "UTC")' in now
+    assert 'String(format: "%02x", $0)' in store
