@@ -1,9 +1,10 @@
 """What can be checked of android_demo/ and ios_demo/ without a phone, an
 Android SDK/NDK or Xcode:
 
-- the shared C++ core and the JNI bridge compile (syntax and types) with the
-  Android and iOS configurations, against the ExecuTorch headers of the pip
-  package, with tiny stand-ins for the two platform headers platform.cpp uses;
+- the shared C++ core and the JNI bridge compile in full with the Android and
+  iOS configurations, against the ExecuTorch headers of the pip package, with
+  tiny stand-ins for the two platform headers platform.cpp uses
+  (test_arm64_link.py links them for AArch64 against the wheel's libraries);
 - the Objective-C++ bridge compiles against GNUstep's Foundation;
 - Kotlin, Swift and Objective-C headers parse (tree-sitter grammars from PyPI);
 - the shell scripts pass bash -n and shellcheck, and run end to end against
@@ -104,7 +105,10 @@ def et_flags(inc: Path) -> list[str]:
             "-DC10_USING_CUSTOM_GENERATED_MACROS", '-DMFBENCH_EXECUTORCH_VERSION="1.5.1"']
 
 
-CXX = ["-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror"]
+# Compiled in full (code generated, objects written to the test's tmp_path), not only
+# -fsyntax-only: template instantiation and inline code of the headers are checked too.
+# test_arm64_link.py links the Android build for AArch64.
+CXX = ["-std=c++17", "-c", "-Wall", "-Wextra", "-Werror"]
 
 
 # --------------------------------------------------------------------------- C++
@@ -121,24 +125,24 @@ def test_core_sources_are_the_ones_the_apps_build():
 
 @pytest.mark.parametrize("cxx", ["g++", "clang++"])
 @pytest.mark.parametrize("tracer", [True, False], ids=["with-event-tracer", "release-libs"])
-def test_android_core_and_jni_bridge_compile(cxx, tracer):
+def test_android_core_and_jni_bridge_compile(cxx, tracer, tmp_path):
     """The NDK build of libmfbench_jni.so: core + bridge with __ANDROID__, with and
     without the event tracer (source build with devtools / without)."""
     flags = [*CXX, "-D__ANDROID__", "-I", STUBS / "android", "-I", CORE / "include", *et_flags(executorch_include())]
     flags += ["-DET_EVENT_TRACER_ENABLED"] if tracer else ["-DMFBENCH_NO_EVENT_TRACER"]
     for inc in jni_include():
         flags += ["-I", inc]
-    proc = run([compiler(cxx), *flags, '-DMFBENCH_APP_VERSION="0.1.0"', *CORE_SOURCES, JNI_BRIDGE])
+    proc = run([compiler(cxx), *flags, '-DMFBENCH_APP_VERSION="0.1.0"', *CORE_SOURCES, JNI_BRIDGE], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.parametrize("cxx", ["g++", "clang++"])
-def test_ios_core_compiles_latency_only(cxx):
+def test_ios_core_compiles_latency_only(cxx, tmp_path):
     """The Xcode build of the core with the Swift PM release frameworks: __APPLE__
     (iOS device), no event tracer; Apple's two headers are stand-ins."""
     flags = [*CXX, "-D__APPLE__", "-U__linux__", "-U__unix__", "-U__gnu_linux__", "-I", STUBS / "apple",
              "-I", CORE / "include", *et_flags(executorch_include()), "-DMFBENCH_NO_EVENT_TRACER"]
-    proc = run([compiler(cxx), *flags, *CORE_SOURCES])
+    proc = run([compiler(cxx), *flags, *CORE_SOURCES], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -152,11 +156,11 @@ def test_ios_core_compiles_latency_only(cxx):
         ("linux", [], ["uname(&u)", "/proc/cpuinfo"], ["__system_property_get", "sysctlbyname"]),
     ],
 )
-def test_platform_cpp_takes_the_right_branch(platform, flags, present, absent):
+def test_platform_cpp_takes_the_right_branch(platform, flags, present, absent, tmp_path):
     """platform.cpp's #if branches: each platform compiles its own code and no other's."""
     src = CORE / "src" / "platform.cpp"
     cxx = compiler("g++")
-    proc = run([cxx, *CXX, *flags, "-I", CORE / "include", src])
+    proc = run([cxx, *CXX, *flags, "-I", CORE / "include", src], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     pre = run([cxx, "-std=c++17", "-E", "-P", *flags, "-I", CORE / "include", src])
     assert pre.returncode == 0, pre.stderr
@@ -167,7 +171,7 @@ def test_platform_cpp_takes_the_right_branch(platform, flags, present, absent):
         assert text not in body, f"{platform}: {text} should not be compiled"
 
 
-def test_objective_cxx_bridge_compiles_against_gnustep():
+def test_objective_cxx_bridge_compiles_against_gnustep(tmp_path):
     """MFBenchBridge.mm with clang against GNUstep's Foundation (Apple's is not on
     Linux). NS_SWIFT_NAME becomes clang's swift_name attribute, so the Swift names
     are checked against the selectors too. No ARC here (GNUstep's GCC runtime)."""
@@ -183,7 +187,7 @@ def test_objective_cxx_bridge_compiles_against_gnustep():
              "-DNS_SWIFT_NAME(_name)=__attribute__((swift_name(#_name)))",
              # only objc/ from GCC's dir: its other headers would shadow clang's own
              "-isystem", _objc_only(objc_dir), "-isystem", gnustep, "-I", CORE / "include"]
-    proc = run([clang, *flags, OBJC_BRIDGE])
+    proc = run([clang, *flags, OBJC_BRIDGE], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 
