@@ -882,3 +882,62 @@ def test_swift_values_picked_from_a_set_are_the_schemas():
     now = _swift_function(store, "static var utcNow")
     assert "[.withInternetDateTime]" in now and 'TimeZone(identifier: "UTC")' in now
     assert 'String(format: "%02x", $0)' in store
+
+
+# --------------------------------------------------------------------------- the AAR fakes against the real API
+
+JVM = Path(__file__).parent / "jvm"
+AAR_API = JVM / "executorch_android_api.json"
+
+
+def _fake_mismatches(fakes: dict, real: dict) -> list[str]:
+    """Each function or constant of the fakes that the real classes do not have exactly so."""
+    problems = []
+    for cls, members in fakes.items():
+        if cls not in real:
+            problems.append(f"{cls}: no such class in the AAR")
+            continue
+        for fun in members["functions"]:
+            if fun not in real[cls]["functions"]:
+                same_name = [f for f in real[cls]["functions"] if f["name"] == fun["name"]]
+                problems.append(f"{cls}.{fun['name']}{fun['params']} -> {fun['returns']}: the AAR has {same_name}")
+        for name, value in members["constants"].items():
+            if real[cls]["constants"].get(name) != value:
+                problems.append(f"{cls}.{name} = {value}: the AAR has {real[cls]['constants'].get(name)}")
+    return problems
+
+
+def test_aar_fakes_have_the_real_signatures():
+    """The JVM test's stand-ins for Module, Tensor and EValue declare nothing the pinned
+    release's Module.kt / Tensor.kt / EValue.kt do not (name, static or not, parameter types,
+    defaults, return type, constant values): the Kotlin the JVM test compiles against the
+    fakes then compiles against the AAR too. The API file is derived from ExecuTorch's
+    sources by tests/apps/jvm/kotlin_api.py (commit and sha256 of each source in the file)."""
+    from tests.apps.jvm.kotlin_api import CLASSES, extract
+
+    doc = json.loads(AAR_API.read_text())
+    assert set(doc["api"]) == set(CLASSES) and len(doc["commit"]) == 40
+    assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in doc["sha256"].values()) and len(doc["sha256"]) == 3
+    fakes = extract((JVM / "org/pytorch/executorch/Fakes.kt").read_text())
+    assert set(fakes) == set(CLASSES)
+    assert _fake_mismatches(fakes, doc["api"]) == []
+    # what the app calls on them is in the fakes, so in the AAR
+    engines = _kotlin("bench/Engines.kt")
+    for call in ("Module.load(", "module.loadMethod(", "module.forward(", "module.destroy()", "module.etdump(",
+                 "EValue.from(", "Tensor.fromBlob(", "Module.LOAD_MODE_MMAP"):
+        assert call in engines
+
+
+def test_fake_signature_check_can_fail():
+    from tests.apps.jvm.kotlin_api import extract
+
+    doc = json.loads(AAR_API.read_text())
+    wrong = extract("""class Module {
+    fun forward(input: EValue): Array<EValue> = emptyArray()
+    companion object {
+        const val LOAD_MODE_MMAP = 2
+        fun load(modelPath: String, loadMode: Int = 0): Module = Module()
+    }
+}""")
+    found = _fake_mismatches(wrong, doc["api"])
+    assert len(found) == 3 and any("LOAD_MODE_MMAP" in f for f in found)
