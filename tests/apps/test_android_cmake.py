@@ -1,8 +1,10 @@
 """android_demo's native build (app/src/main/cpp/CMakeLists.txt) configured and
 linked on this host against a fake installed ExecuTorch (tests/apps/fake_executorch):
-the same target names, whole-archive link options, tokenizers reference and
-event-tracer definition as an ExecuTorch 1.5 source build for Android installs,
-with host clang + lld and the NDK's find-root confinement (ndk_like_toolchain.cmake).
+the same target names, whole-archive link options, tokenizers reference,
+event-tracer definition and installed headers (install_rules.json: no devtools/)
+as an ExecuTorch 1.5 source build for Android installs, with host clang + lld and
+the NDK's find-root confinement (ndk_like_toolchain.cmake). The per-operator build
+gets the ETDump headers from a stand-in checkout (EXECUTORCH_SOURCE_DIR).
 
 What this cannot show: that the NDK's clang and the real ExecuTorch libraries
 link (their code is stand-ins here), nor that the .so loads on a phone.
@@ -130,31 +132,23 @@ def test_native_core_links_with_the_event_tracer(tmp_path, fake_roots, sysroot, 
     assert Path(_cache(build)["tokenizers_DIR"]).resolve() == (prefix / "lib/cmake/tokenizers").resolve()
 
 
-def test_per_operator_build_needs_the_checkouts_devtools_headers(tmp_path, fake_roots, sysroot):
-    """A real install has no devtools/ headers: without EXECUTORCH_SOURCE_DIR the
-    per-operator build stops at configure time with the reason (it used to stop at
-    compile time, on op_tracer.h's #include); latency-only still builds, compiled
-    like the traced runtime it links (ET_EVENT_TRACER_ENABLED) without the tracer."""
-    proc = _configure_app(tmp_path / "app", fake_roots[True], sysroot)
+@pytest.mark.parametrize("tracer, reasons", [
+    (True, ["-PexecutorchSourceDir", "devtools"]),
+    (False, ["EXECUTORCH_ENABLE_EVENT_TRACER", "perOperator=false"]),
+], ids=["no-devtools-headers", "no-event-tracer"])
+def test_per_operator_build_stops_with_the_reason(tmp_path, fake_roots, sysroot, tracer, reasons):
+    """Asking for per-operator times (the default) stops the configure with the reason when
+    the prefix has no event tracer, or when EXECUTORCH_SOURCE_DIR does not give the devtools
+    headers a real install lacks (the build used to stop at compile time, on op_tracer.h's
+    #include). MFBENCH_PER_OPERATOR=OFF builds latency-only, compiled like the runtime it
+    links: with ET_EVENT_TRACER_ENABLED exactly when that runtime has the tracer."""
+    proc = _configure_app(tmp_path / "app", fake_roots[tracer], sysroot)
     assert proc.returncode != 0
-    assert "-PexecutorchSourceDir" in proc.stderr and "devtools" in proc.stderr
+    assert all(reason in proc.stderr for reason in reasons), proc.stderr
     build = tmp_path / "latency"
-    proc = _configure_app(build, fake_roots[True], sysroot, "-DMFBENCH_PER_OPERATOR=OFF")
+    proc = _configure_app(build, fake_roots[tracer], sysroot, "-DMFBENCH_PER_OPERATOR=OFF")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     commands = (build / "CMakeFiles/mfbench_jni.dir/flags.make").read_text()
-    assert "-DMFBENCH_NO_EVENT_TRACER" in commands and "-DET_EVENT_TRACER_ENABLED" in commands
-
-
-def test_per_operator_build_fails_loudly_without_the_event_tracer(tmp_path, fake_roots, sysroot):
-    """Asking for per-operator times (the default) from a prefix built without the
-    tracer stops the configure with the reason; MFBENCH_PER_OPERATOR=OFF builds latency-only."""
-    proc = _configure_app(tmp_path / "app", fake_roots[False], sysroot)
-    assert proc.returncode != 0
-    assert "EXECUTORCH_ENABLE_EVENT_TRACER" in proc.stderr and "perOperator=false" in proc.stderr
-    build = tmp_path / "latency"
-    proc = _configure_app(build, fake_roots[False], sysroot, "-DMFBENCH_PER_OPERATOR=OFF")
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    commands = (build / "CMakeFiles/mfbench_jni.dir/flags.make").read_text()
-    assert "-DMFBENCH_NO_EVENT_TRACER" in commands and "ET_EVENT_TRACER_ENABLED" not in commands
+    assert "-DMFBENCH_NO_EVENT_TRACER" in commands
+    assert ("-DET_EVENT_TRACER_ENABLED" in commands) == tracer
     assert "mf_fake_xnnpack_backend" in _dynamic_symbols(build / "libmfbench_jni.so")
-
