@@ -4,7 +4,9 @@ Reads results from ``quant.bench``, ``mfbench`` or the phone apps. Results that 
 what only the export knows (model, precision, which paper block each operator is in)
 get it from the manifest next to them or given with ``--manifest``. Instruction counts
 (``quant.bench --arm64``) are rendered the same way, in millions of AArch64 instructions
-per inference instead of milliseconds; one report holds one metric.
+per inference instead of milliseconds; one report holds one metric, and either traced or
+untraced figures (``traced``). ``--trace`` also writes them as a Chrome Trace Event file
+(:mod:`quant.trace`).
 """
 from __future__ import annotations
 
