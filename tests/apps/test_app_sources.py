@@ -941,3 +941,16 @@ def test_fake_signature_check_can_fail():
 }""")
     found = _fake_mismatches(wrong, doc["api"])
     assert len(found) == 3 and any("LOAD_MODE_MMAP" in f for f in found)
+
+
+def test_readmes_cover_the_setup_steps_that_used_to_be_missing():
+    """Android: where Gradle finds the SDK, and the checkout a per-operator build needs; iOS:
+    what to do when the Swift PM branch of the pinned version is missing (issue 32)."""
+    android = (ANDROID / "README.md").read_text()
+    assert "ANDROID_HOME" in android and "sdk.dir" in android and "local.properties" in android
+    steps = android[android.index("### Per-operator timings"):android.index("## Run")]
+    assert "-PexecutorchSourceDir=" in steps and "devtools/etdump" in steps
+    ios = (IOS / "README.md").read_text()
+    pin = _project_yml()["packages"]["executorch"]["branch"]
+    fallback = ios[ios.index(f"If Xcode cannot resolve `{pin}`"):]
+    assert "git ls-remote" in fallback and "build_apple_frameworks.sh" in fallback and "path:" in fallback
