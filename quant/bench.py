@@ -4,7 +4,9 @@ All artifacts are loaded on the host runtime (ExecuTorch for ``.pte``, LiteRT fo
 ``.tflite``), warmed up, and timed in N interleaved rounds, each round running every
 artifact once, so that their rows compare even on a host whose speed drifts. Then, for
 ``.pte``, a second pass with the ETDump event tracer gives XNNPACK's per-operator times
-(tracing costs time per op, so the whole-model numbers come from the untraced rounds).
+(tracing costs time per op, so the whole-model numbers come from the untraced rounds; the
+package's runtime still reads XNNPACK's operator clock in them, so ``.pte`` results say
+``traced: true``).
 Operators map to paper blocks through the manifest of a ``--profile-blocks`` export
 (with ``--arm64``, of any xnnpack export: its debug handles,
 :func:`quant.backends.xnnpack.arm64.attribute_blocks`). Writes one result JSON per artifact
@@ -124,6 +126,15 @@ def count_artifact(artifact: Path, manifest: dict | None, out: Path, cpu: str, w
     return result
 
 
+def threads_used(threads: int) -> int:
+    """The worker count a run with ``threads`` gets (0: the XNNPACK pool's default size), never 0:
+    results say how many threads ran, and every runtime of one command gets the same count."""
+    set_threads(threads)
+    from executorch.extension.pybindings.portable_lib import _threadpool_get_thread_count
+
+    return threads or max(1, _threadpool_get_thread_count())
+
+
 def whole_model_runs(artifacts: list[Path], manifests: list[dict | None], threads: int) -> list[Callable[[], object]]:
     """One inference per call of each artifact, loaded once, on the input :func:`_input_for` gives it."""
     return [backend_for(artifact).open(artifact, threads).invoker(_input_for(manifest))
@@ -147,7 +158,10 @@ def bench_artifact(artifact: Path, manifest: dict | None, out: Path, threads: in
         "label": _label(artifact, manifest), "device": host_device(), "runtime": runtime,
         "artifact": {"file": artifact.name, "sha256": sha256_of(artifact), "size_bytes": size_of(artifact),
                      "model": None, "backend": None, "precision": None},
-        "threads": threads, "warmup": warmup, "iterations": iterations, "latency_ms": summarize(samples),
+        "threads": threads, "warmup": warmup, "iterations": iterations,
+        # the executorch package's runtime is built with the event tracer: XNNPACK times every operator
+        # in every run (docs/latency-format.md, `traced`); LiteRT's interpreter times none
+        "traced": artifact.suffix == ".pte", "latency_ms": summarize(samples),
         "samples_ms": samples, "operators": ops, "blocks": [], "etdump": etdump.name if etdump else None,
     }
     if manifest:
@@ -192,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
                 results.append(count_artifact(artifact, manifest, stage, args.cpu, args.warmup, args.iterations, stem))
         else:
+            args.threads = threads_used(args.threads)
             print(f"[bench] {len(args.artifacts)} artifact(s) interleaved: {args.iterations} rounds, "
                   f"{args.threads} thread(s)", flush=True)
             runs = whole_model_runs(args.artifacts, manifests, args.threads)

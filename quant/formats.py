@@ -14,7 +14,7 @@ FORMAT = "mobileformer-latency/1"
 MANIFEST_FORMAT = "mobileformer-manifest/1"
 REQUIRED = {
     "format": str, "created": str, "tool": str, "label": str, "device": dict, "runtime": dict, "artifact": dict,
-    "threads": int, "warmup": int, "iterations": int, "latency_ms": dict, "samples_ms": list, "operators": list,
+    "warmup": int, "iterations": int, "latency_ms": dict, "samples_ms": list, "operators": list,
     "blocks": list,
 }
 LATENCY_KEYS = ("p50", "p90", "mean", "min", "max")
@@ -86,6 +86,8 @@ def read_result(path: str | Path) -> dict:
         "artifact.size_bytes (an int >= 0)": isinstance(result["artifact"].get("size_bytes"), int)
         and result["artifact"]["size_bytes"] >= 0,
         "latency_ms.p50 and p90 (> 0)": result["latency_ms"]["p50"] > 0 and result["latency_ms"]["p90"] > 0,
+        "threads (an int, or null: no thread setting)": result.get("threads") is None
+        or (isinstance(result["threads"], int) and not isinstance(result["threads"], bool)),
         "blocks[].name and ms": all(isinstance(b, dict) and isinstance(b.get("name"), str) and _is_number(b.get("ms"))
                                     for b in result["blocks"]),
         "operators[].name": all(isinstance(op, dict) and isinstance(op.get("name"), str) for op in result["operators"]),

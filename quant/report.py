@@ -4,7 +4,9 @@ Reads results from ``quant.bench``, ``mfbench`` or the phone apps. Results that 
 what only the export knows (model, precision, which paper block each operator is in)
 get it from the manifest next to them or given with ``--manifest``. Instruction counts
 (``quant.bench --arm64``) are rendered the same way, in millions of AArch64 instructions
-per inference instead of milliseconds; one report holds one metric.
+per inference instead of milliseconds; one report holds one metric, and either traced or
+untraced figures (``traced``). ``--trace`` also writes them as a Chrome Trace Event file
+(:mod:`quant.trace`).
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from mobileformer.cli import text_table
 from .errors import HelpFormatter, command
 from .files import ensure_writable_dir, staged_outputs
 from .formats import ResultError, apply_manifest, manifest_beside, op_type, read_manifest, read_result
+from .trace import check_trace_target, write_trace
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,10 @@ def metric_of(results: list[dict]) -> Metric:
     counted = {"instructions" in r for r in results}
     if len(counted) > 1:
         raise ResultError("these results mix latencies and instruction counts (quant.bench --arm64): report them separately")
+    traced = {r["traced"] for r in results if isinstance(r.get("traced"), bool)}
+    if len(traced) > 1:
+        raise ResultError("these results mix traced and untraced whole-model figures (docs/latency-format.md, "
+                          "`traced`): a runtime that times every operator is slower, so report them separately")
     return INSTRUCTIONS if counted == {True} else LATENCY
 
 
@@ -79,7 +86,7 @@ def summary_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
         base = _baseline(r, results)
         speedup = f"{metric.whole(base) / metric.whole(r):.2f}x" if base else "-"
         if metric is LATENCY:
-            figures = [r["threads"], f"{r['latency_ms']['p50']:.3f}", f"{r['latency_ms']['p90']:.3f}"]
+            figures = [r.get("threads") or "-", f"{r['latency_ms']['p50']:.3f}", f"{r['latency_ms']['p90']:.3f}"]
         else:
             counts = r["instructions"]
             figures = [f"{counts['per_inference']:,}", f"{counts['operators_total'] / 1e6:.2f}",
@@ -219,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--manifest", type=Path, help="export manifest for results that lack model/blocks (phone results)")
     p.add_argument("--out", type=Path, default=Path("out/report"), help="where the CSV, Markdown and PNG go")
     p.add_argument("--name", default="report", help="file name stem of the outputs")
+    p.add_argument("--trace", type=Path, help="also write the results as a Chrome Trace Event file (Perfetto UI, "
+                                              "chrome://tracing): blocks with their operators nested (quant.trace)")
     return p
 
 
@@ -226,9 +235,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     results = load_results(args.results, args.manifest)
+    if args.trace:
+        check_trace_target(args.trace, args.results)
     outputs = render(results, ensure_writable_dir(args.out), args.name)
     print(outputs.table)
     print(f"\ncsv: {outputs.csv}\nmarkdown: {outputs.markdown}\nchart: {outputs.png}")
+    if args.trace:
+        print(f"trace: {write_trace(results, args.trace)}")
     return 0
 
 

@@ -23,7 +23,7 @@ LATENCY = {
     "device": {"kind": "android", "name": "Pixel 8", "os": "Android 15", "cpu": "Tensor G3", "cores": 9},
     "runtime": {"name": "executorch", "version": "1.5.1", "compute_units": None},
     "artifact": {"file": "m.pte", "sha256": "0" * 64, "size_bytes": 10, "model": None, "backend": None, "precision": None},
-    "threads": 2, "warmup": 1, "iterations": 2, "latency_ms": {"p50": 1.0, "p90": 1.5, "mean": 1.2, "min": 0.9, "max": 1.6},
+    "threads": 2, "warmup": 1, "iterations": 2, "traced": False, "latency_ms": {"p50": 1.0, "p90": 1.5, "mean": 1.2, "min": 0.9, "max": 1.6},
     "samples_ms": [1.0, 1.5],
     "operators": [{"index": 0, "name": "Convolution (NHWC, QC8) IGEMM", "delegate_index": 0, "block": None,
                    "mean_ms": 0.1, "p50_ms": 0.1, "calls": 2}],
@@ -54,6 +54,8 @@ def test_schemas_are_valid_and_a_good_document_passes():
     ("format", "mobileformer-latency/2"), ("artifact/file", ...), ("artifact/size_bytes", -1),
     ("latency_ms/p50", 0), ("blocks", [{"name": "stem"}]), ("operators/0/name", ...), ("device/kind", "phone"),
     ("created", "yesterday"), ("artifact/file", "dir/m.pte"), ("surprise", 1),
+    # issue 32: the thread count the runtime ran with, never 0; whether the figures are traced
+    ("threads", 0), ("traced", ...), ("traced", "no"),
 ])
 def test_what_readers_refuse_the_schema_refuses(path, value):
     assert violations(_broken(path, value), "latency")

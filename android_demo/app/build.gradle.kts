@@ -18,9 +18,15 @@ plugins {
 //    EXECUTORCH_BUILD_DEVTOOLS=ON and EXECUTORCH_ENABLE_EVENT_TRACER=ON. Then
 //    src/main/cpp/CMakeLists.txt compiles the shared core native/mfbench against
 //    it into libmfbench_jni.so, which gives per-operator times and the ETDump.
+//    Those also need -PexecutorchSourceDir=<checkout> (or EXECUTORCH_SOURCE_DIR),
+//    the ExecuTorch checkout the prefix was built from: its devtools ETDump
+//    headers are not part of what `cmake --install` installs.
 val executorchAndroidRoot: String? =
     (findProperty("executorchAndroidRoot") as String?)?.takeIf { it.isNotBlank() }
         ?: System.getenv("EXECUTORCH_ANDROID_ROOT")?.takeIf { it.isNotBlank() }
+val executorchSourceDir: String =
+    (findProperty("executorchSourceDir") as String?)?.takeIf { it.isNotBlank() }
+        ?: System.getenv("EXECUTORCH_SOURCE_DIR").orEmpty()
 val executorchAar: String? = (findProperty("executorchAar") as String?)?.takeIf { it.isNotBlank() }
 // The version of an ExecuTorch built here (the source prefix, a local AAR): no file
 // in either says it, so only -PexecutorchVersion=<v> does; otherwise the results
@@ -57,6 +63,7 @@ android {
                 cmake {
                     arguments += listOf(
                         "-DEXECUTORCH_ANDROID_ROOT=$executorchAndroidRoot",
+                        "-DEXECUTORCH_SOURCE_DIR=$executorchSourceDir",
                         "-DANDROID_STL=c++_shared",
                         "-DMFBENCH_APP_VERSION=$appVersion",
                         "-DMFBENCH_EXECUTORCH_VERSION=$localExecutorchVersion",

@@ -1,8 +1,10 @@
 """android_demo's native build (app/src/main/cpp/CMakeLists.txt) configured and
 linked on this host against a fake installed ExecuTorch (tests/apps/fake_executorch):
-the same target names, whole-archive link options, tokenizers reference and
-event-tracer definition as an ExecuTorch 1.5 source build for Android installs,
-with host clang + lld and the NDK's find-root confinement (ndk_like_toolchain.cmake).
+the same target names, whole-archive link options, tokenizers reference,
+event-tracer definition and installed headers (install_rules.json: no devtools/)
+as an ExecuTorch 1.5 source build for Android installs, with host clang + lld and
+the NDK's find-root confinement (ndk_like_toolchain.cmake). The per-operator build
+gets the ETDump headers from a stand-in checkout (EXECUTORCH_SOURCE_DIR).
 
 What this cannot show: that the NDK's clang and the real ExecuTorch libraries
 link (their code is stand-ins here), nor that the .so loads on a phone.
@@ -10,7 +12,9 @@ link (their code is stand-ins here), nor that the .so loads on a phone.
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -68,6 +72,14 @@ def sysroot(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory) -> Path:
+    """The part of an ExecuTorch checkout the per-operator build reads: devtools/etdump's headers."""
+    root = tmp_path_factory.mktemp("executorch-checkout")
+    shutil.copytree(executorch_include() / "executorch" / "devtools", root / "devtools")
+    return root
+
+
 def _configure_app(build: Path, et_root: Path, sysroot: Path, *defines: str) -> subprocess.CompletedProcess:
     flags = " ".join(f"-I{p}" for p in [STUBS / "android", *jni_include()])
     return _build(APP_CMAKE, build, f"-DCMAKE_TOOLCHAIN_FILE={FAKE / 'ndk_like_toolchain.cmake'}",
@@ -86,12 +98,27 @@ def _cache(build: Path) -> dict[str, str]:
     return dict(re.findall(r"^([\w-]+):\w+=(.*)$", text, re.M))
 
 
-def test_native_core_links_with_the_event_tracer(tmp_path, fake_roots, sysroot):
+def test_fake_install_ships_what_the_install_rules_ship(fake_roots):
+    """The fake prefix's include/ holds exactly the pip headers under the directories
+    ExecuTorch's install() rules install (install_rules.json), so no devtools/ header:
+    a build that needs them must get them from elsewhere, as on a real prefix."""
+    rules = json.loads((FAKE / "install_rules.json").read_text())
+    pip = executorch_include() / "executorch"
+    expected = {p.relative_to(pip.parent) for d in rules["header_dirs"] for p in (pip / d).rglob("*.h")}
+    assert len(expected) > 100 and (pip / "devtools/etdump/etdump_flatcc.h").is_file()
+    for root in fake_roots.values():
+        include = root / "arm64-v8a" / "include"
+        installed = {p.relative_to(include) for p in include.rglob("*") if p.is_file()}
+        assert installed == expected
+        assert not any(p.parts[1] == "devtools" for p in installed)
+
+
+def test_native_core_links_with_the_event_tracer(tmp_path, fake_roots, sysroot, checkout):
     """The per-operator build: links once with every registration library whole
     (ExecuTorch's own link options; wrapping them again made lld report duplicate
     symbols), compiles the core with the tracer, and finds tokenizers in the prefix."""
     build = tmp_path / "app"
-    proc = _configure_app(build, fake_roots[True], sysroot)
+    proc = _configure_app(build, fake_roots[True], sysroot, f"-DEXECUTORCH_SOURCE_DIR={checkout}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     symbols = _dynamic_symbols(build / "libmfbench_jni.so")
     for lib in WHOLE_ARCHIVE:
@@ -105,16 +132,23 @@ def test_native_core_links_with_the_event_tracer(tmp_path, fake_roots, sysroot):
     assert Path(_cache(build)["tokenizers_DIR"]).resolve() == (prefix / "lib/cmake/tokenizers").resolve()
 
 
-def test_per_operator_build_fails_loudly_without_the_event_tracer(tmp_path, fake_roots, sysroot):
-    """Asking for per-operator times (the default) from a prefix built without the
-    tracer stops the configure with the reason; MFBENCH_PER_OPERATOR=OFF builds latency-only."""
-    proc = _configure_app(tmp_path / "app", fake_roots[False], sysroot)
+@pytest.mark.parametrize("tracer, reasons", [
+    (True, ["-PexecutorchSourceDir", "devtools"]),
+    (False, ["EXECUTORCH_ENABLE_EVENT_TRACER", "perOperator=false"]),
+], ids=["no-devtools-headers", "no-event-tracer"])
+def test_per_operator_build_stops_with_the_reason(tmp_path, fake_roots, sysroot, tracer, reasons):
+    """Asking for per-operator times (the default) stops the configure with the reason when
+    the prefix has no event tracer, or when EXECUTORCH_SOURCE_DIR does not give the devtools
+    headers a real install lacks (the build used to stop at compile time, on op_tracer.h's
+    #include). MFBENCH_PER_OPERATOR=OFF builds latency-only, compiled like the runtime it
+    links: with ET_EVENT_TRACER_ENABLED exactly when that runtime has the tracer."""
+    proc = _configure_app(tmp_path / "app", fake_roots[tracer], sysroot)
     assert proc.returncode != 0
-    assert "EXECUTORCH_ENABLE_EVENT_TRACER" in proc.stderr and "perOperator=false" in proc.stderr
+    assert all(reason in proc.stderr for reason in reasons), proc.stderr
     build = tmp_path / "latency"
-    proc = _configure_app(build, fake_roots[False], sysroot, "-DMFBENCH_PER_OPERATOR=OFF")
+    proc = _configure_app(build, fake_roots[tracer], sysroot, "-DMFBENCH_PER_OPERATOR=OFF")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     commands = (build / "CMakeFiles/mfbench_jni.dir/flags.make").read_text()
-    assert "-DMFBENCH_NO_EVENT_TRACER" in commands and "ET_EVENT_TRACER_ENABLED" not in commands
+    assert "-DMFBENCH_NO_EVENT_TRACER" in commands
+    assert ("-DET_EVENT_TRACER_ENABLED" in commands) == tracer
     assert "mf_fake_xnnpack_backend" in _dynamic_symbols(build / "libmfbench_jni.so")
-

@@ -53,8 +53,10 @@ def classpath(tmp_path_factory) -> str:
     return f"{kotlin_classes}:{cp}:{home / 'lib' / 'kotlin-stdlib.jar'}"
 
 
-def _probe(classpath: str, model: Path, iterations: int, warmup: int) -> dict:
-    proc = run([compiler("java"), "-cp", classpath, "AarEngineProbeKt", model, iterations, warmup])
+def _probe(classpath: str, model: Path, iterations: int, warmup: int, threads: int = 2, profiling: bool = False,
+           etdump: Path | None = None) -> dict:
+    args = [model, iterations, warmup, threads, str(profiling).lower(), *([etdump] if etdump else [])]
+    proc = run([compiler("java"), "-cp", classpath, "AarEngineProbeKt", *args])
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -88,6 +90,35 @@ def test_aar_engine_builds_the_input_once_outside_the_timed_loop(classpath, tmp_
     assert_follows(result, "latency")
     assert (result["iterations"], result["warmup"], len(result["samples_ms"])) == (5, 2, 5)
     assert result["runtime"]["version"] == "1.5.1" and result["operators"] == []
+    assert result["threads"] == 2 and result["traced"] is False  # the release AAR: no event tracer
+    assert len(seen["etdumps"]) == 1 and not Path(seen["etdumps"][0]).exists()  # the probe file is gone
+
+
+def test_aar_engine_writes_the_thread_count_it_ran_with(classpath, tmp_path):
+    """threads 0 is resolved before loading (half the processors, as the AAR would), so the
+    Module gets and the result records a real count, never 0 (issue 32, defect 4)."""
+    model = tmp_path / "mf.pte"
+    model.write_bytes(b"fake program")
+    seen = _probe(classpath, model, iterations=1, warmup=0, threads=0)
+    expected = max(1, seen["processors"] // 2)
+    assert seen["threads"] == expected and seen["result"]["threads"] == expected
+    assert_follows(seen["result"], "latency")
+
+
+def test_profiling_aar_figures_are_traced_and_give_an_etdump(classpath, tmp_path):
+    """An AAR built with EXECUTORCH_ANDROID_PROFILING=ON times traced forwards: the result
+    says so, and the ETDump asked for is written (issue 32, defect 2); the release AAR
+    refuses an ETDump with the reason."""
+    model = tmp_path / "mf.pte"
+    model.write_bytes(b"fake program")
+    seen = _probe(classpath, model, iterations=2, warmup=1, profiling=True)
+    assert seen["result"]["traced"] is True and seen["result"]["etdump"] is None
+    assert_follows(seen["result"], "latency")
+    etdump = tmp_path / "mf.etdp"
+    seen = _probe(classpath, model, iterations=2, warmup=1, profiling=True, etdump=etdump)
+    assert seen["result"]["traced"] is True and seen["result"]["etdump"] == "mf.etdp" and etdump.is_file()
+    refused = _probe(classpath, model, iterations=2, warmup=1, etdump=tmp_path / "no.etdp")
+    assert "no event tracer" in refused["error"] and not (tmp_path / "no.etdp").exists()
 
 
 def test_aar_engine_default_input_without_a_manifest(classpath, tmp_path):

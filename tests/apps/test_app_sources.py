@@ -1,9 +1,10 @@
 """What can be checked of android_demo/ and ios_demo/ without a phone, an
 Android SDK/NDK or Xcode:
 
-- the shared C++ core and the JNI bridge compile (syntax and types) with the
-  Android and iOS configurations, against the ExecuTorch headers of the pip
-  package, with tiny stand-ins for the two platform headers platform.cpp uses;
+- the shared C++ core and the JNI bridge compile in full with the Android and
+  iOS configurations, against the ExecuTorch headers of the pip package, with
+  tiny stand-ins for the two platform headers platform.cpp uses
+  (test_arm64_link.py links them for AArch64 against the wheel's libraries);
 - the Objective-C++ bridge compiles against GNUstep's Foundation;
 - Kotlin, Swift and Objective-C headers parse (tree-sitter grammars from PyPI);
 - the shell scripts pass bash -n and shellcheck, and run end to end against
@@ -104,7 +105,10 @@ def et_flags(inc: Path) -> list[str]:
             "-DC10_USING_CUSTOM_GENERATED_MACROS", '-DMFBENCH_EXECUTORCH_VERSION="1.5.1"']
 
 
-CXX = ["-std=c++17", "-fsyntax-only", "-Wall", "-Wextra", "-Werror"]
+# Compiled in full (code generated, objects written to the test's tmp_path), not only
+# -fsyntax-only: template instantiation and inline code of the headers are checked too.
+# test_arm64_link.py links the Android build for AArch64.
+CXX = ["-std=c++17", "-c", "-Wall", "-Wextra", "-Werror"]
 
 
 # --------------------------------------------------------------------------- C++
@@ -121,24 +125,24 @@ def test_core_sources_are_the_ones_the_apps_build():
 
 @pytest.mark.parametrize("cxx", ["g++", "clang++"])
 @pytest.mark.parametrize("tracer", [True, False], ids=["with-event-tracer", "release-libs"])
-def test_android_core_and_jni_bridge_compile(cxx, tracer):
+def test_android_core_and_jni_bridge_compile(cxx, tracer, tmp_path):
     """The NDK build of libmfbench_jni.so: core + bridge with __ANDROID__, with and
     without the event tracer (source build with devtools / without)."""
     flags = [*CXX, "-D__ANDROID__", "-I", STUBS / "android", "-I", CORE / "include", *et_flags(executorch_include())]
     flags += ["-DET_EVENT_TRACER_ENABLED"] if tracer else ["-DMFBENCH_NO_EVENT_TRACER"]
     for inc in jni_include():
         flags += ["-I", inc]
-    proc = run([compiler(cxx), *flags, '-DMFBENCH_APP_VERSION="0.1.0"', *CORE_SOURCES, JNI_BRIDGE])
+    proc = run([compiler(cxx), *flags, '-DMFBENCH_APP_VERSION="0.1.0"', *CORE_SOURCES, JNI_BRIDGE], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 
 @pytest.mark.parametrize("cxx", ["g++", "clang++"])
-def test_ios_core_compiles_latency_only(cxx):
+def test_ios_core_compiles_latency_only(cxx, tmp_path):
     """The Xcode build of the core with the Swift PM release frameworks: __APPLE__
     (iOS device), no event tracer; Apple's two headers are stand-ins."""
     flags = [*CXX, "-D__APPLE__", "-U__linux__", "-U__unix__", "-U__gnu_linux__", "-I", STUBS / "apple",
              "-I", CORE / "include", *et_flags(executorch_include()), "-DMFBENCH_NO_EVENT_TRACER"]
-    proc = run([compiler(cxx), *flags, *CORE_SOURCES])
+    proc = run([compiler(cxx), *flags, *CORE_SOURCES], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -152,11 +156,11 @@ def test_ios_core_compiles_latency_only(cxx):
         ("linux", [], ["uname(&u)", "/proc/cpuinfo"], ["__system_property_get", "sysctlbyname"]),
     ],
 )
-def test_platform_cpp_takes_the_right_branch(platform, flags, present, absent):
+def test_platform_cpp_takes_the_right_branch(platform, flags, present, absent, tmp_path):
     """platform.cpp's #if branches: each platform compiles its own code and no other's."""
     src = CORE / "src" / "platform.cpp"
     cxx = compiler("g++")
-    proc = run([cxx, *CXX, *flags, "-I", CORE / "include", src])
+    proc = run([cxx, *CXX, *flags, "-I", CORE / "include", src], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     pre = run([cxx, "-std=c++17", "-E", "-P", *flags, "-I", CORE / "include", src])
     assert pre.returncode == 0, pre.stderr
@@ -167,7 +171,7 @@ def test_platform_cpp_takes_the_right_branch(platform, flags, present, absent):
         assert text not in body, f"{platform}: {text} should not be compiled"
 
 
-def test_objective_cxx_bridge_compiles_against_gnustep():
+def test_objective_cxx_bridge_compiles_against_gnustep(tmp_path):
     """MFBenchBridge.mm with clang against GNUstep's Foundation (Apple's is not on
     Linux). NS_SWIFT_NAME becomes clang's swift_name attribute, so the Swift names
     are checked against the selectors too. No ARC here (GNUstep's GCC runtime)."""
@@ -183,7 +187,7 @@ def test_objective_cxx_bridge_compiles_against_gnustep():
              "-DNS_SWIFT_NAME(_name)=__attribute__((swift_name(#_name)))",
              # only objc/ from GCC's dir: its other headers would shadow clang's own
              "-isystem", _objc_only(objc_dir), "-isystem", gnustep, "-I", CORE / "include"]
-    proc = run([clang, *flags, OBJC_BRIDGE])
+    proc = run([clang, *flags, OBJC_BRIDGE], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -410,6 +414,44 @@ def test_no_animation_while_timing(path):
     assert not re.search(ANIMATED_INDICATORS, code)
 
 
+def test_ios_bad_arguments_status_goes_where_the_script_waits():
+    """A headless launch whose arguments do not parse writes its status.json under the
+    --out-dir/--run-id it was given, the folder run_benchmark.sh polls; it wrote
+    results/invalid-arguments/ and the script waited its whole timeout (issue 32)."""
+    app = (IOS / "MobileFormerBench/App/MobileFormerBenchApp.swift").read_text()
+    headless = (IOS / "MobileFormerBench/Bench/Headless.swift").read_text()
+    script = (IOS / "run_benchmark.sh").read_text()
+    assert "invalid-arguments" not in app
+    failure = app[app.index("case .failure"):]
+    failure = failure[:failure.index("}")]
+    assert "let arguments = ProcessInfo.processInfo.arguments" in failure
+    assert "HeadlessOptions.resultDirectory(forUnparsable: arguments)" in failure
+    assert "HeadlessRunner.writeStatus(dir: statusDirectory" in app
+    fallback = _swift_function(headless, "static func resultDirectory(forUnparsable")
+    assert 'value(after: "--run-id")' in fallback and 'value(after: "--out-dir")' in fallback
+    assert "return o.resultDirectory" in fallback
+    # the same folder as a good run's, and the one the script passes and polls
+    assert "let dir = options.resultDirectory" in headless
+    assert '--out-dir results --run-id "$run_id"' in script
+    assert '--source "Documents/results/$run_id/status.json"' in script
+
+
+def test_ios_result_bars_use_the_results_own_model():
+    """Each result's block bars come from the manifest of the model it measured, not of the
+    model selected now (a different one after the user picks another; issue 32)."""
+    content = (IOS / "MobileFormerBench/App/ContentView.swift").read_text()
+    vm = (IOS / "MobileFormerBench/App/BenchmarkViewModel.swift").read_text()
+    assert "ResultView(result: result, model: result.model)" in content and "model: vm.selected" not in content
+    assert vm.count("summary.model = model") == vm.count("ResultSummary.parse(json)") == 2
+
+
+def test_ios_results_list_never_mixes_traced_and_untraced():
+    vm = (IOS / "MobileFormerBench/App/BenchmarkViewModel.swift").read_text()
+    keep = re.search(r"let kept = self\.results\.filter \{ old in done\.allSatisfy \{ \$0\.traced == old\.traced \} \}", vm)
+    assert keep and "self.results = done + kept" in vm
+    assert 'traced: doc["traced"] as? Bool' in (SWIFT_BENCH / "LatencyResult.swift").read_text()
+
+
 def test_swift_calls_the_bridge_by_its_swift_names():
     header = (IOS / "MobileFormerBench/Bridge/MFBenchBridge.h").read_text()
     swift = "\n".join(p.read_text() for p in SWIFT_FILES)
@@ -479,6 +521,8 @@ def test_app_build_gradle():
     assert '"EXECUTORCH_VERSION", "\\"$aarExecutorchVersion\\""' in text
     # per-operator times are asked for, and the CMake build fails without them (test_android_cmake)
     assert '"-DMFBENCH_PER_OPERATOR=${if (perOperator) "ON" else "OFF"}"' in text
+    # the devtools headers no install ships come from the checkout (issue 32, defect 1)
+    assert '"-DEXECUTORCH_SOURCE_DIR=$executorchSourceDir"' in text and 'findProperty("executorchSourceDir")' in text
     settings = (ANDROID / "settings.gradle.kts").read_text()
     assert 'include(":app")' in settings and "google()" in settings and "mavenCentral()" in settings
     props = dict(
@@ -499,6 +543,9 @@ def test_xcodegen_project():
     settings = target["settings"]["base"]
     assert settings["PRODUCT_BUNDLE_IDENTIFIER"] == "org.mobileformer.demo"
     assert "MFBENCH_NO_EVENT_TRACER" in settings["GCC_PREPROCESSOR_DEFINITIONS"]
+    # the frameworks' c10 headers #define it themselves (ExecuTorch's build_apple_frameworks.sh):
+    # defining it again is a macro redefinition in every file that includes them (issue 32)
+    assert "C10_USING_CUSTOM_GENERATED_MACROS" not in settings["GCC_PREPROCESSOR_DEFINITIONS"]
     assert "-all_load" in settings["OTHER_LDFLAGS"]
     assert (IOS / settings["SWIFT_OBJC_BRIDGING_HEADER"]).is_file()
     products = {d["product"] for d in target["dependencies"] if "package" in d}
@@ -707,13 +754,22 @@ def test_ios_script_errors(tmp_path, case, extra_env, message):
 # --------------------------------------------------------------------------- the Swift writer against the schema
 #
 # No Swift compiler here, so ios_demo's Core ML result is rebuilt from the source: every
-# `.object([("key", value), ...])` literal of the writer becomes a dict, each value a sample of
-# the JSON type the literal writes, and the document is checked against
-# docs/schemas/latency.schema.json (types, required and unknown keys; string patterns and
-# enums only where the source writes a literal).
+# `.object([("key", value), ...])` literal of the writer becomes a dict, literals as written
+# and each computed value a sample of what its expression gives (SWIFT_EXPRESSIONS, each
+# sample tied to the source by a check below), and the document is checked against
+# docs/schemas/latency.schema.json with every keyword on. Values a function picks from a
+# set (compute-unit raw values, device names) are checked against the schema one by one.
 
 SWIFT_BENCH = IOS / "MobileFormerBench" / "Bench"
-SWIFT_SAMPLES = {".string(": "text", ".integer(": 1, ".number(": 1.0, ".bool(": True, ".optional(": None}
+# Free text (names, labels) and numbers: any sample of the type passes the schema.
+SWIFT_SAMPLES = {".string(": "text", ".integer(": 1, ".number(": 1.0, ".optional(": None}
+# Computed values whose form the schema constrains: expression -> sample of what it gives.
+SWIFT_EXPRESSIONS = {
+    ".string(created)": "2026-12-07T14:40:13Z",  # DeviceFacts.utcNow: ISO8601DateFormatter, internet time, UTC
+    ".string(fingerprint.sha256)": "0" * 64,  # ModelStore.fingerprint: "%02x" per digest byte
+    ".string(url.lastPathComponent)": "mf26.mlpackage",
+    ".string(units.rawValue)": "cpuOnly",  # ComputeUnitChoice's raw values: checked one by one
+}
 
 
 def _swift_balanced(text: str, start: int) -> int:
@@ -752,15 +808,23 @@ def _swift_value(expr: str, named: dict):
         return _swift_object(expr, 0, named)
     if literal := re.fullmatch(r'\.string\("([^"\\]*)"\)', expr):
         return literal.group(1)
+    if literal := re.fullmatch(r"\.bool\((true|false)\)", expr):
+        return literal.group(1) == "true"
+    if literal := re.fullmatch(r"\.integer\((\d+)\)", expr):
+        return int(literal.group(1))
+    if literal := re.fullmatch(r"\.number\((\d+(?:\.\d+)?)\)", expr):
+        return float(literal.group(1))
     if expr == ".null":
         return None
+    if expr in SWIFT_EXPRESSIONS:
+        return SWIFT_EXPRESSIONS[expr]
     if expr.startswith(".array("):
         return named.get(expr, [])
+    if expr in named:
+        return named[expr]
     for prefix, sample in SWIFT_SAMPLES.items():
         if expr.startswith(prefix):
             return sample
-    if expr in named:
-        return named[expr]
     raise AssertionError(f"the Swift writer writes {expr!r}: teach this test what JSON it is")
 
 
@@ -775,16 +839,118 @@ def _swift_core_ml_result() -> dict:
     return _swift_object(bench, bench.index(".object(", bench.index('("format"') - 40), named)
 
 
-def test_swift_core_ml_result_follows_the_latency_schema():
-    import jsonschema
+def _swift_function(source: str, signature: str) -> str:
+    """The text of the function or property starting at ``signature``, up to its closing brace."""
+    start = source.index(signature)
+    depth, i = 0, source.index("{", start)
+    while True:
+        depth += {"{": 1, "}": -1}.get(source[i], 0)
+        i += 1
+        if depth == 0:
+            return source[start:i]
 
-    from tests.schemas import validator, violations
+
+def test_swift_core_ml_result_follows_the_latency_schema():
+    """Every keyword on (pattern, enum, minimum, ...): the placeholders the old check needed
+    switched them off, and so let `"unknown"` device names through (issue 32)."""
+    from tests.schemas import violations
 
     doc = _swift_core_ml_result()
     assert doc["format"] == "mobileformer-latency/1" and doc["runtime"]["name"] == "coreml"
     assert set(doc["operators"][0]) >= {"estimated_cost", "compute_device", "supported_devices"}
-    placeholder = jsonschema.validators.extend(
-        type(validator("latency")),
-        {k: lambda v, value, instance, schema: None for k in ("pattern", "enum", "exclusiveMinimum", "minimum")})
-    problems = violations(doc, "latency", placeholder)
+    assert doc["threads"] is None and doc["traced"] is False
+    problems = violations(doc, "latency")
     assert not problems, problems
+
+
+def test_swift_values_picked_from_a_set_are_the_schemas():
+    """The compute-unit raw values and every device name the writer can give are in the
+    schema's enums; the samples above are what the source computes."""
+    from tests.schemas import validator
+
+    schema = validator("latency").schema
+    bench = (SWIFT_BENCH / "CoreMLBenchmark.swift").read_text()
+    cases = re.search(r"enum ComputeUnitChoice: String[^{]*\{\s*case ([\w, ]+)\n", bench).group(1)
+    units = [c.strip() for c in cases.split(",")]
+    assert set(units) <= set(schema["properties"]["runtime"]["properties"]["compute_units"]["enum"])
+    names = _swift_function(bench, "static func deviceName(")
+    returned = re.findall(r'return "(\w*)"', names)
+    assert returned and set(returned) <= set(schema["$defs"]["operator"]["properties"]["compute_device"]["enum"])
+    assert set(returned) <= set(schema["$defs"]["operator"]["properties"]["supported_devices"]["items"]["enum"])
+    assert re.findall(r"return (\S+)", names) == [f'"{r}"' for r in returned] + ["nil"] * names.count("return nil")
+    store = (SWIFT_BENCH / "ModelStore.swift").read_text()
+    now = _swift_function(store, "static var utcNow")
+    assert "[.withInternetDateTime]" in now and 'TimeZone(identifier: "UTC")' in now
+    assert 'String(format: "%02x", $0)' in store
+
+
+# --------------------------------------------------------------------------- the AAR fakes against the real API
+
+JVM = Path(__file__).parent / "jvm"
+AAR_API = JVM / "executorch_android_api.json"
+
+
+def _fake_mismatches(fakes: dict, real: dict) -> list[str]:
+    """Each function or constant of the fakes that the real classes do not have exactly so."""
+    problems = []
+    for cls, members in fakes.items():
+        if cls not in real:
+            problems.append(f"{cls}: no such class in the AAR")
+            continue
+        for fun in members["functions"]:
+            if fun not in real[cls]["functions"]:
+                same_name = [f for f in real[cls]["functions"] if f["name"] == fun["name"]]
+                problems.append(f"{cls}.{fun['name']}{fun['params']} -> {fun['returns']}: the AAR has {same_name}")
+        for name, value in members["constants"].items():
+            if real[cls]["constants"].get(name) != value:
+                problems.append(f"{cls}.{name} = {value}: the AAR has {real[cls]['constants'].get(name)}")
+    return problems
+
+
+def test_aar_fakes_have_the_real_signatures():
+    """The JVM test's stand-ins for Module, Tensor and EValue declare nothing the pinned
+    release's Module.kt / Tensor.kt / EValue.kt do not (name, static or not, parameter types,
+    defaults, return type, constant values): the Kotlin the JVM test compiles against the
+    fakes then compiles against the AAR too. The API file is derived from ExecuTorch's
+    sources by tests/apps/jvm/kotlin_api.py (commit and sha256 of each source in the file)."""
+    from tests.apps.jvm.kotlin_api import CLASSES, extract
+
+    doc = json.loads(AAR_API.read_text())
+    assert set(doc["api"]) == set(CLASSES) and len(doc["commit"]) == 40
+    assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in doc["sha256"].values()) and len(doc["sha256"]) == 3
+    fakes = extract((JVM / "org/pytorch/executorch/Fakes.kt").read_text())
+    assert set(fakes) == set(CLASSES)
+    assert _fake_mismatches(fakes, doc["api"]) == []
+    # what the app calls on them is in the fakes, so in the AAR
+    engines = _kotlin("bench/Engines.kt")
+    for call in ("Module.load(", "module.loadMethod(", "module.forward(", "module.destroy()", "module.etdump(",
+                 "EValue.from(", "Tensor.fromBlob(", "Module.LOAD_MODE_MMAP"):
+        assert call in engines
+
+
+def test_fake_signature_check_can_fail():
+    from tests.apps.jvm.kotlin_api import extract
+
+    doc = json.loads(AAR_API.read_text())
+    wrong = extract("""class Module {
+    fun forward(input: EValue): Array<EValue> = emptyArray()
+    companion object {
+        const val LOAD_MODE_MMAP = 2
+        fun load(modelPath: String, loadMode: Int = 0): Module = Module()
+    }
+}""")
+    found = _fake_mismatches(wrong, doc["api"])
+    assert len(found) == 3 and any("LOAD_MODE_MMAP" in f for f in found)
+
+
+def test_readmes_cover_the_setup_steps_that_used_to_be_missing():
+    """Android: where Gradle finds the SDK, and the checkout a per-operator build needs; iOS:
+    what to do when the Swift PM branch of the pinned version is missing (issue 32)."""
+    android = (ANDROID / "README.md").read_text()
+    assert "ANDROID_HOME" in android and "sdk.dir" in android and "local.properties" in android
+    steps = android[android.index("### Per-operator timings"):android.index("## Run")]
+    assert "-PexecutorchSourceDir=" in steps and "devtools/etdump" in steps
+    ios = (IOS / "README.md").read_text()
+    pin = _project_yml()["packages"]["executorch"]["branch"]
+    fallback = ios[ios.index(f"If Xcode cannot resolve `{pin}`"):]
+    assert "git ls-remote" in fallback and "build_apple_frameworks.sh" in fallback and "path:" in fallback

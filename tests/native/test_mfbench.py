@@ -85,7 +85,7 @@ def test_summary_line(result):
 def test_fields_and_types(result):
     _, doc, _ = result
     assert list(doc) == ["format", "created", "tool", "label", "device", "runtime", "artifact", "threads",
-                         "warmup", "iterations", "latency_ms", "samples_ms", "operators", "blocks", "etdump"]
+                         "warmup", "iterations", "traced", "latency_ms", "samples_ms", "operators", "blocks", "etdump"]
     assert_follows(doc, "latency")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", doc["created"])
     assert doc["tool"].startswith("mfbench ") and doc["label"] == "tiny fp32"
@@ -96,7 +96,12 @@ def test_fields_and_types(result):
     art = doc["artifact"]
     assert art["file"] == "two_delegates.pte" and isinstance(art["size_bytes"], int)
     assert art["model"] is art["backend"] is art["precision"] is None
-    assert (doc["threads"], doc["warmup"], doc["iterations"]) == (0, WARMUP, ITERATIONS)
+    assert (doc["warmup"], doc["iterations"]) == (WARMUP, ITERATIONS)
+    # --threads 0 (the default) asks for the pool's default size: the result says which it was
+    assert isinstance(doc["threads"], int) and doc["threads"] >= 1
+    # the pip package's runtime is built with the event tracer: its XNNPACK delegate times every
+    # operator in the untraced pass too, so its whole-model figures are traced (issue 32, defect 3)
+    assert doc["traced"] is True
     assert set(doc["latency_ms"]) == {"p50", "p90", "mean", "min", "max"}
     assert all(isinstance(v, float) for v in [*doc["latency_ms"].values(), *doc["samples_ms"]])
     assert doc["blocks"] == [] and doc["etdump"] == "two_delegates.etdp"
@@ -165,6 +170,14 @@ def test_json_to_stdout_without_out(mfbench, pte):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["iterations"] == 2
     assert "p50" in proc.stderr
+
+
+def test_threads_written_are_the_ones_used(mfbench, pte):
+    for threads in (1, 2):
+        proc = run(mfbench, "--model", str(pte), "--iterations", "1", "--warmup", "0", "--no-operators",
+                   "--threads", str(threads))
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["threads"] == threads
 
 
 def test_no_operators(mfbench, pte):
@@ -249,6 +262,7 @@ def test_without_event_tracer_latency_only(mfbench_no_tracer, pte, tmp_path):
     doc = json.loads(out.read_text())
     assert doc["operators"] == [] and doc["etdump"] is None
     assert len(doc["samples_ms"]) == 3 and doc["latency_ms"]["p50"] > 0
+    assert doc["traced"] is True  # no tracer in the core, but the runtime it links has one
 
 
 def test_without_event_tracer_refuses_etdump(mfbench_no_tracer, pte, tmp_path):

@@ -17,6 +17,7 @@ def test_results_follow_the_format(bench_results):
         r = read_result(bench_results / f"{name}.latency.json")
         assert_follows(r, "latency")
         assert r["iterations"] == 5 and len(r["samples_ms"]) == 5 and r["threads"] == 1
+        assert r["traced"] is True  # the package's runtime times every XNNPACK operator (issue 32)
         assert 0 < r["latency_ms"]["min"] <= r["latency_ms"]["p50"] <= r["latency_ms"]["p90"] <= r["latency_ms"]["max"]
         assert r["artifact"]["model"] == "mobile_former_tiny" and r["runtime"]["name"] == "executorch"
         assert r["operators"] and all(op["calls"] == 5 for op in r["operators"])

@@ -76,6 +76,36 @@ def _without(path: str):
     return edit
 
 
+def test_report_trace_of_a_host_result(bench_results, tmp_path):
+    """--trace on a real quant.bench result of a --profile-blocks export: a valid Trace Event
+    file whose block events last the result's block figures, their operators inside."""
+    from tests.quant.test_trace import check_trace_event_format
+
+    path = bench_results / f"{BLOCKS}.latency.json"
+    out = tmp_path / "trace.json"
+    assert report_main([str(path), "--out", str(tmp_path / "report"), "--trace", str(out)]) == 0
+    events = check_trace_event_format(json.loads(out.read_text()))
+    blocks = read_result(path)["blocks"]
+    block_events = [e for e in events if e["cat"] == "block"]
+    assert blocks and [e["name"] for e in block_events] == [b["name"] for b in blocks]
+    for event, block in zip(block_events, blocks):
+        assert event["dur"] == pytest.approx(block["ms"] * 1000)
+    operators = [e for e in events if e["cat"] == "operator"]
+    assert sum(e["dur"] for e in operators) == pytest.approx(1000 * sum(b["ms"] for b in blocks))
+
+
+def test_report_refuses_to_mix_traced_and_untraced(tmp_path, capsys):
+    """A profiling build's figures next to a release build's would compare unlike things (issue 32)."""
+    paths = []
+    for traced in (True, False):
+        paths.append(tmp_path / f"{traced}.json")
+        paths[-1].write_text(json.dumps({**_phone_result(), "traced": traced}))
+    assert report_main([str(paths[0]), "--out", str(tmp_path / "one")]) == 0
+    capsys.readouterr()
+    assert report_main([*map(str, paths), "--out", str(tmp_path / "both")]) == 2
+    assert "mix traced and untraced" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("edit, message", [
     (_without("artifact.file"), "artifact.file"),
     (_without("artifact.size_bytes"), "artifact.size_bytes"),

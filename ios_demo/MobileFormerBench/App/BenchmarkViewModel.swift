@@ -55,6 +55,7 @@ final class BenchmarkViewModel: ObservableObject {
                     try ModelStore.write(json, to: url)
                     var summary = try ResultSummary.parse(json)
                     summary.savedTo = url
+                    summary.model = model
                     summaries.append(summary)
                 case .coreml:
                     var s = CoreMLBenchmark.Settings()
@@ -66,6 +67,7 @@ final class BenchmarkViewModel: ObservableObject {
                         try ModelStore.write(json, to: url)
                         var summary = try ResultSummary.parse(json)
                         summary.savedTo = url
+                        summary.model = model
                         summaries.append(summary)
                     }
                 }
@@ -75,8 +77,13 @@ final class BenchmarkViewModel: ObservableObject {
             let done = summaries
             let message = failure
             await MainActor.run {
-                self.results = done + self.results
-                self.error = message
+                // One list never mixes traced and untraced figures: earlier results of the
+                // other kind are dropped from the screen (their files stay in Documents/results).
+                let kept = self.results.filter { old in done.allSatisfy { $0.traced == old.traced } }
+                let cleared = kept.count < self.results.count
+                self.results = done + kept
+                self.error = message ?? (cleared
+                    ? "earlier results of the other timing (traced / untraced) were cleared from the list" : nil)
                 self.running = false
             }
         }

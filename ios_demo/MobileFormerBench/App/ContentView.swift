@@ -73,7 +73,7 @@ struct ContentView: View {
 
                 ForEach(vm.results) { result in
                     Section {
-                        ResultView(result: result, model: vm.selected)
+                        ResultView(result: result, model: result.model)
                     } header: {
                         Text(result.label)
                     }

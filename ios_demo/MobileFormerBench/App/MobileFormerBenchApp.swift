@@ -19,7 +19,9 @@ struct MobileFormerBenchApp: App {
             case .success(let options):
                 HeadlessView(options: options)
             case .failure(let error):
-                HeadlessView(parseError: error.localizedDescription)
+                let arguments = ProcessInfo.processInfo.arguments
+                HeadlessView(parseError: error.localizedDescription,
+                             statusDirectory: HeadlessOptions.resultDirectory(forUnparsable: arguments))
             }
         }
     }
@@ -29,9 +31,13 @@ struct MobileFormerBenchApp: App {
 struct HeadlessView: View {
     var options: HeadlessOptions?
     var parseError: String?
+    var statusDirectory: URL?
 
     init(options: HeadlessOptions) { self.options = options }
-    init(parseError: String) { self.parseError = parseError }
+    init(parseError: String, statusDirectory: URL) {
+        self.parseError = parseError
+        self.statusDirectory = statusDirectory
+    }
 
     var body: some View {
         VStack(spacing: 12) {
@@ -44,9 +50,8 @@ struct HeadlessView: View {
             UIApplication.shared.isIdleTimerDisabled = true
             if let options {
                 await HeadlessRunner.run(options)
-            } else {
-                let dir = ModelStore.documents.appendingPathComponent("results/invalid-arguments")
-                HeadlessRunner.writeStatus(dir: dir, files: [], error: parseError ?? "bad arguments")
+            } else if let statusDirectory {
+                HeadlessRunner.writeStatus(dir: statusDirectory, files: [], error: parseError ?? "bad arguments")
             }
             // A benchmark tool started from the command line: leave, so the next
             // `devicectl device process launch` starts a fresh process.

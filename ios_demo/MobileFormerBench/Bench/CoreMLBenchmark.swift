@@ -106,9 +106,10 @@ enum CoreMLBenchmark {
                 ("size_bytes", .integer(fingerprint.size)),
                 ("model", .null), ("backend", .null), ("precision", .null),
             ])),
-            ("threads", .integer(0)),  // Core ML has no thread setting
+            ("threads", .null),  // Core ML has no thread setting
             ("warmup", .integer(settings.warmup)),
             ("iterations", .integer(settings.iterations)),
+            ("traced", .bool(false)),  // Core ML times no operator
             ("latency_ms", LatencyStats(samples: samples).json),
             ("samples_ms", .array(samples.map { .number($0) })),
             ("operators", .array(operators)),
@@ -158,8 +159,8 @@ enum CoreMLBenchmark {
                         ("p50_ms", .number(0)),
                         ("calls", .integer(0)),
                         ("estimated_cost", .optional(cost?.weight)),
-                        ("compute_device", .optional(usage.map { deviceName($0.preferred) })),
-                        ("supported_devices", .array((usage?.supported ?? []).map { .string(deviceName($0)) })),
+                        ("compute_device", .optional(usage.flatMap { deviceName($0.preferred) })),
+                        ("supported_devices", .array((usage?.supported ?? []).compactMap { deviceName($0) }.map { .string($0) })),
                     ]))
                 }
                 op.blocks.forEach(visit)
@@ -169,12 +170,14 @@ enum CoreMLBenchmark {
         return rows
     }
 
-    static func deviceName(_ device: MLComputeDevice) -> String {
+    /// The format's name of a compute device; nil for one newer than this app, which the
+    /// format has no name for (written as null / left out, never as a name outside the schema).
+    static func deviceName(_ device: MLComputeDevice) -> String? {
         switch device {
         case .cpu: return "cpu"
         case .gpu: return "gpu"
         case .neuralEngine: return "neuralEngine"
-        @unknown default: return "unknown"
+        @unknown default: return nil
         }
     }
 

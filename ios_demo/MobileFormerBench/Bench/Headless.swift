@@ -23,6 +23,26 @@ struct HeadlessOptions {
     var etdump = false
     var cleanup = false
 
+    /// Documents/<out-dir>/<run-id>/: the results, then status.json, which run_benchmark.sh waits for.
+    var resultDirectory: URL {
+        ModelStore.resolve(outDir).appendingPathComponent(runID, isDirectory: true)
+    }
+
+    /// The result directory of arguments that do not parse: their --out-dir and --run-id
+    /// read on their own, so that the script which passed them finds the error's
+    /// status.json where it waits, at once, instead of after its timeout. Without a
+    /// --run-id: <out-dir>/invalid-arguments.
+    static func resultDirectory(forUnparsable arguments: [String]) -> URL {
+        func value(after flag: String) -> String? {
+            guard let i = arguments.lastIndex(of: flag), arguments.indices.contains(i + 1) else { return nil }
+            return arguments[i + 1]
+        }
+        var o = HeadlessOptions()
+        o.outDir = value(after: "--out-dir") ?? o.outDir
+        o.runID = value(after: "--run-id") ?? "invalid-arguments"
+        return o.resultDirectory
+    }
+
     /// Nil when the app was not started with --headless.
     static func parse(_ arguments: [String]) throws -> HeadlessOptions? {
         guard arguments.contains("--headless") else { return nil }
@@ -78,7 +98,7 @@ enum HeadlessRunner {
     /// Runs everything `options` asks for and writes the results and status.json.
     /// Never throws: failures end up in status.json and the log.
     static func run(_ options: HeadlessOptions) async {
-        let dir = ModelStore.resolve(options.outDir).appendingPathComponent(options.runID, isDirectory: true)
+        let dir = options.resultDirectory
         var files: [String] = []
         var failure: String?
         do {

@@ -126,7 +126,11 @@ struct ResultSummary: Identifiable {
     let latency: LatencyStats
     let iterations: Int
     let operators: [OperatorRow]
+    /// Whole-model figures from a runtime that times every operator (docs/latency-format.md).
+    let traced: Bool
     var savedTo: URL?
+    /// The model the result measured: its manifest maps operators to blocks.
+    var model: URL?
 
     /// Reads what the UI needs from a document written by either engine.
     static func parse(_ json: String) throws -> ResultSummary {
@@ -157,7 +161,9 @@ struct ResultSummary: Identifiable {
             latency: stats,
             iterations: doc["iterations"] as? Int ?? samples.count,
             operators: ops,
-            savedTo: nil)
+            traced: doc["traced"] as? Bool ?? false,
+            savedTo: nil,
+            model: nil)
     }
 }
 

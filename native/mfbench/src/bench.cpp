@@ -36,6 +36,15 @@
 #define MFBENCH_EVENT_TRACER 0
 #endif
 
+// Whether the runtime this core is compiled for was built with the event tracer
+// (the core must be compiled with the runtime's ET_EVENT_TRACER_ENABLED): then its
+// XNNPACK delegate profiles every operator in every run, traced pass or not.
+#if defined(ET_EVENT_TRACER_ENABLED)
+#define MFBENCH_TRACED_RUNTIME true
+#else
+#define MFBENCH_TRACED_RUNTIME false
+#endif
+
 namespace mfbench {
 namespace {
 
@@ -192,7 +201,7 @@ Result run(const Options& opt) {
   r.device = device_info(opt.device_kind);
   if (!opt.device_name.empty()) r.device.name = opt.device_name;
   r.runtime_version = MFBENCH_EXECUTORCH_VERSION;
-  r.threads = opt.threads;
+  r.traced = MFBENCH_TRACED_RUNTIME;
   r.warmup = opt.warmup;
   r.iterations = opt.iterations;
   fingerprint(opt.model_path, r);
@@ -206,7 +215,7 @@ Result run(const Options& opt) {
 
   // XNNPACK takes the thread pool when the delegate initialises, so size it
   // before loading the method.
-  set_threads(opt.threads);
+  r.threads = set_threads(opt.threads);
   markers::enabled = opt.instruction_markers;
 
   // Pass 1, whole-model latency, with no event tracer attached: tracing costs

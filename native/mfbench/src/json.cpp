@@ -84,6 +84,7 @@ std::string to_json(const Result& r) {
   j += "  \"threads\": " + std::to_string(r.threads) + ",\n";
   j += "  \"warmup\": " + std::to_string(r.warmup) + ",\n";
   j += "  \"iterations\": " + std::to_string(r.iterations) + ",\n";
+  j += std::string("  \"traced\": ") + (r.traced ? "true" : "false") + ",\n";
   const Latency& l = r.latency_ms;
   j += "  \"latency_ms\": {\"p50\": " + number(l.p50) + ", \"p90\": " + number(l.p90) +
        ", \"mean\": " + number(l.mean) + ", \"min\": " + number(l.min) +

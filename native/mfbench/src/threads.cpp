@@ -6,7 +6,7 @@
 #if defined(MFBENCH_NO_THREADPOOL)
 // A build without ExecuTorch's thread pool (single-threaded runtime).
 namespace mfbench {
-int set_threads(int) { return 0; }
+int set_threads(int) { return 1; }
 }  // namespace mfbench
 #else
 
@@ -29,7 +29,7 @@ namespace mfbench {
 
 int set_threads(int threads) {
   auto* pool = executorch::extension::threadpool::get_threadpool();
-  if (pool == nullptr) return 0;
+  if (pool == nullptr) return 1;  // no pool: XNNPACK runs on the calling thread
   // Remember the pool's own size so threads == 0 restores it after a run
   // that asked for a specific count.
   static const size_t default_count = pool->get_thread_count();

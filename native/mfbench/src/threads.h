@@ -5,7 +5,7 @@
 namespace mfbench {
 
 // threads > 0: that many workers; 0: the count the pool started with.
-// Returns the worker count now in effect (0 if unknown).
+// Returns the worker count now in effect (1 without a thread pool).
 int set_threads(int threads);
 
 }  // namespace mfbench

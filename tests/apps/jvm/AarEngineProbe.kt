@@ -1,6 +1,6 @@
 // Runs android_demo's AarEngine on the JVM against the fake Module and prints, as
 // one JSON object, what the engine did: tests/apps/test_android_jvm.py asserts on it.
-// Usage: AarEngineProbeKt <model.pte> <iterations> <warmup>
+// Usage: AarEngineProbeKt <model.pte> <iterations> <warmup> <threads> <profiling AAR: true|false> [etdump path]
 import java.io.File
 import org.json.JSONArray
 import org.json.JSONObject
@@ -10,8 +10,15 @@ import org.pytorch.executorch.Module
 import org.pytorch.executorch.Tensor
 
 fun main(args: Array<String>) {
-    val request = BenchmarkRequest(args[0], iterations = args[1].toInt(), warmup = args[2].toInt(), threads = 2)
-    val result = JSONObject(AarEngine.run(request))
+    Module.profiling = args[4].toBooleanStrict()
+    val request = BenchmarkRequest(args[0], iterations = args[1].toInt(), warmup = args[2].toInt(),
+                                   threads = args[3].toInt(), etdumpPath = args.getOrNull(5))
+    val result = try {
+        JSONObject(AarEngine.run(request))
+    } catch (e: Exception) {
+        println(JSONObject().put("error", e.message).toString())
+        return
+    }
     val module = Module.loaded.single()
     val inputs = module.calls.flatMap { it.first }.distinct()
     val tensor = Tensor.made.firstOrNull()
@@ -25,6 +32,8 @@ fun main(args: Array<String>) {
         .put("elements", tensor?.data?.size ?: 0)
         .put("threads", module.threads)
         .put("destroyed", module.destroyed)
+        .put("processors", Runtime.getRuntime().availableProcessors())
+        .put("etdumps", JSONArray(Module.etdumps))
         .put("result", result)
     println(report.toString())
 }

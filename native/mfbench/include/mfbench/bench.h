@@ -21,7 +21,7 @@ struct Options {
   std::string model_path;     // the .pte to measure
   int warmup = 10;            // untimed runs first (>= 0)
   int iterations = 100;       // timed runs (>= 1)
-  int threads = 0;            // XNNPACK worker threads; 0: the runtime default
+  int threads = 0;            // XNNPACK worker threads; 0: the runtime default (the result says how many)
   bool operators = true;      // also collect per-operator times (a second, traced pass)
   std::string etdump_path;    // write the ETDump (of the traced pass) here when not empty
   std::string device_kind = "host";  // "host", "android" or "ios"
@@ -65,7 +65,12 @@ struct Result {
   std::string artifact_file;  // base name
   std::string artifact_sha256;
   std::uint64_t artifact_size_bytes = 0;
-  int threads = 0, warmup = 0, iterations = 0;
+  int threads = 0;  // worker threads the runtime ran with (>= 1), never the 0 asked for
+  int warmup = 0, iterations = 0;
+  // Whole-model figures from a runtime built with the event tracer: its XNNPACK
+  // delegate reads the clock around every operator even with no tracer attached,
+  // so they are not comparable with a release runtime's (docs/latency-format.md).
+  bool traced = false;
   Latency latency_ms;
   std::vector<double> samples_ms;  // every timed run, in order
   std::vector<OperatorTiming> operators;

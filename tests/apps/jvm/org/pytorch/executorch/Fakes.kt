@@ -32,6 +32,13 @@ open class Module private constructor(val path: String, val threads: Int) {
 
     open fun loadMethod(methodName: String) {}
 
+    /** As the AAR: true (and the file written) only in a build with EXECUTORCH_ANDROID_PROFILING. */
+    open fun etdump(outputPath: String): Boolean {
+        etdumps += outputPath
+        if (profiling) java.io.File(outputPath).writeBytes(byteArrayOf(1))
+        return profiling
+    }
+
     open fun destroy() {
         destroyed = true
     }
@@ -39,6 +46,10 @@ open class Module private constructor(val path: String, val threads: Int) {
     companion object {
         const val LOAD_MODE_MMAP = 1
         val loaded = mutableListOf<Module>()
+
+        /** Whether this fake stands for a profiling AAR (the probe sets it). */
+        var profiling = false
+        val etdumps = mutableListOf<String>()
 
         @JvmStatic
         @JvmOverloads

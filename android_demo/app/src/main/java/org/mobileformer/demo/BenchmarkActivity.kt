@@ -67,7 +67,7 @@ class BenchmarkActivity : Activity() {
                 File(out.parentFile, out.name + ".error").delete()  // from an earlier run
                 val engine = BenchmarkEngine.pick(request.engine)
                 Log.i(TAG, "running ${request.modelPath} with ${engine.title}: ${request.iterations} runs, " +
-                    "${request.warmup} warm-up, threads ${request.threads}")
+                    "${request.warmup} warm-up, threads ${request.threadCount()}")
                 val json = engine.run(request)
                 ModelFiles.writeAtomic(out, json)
                 val summary = ResultSummary.parse(json, ModelFiles.manifestFor(File(request.modelPath)))

@@ -23,7 +23,7 @@ data class BenchmarkRequest(
     val modelPath: String,
     val iterations: Int = 50,
     val warmup: Int = 10,
-    /** XNNPACK worker threads; 0 keeps the runtime default. */
+    /** XNNPACK worker threads; 0: [threadCount]'s default. */
     val threads: Int = 0,
     /** Report row label; empty: the model file name without `.pte`. */
     val label: String = "",
@@ -31,6 +31,14 @@ data class BenchmarkRequest(
     /** Where to write the ETDump (native core with event tracer only); null: none. */
     val etdumpPath: String? = null,
 ) {
+    /**
+     * The worker count every engine runs with and writes: [threads], or for 0 half the
+     * processors (the AAR's own default, at least 1). Resolved here, not by each runtime,
+     * because the AAR and the native core default to different counts.
+     */
+    fun threadCount(processors: Int = Runtime.getRuntime().availableProcessors()): Int =
+        if (threads > 0) threads else maxOf(1, processors / 2)
+
     fun validate() {
         if (modelPath.isBlank()) throw BenchmarkException("no model given")
         if (iterations < 1) throw BenchmarkException("iterations must be at least 1, got $iterations")

@@ -67,17 +67,20 @@ object NativeCoreEngine : BenchmarkEngine {
             throw BenchmarkException("an ETDump needs the native core built with the event tracer")
         }
         return NativeBench.runBenchmark(
-            request.modelPath, request.iterations, request.warmup, request.threads,
+            request.modelPath, request.iterations, request.warmup, request.threadCount(),
             etdump, request.label, BenchmarkEngine.device().name,
         )
     }
 }
 
 /**
- * org.pytorch.executorch.Module from the release AAR. The AAR's native library is
- * built without the event tracer, so this gives whole-model latency only: the
- * same untraced `forward` loop as the core's first pass, timed in Kotlin
- * (System.nanoTime around each call, so the JNI crossing is included).
+ * org.pytorch.executorch.Module from the AAR: whole-model latency, the same
+ * `forward` loop as the core's first pass, timed in Kotlin (System.nanoTime around
+ * each call, so the JNI crossing is included). The release AAR is built without
+ * the event tracer: untraced. An AAR built with EXECUTORCH_ANDROID_PROFILING=ON
+ * attaches an ETDumpGen to every Module and its XNNPACK delegate times every
+ * operator, so its figures are traced; only such an AAR writes an ETDump
+ * (`Module.etdump(path)` returns false otherwise), which is how the engine tells them apart.
  *
  * The input tensor is built once, before timing, with the core's values, and
  * every call gets that same tensor: `forward()` with no arguments would make the
@@ -86,25 +89,23 @@ object NativeCoreEngine : BenchmarkEngine {
  * model, else [ForwardInput.DEFAULT_SHAPE].
  */
 object AarEngine : BenchmarkEngine {
-    override val title = "executorch-android AAR (latency only)"
+    override val title = "executorch-android AAR (latency only; traced if a profiling AAR)"
     override val perOperator = false
 
     override fun run(request: BenchmarkRequest): String {
         request.validate()
-        if (request.etdumpPath != null) {
-            throw BenchmarkException("the release AAR has no event tracer: no ETDump (use the native core)")
-        }
         val file = File(request.modelPath)
         if (!file.isFile) throw BenchmarkException("cannot open model ${file.path}: no such file")
         val artifact = ModelFiles.fingerprint(file)
         val created = LatencyJson.nowUtc()
 
         val module = try {
-            Module.load(file.absolutePath, Module.LOAD_MODE_MMAP, request.threads)
+            Module.load(file.absolutePath, Module.LOAD_MODE_MMAP, request.threadCount())
         } catch (e: Exception) {
             throw BenchmarkException("cannot load ${file.name}: ${e.message}")
         }
         val samples = ArrayList<Double>(request.iterations)
+        val traced: Boolean
         try {
             try {
                 module.loadMethod("forward")
@@ -117,6 +118,7 @@ object AarEngine : BenchmarkEngine {
             } catch (e: Exception) {
                 throw BenchmarkException("forward failed with input ${shape.joinToString("x")}: ${e.message}")
             }
+            traced = writesEtdump(module, request.etdumpPath)
         } finally {
             module.destroy()
         }
@@ -127,11 +129,36 @@ object AarEngine : BenchmarkEngine {
             device = BenchmarkEngine.device(),
             runtimeVersion = BuildConfig.EXECUTORCH_VERSION,
             artifact = artifact,
-            threads = request.threads,
+            threads = request.threadCount(),
             warmup = request.warmup,
             iterations = request.iterations,
+            traced = traced,
             samplesMs = samples,
+            etdump = request.etdumpPath?.let { File(it).name },
         )
+    }
+
+    /**
+     * Whether this AAR traced the runs: only a profiling AAR has an ETDump to write. It is
+     * written to [etdumpPath] when one was asked for (an error without the tracer), else
+     * to a temporary file that is deleted again.
+     */
+    private fun writesEtdump(module: Module, etdumpPath: String?): Boolean {
+        if (etdumpPath != null) {
+            if (!module.etdump(etdumpPath)) {
+                throw BenchmarkException(
+                    "this AAR has no event tracer, so no ETDump: use an AAR built with " +
+                        "EXECUTORCH_ANDROID_PROFILING=ON, or the native core",
+                )
+            }
+            return true
+        }
+        val probe = File.createTempFile("mfbench-etdump", ".etdp")
+        try {
+            return module.etdump(probe.path)
+        } finally {
+            probe.delete()
+        }
     }
 
     /** Milliseconds of each of [iterations] `forward(input)` calls after [warmup] untimed ones. */

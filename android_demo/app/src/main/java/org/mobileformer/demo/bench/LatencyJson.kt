@@ -23,7 +23,10 @@ object LatencyJson {
 
     fun nowUtc(now: Instant = Instant.now()): String = utc.format(now)
 
-    /** A whole-model-latency-only result: no operators, no blocks, no ETDump. */
+    /**
+     * A whole-model-latency-only result: no operators, no blocks. [traced]: measured by a
+     * runtime that times every operator (a profiling AAR), [etdump]: its ETDump's file name.
+     */
     fun latencyOnly(
         created: String,
         tool: String,
@@ -34,8 +37,11 @@ object LatencyJson {
         threads: Int,
         warmup: Int,
         iterations: Int,
+        traced: Boolean,
         samplesMs: List<Double>,
+        etdump: String? = null,
     ): String {
+        require(threads >= 1) { "threads must be the count the runtime ran with, got $threads" }
         val lat = Stats.latency(samplesMs)
         val doc = linkedMapOf<String, Any?>(
             "format" to FORMAT,
@@ -56,13 +62,14 @@ object LatencyJson {
             "threads" to threads,
             "warmup" to warmup,
             "iterations" to iterations,
+            "traced" to traced,
             "latency_ms" to linkedMapOf<String, Any?>(
                 "p50" to lat.p50, "p90" to lat.p90, "mean" to lat.mean, "min" to lat.min, "max" to lat.max,
             ),
             "samples_ms" to samplesMs,
             "operators" to emptyList<Any?>(),
             "blocks" to emptyList<Any?>(),
-            "etdump" to null,
+            "etdump" to etdump,
         )
         return write(doc) + "\n"
     }

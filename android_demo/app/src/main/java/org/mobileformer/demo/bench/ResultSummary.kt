@@ -13,6 +13,8 @@ data class ResultSummary(
     val latency: Latency,
     val iterations: Int,
     val threads: Int,
+    /** Whole-model figures from a runtime that times every operator (docs/latency-format.md). */
+    val traced: Boolean,
     val operators: List<OperatorTime>,
     /** Per paper block (manifest given) or per operator type. */
     val bars: List<BlockTime>,
@@ -48,6 +50,7 @@ data class ResultSummary(
                 ),
                 iterations = doc.optInt("iterations"),
                 threads = doc.optInt("threads"),
+                traced = doc.optBoolean("traced", false),
                 operators = ops,
                 bars = Blocks.aggregate(ops, delegateBlocks),
                 barsAreBlocks = !delegateBlocks.isNullOrEmpty(),

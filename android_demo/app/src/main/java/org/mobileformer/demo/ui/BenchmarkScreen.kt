@@ -145,7 +145,8 @@ private fun ResultCard(r: ResultSummary) {
                 style = MaterialTheme.typography.bodyLarge,
             )
             Text(
-                "${r.iterations} runs, threads ${r.threads} · ${r.device}\n${r.tool}",
+                "${r.iterations} runs, threads ${r.threads} · ${r.device}\n${r.tool}" +
+                    if (r.traced) "\ntraced: every operator timed, not comparable with a release AAR" else "",
                 style = MaterialTheme.typography.bodySmall,
             )
             r.savedTo?.let { Text("Saved: ${it.path}", style = MaterialTheme.typography.bodySmall) }
