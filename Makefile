@@ -13,7 +13,7 @@ OUT        ?= out/demo
 CKPT_ARG    = $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)
 EXPORT      = $(PY) -m quant.export --model $(MODEL) $(CKPT_ARG) --calib $(CALIB) --out $(OUT)
 
-.PHONY: demo test venv tools data accuracy accuracy-seeds clean
+.PHONY: demo test docs venv tools data accuracy accuracy-seeds clean
 
 # The tflite extra (~0.9 GB) is installed so that the LiteRT backend is tested too, and in the
 # same pip command: added afterwards, pip downgrades typing-extensions to 4.12 (xdsl, a
@@ -50,6 +50,12 @@ demo: $(STAMP) tools
 
 test: $(STAMP) tools
 	$(PY) -m pytest -q
+
+# The documentation site (mkdocs.yml) in build/site/, strict: a broken link, anchor or image, or a
+# page left out of the nav, fails it. Its commands page is every command's --help, generated.
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict --quiet
+	@echo "docs: site in build/site/ (open build/site/index.html)"
 
 # Fashion-MNIST for the accuracy experiment (Debian package, ~31 MB; needs root).
 data:

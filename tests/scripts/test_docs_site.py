@@ -1,0 +1,83 @@
+"""scripts/docs_site.py and mkdocs.yml: the strict docs build, its generated reference, and what fails it."""
+import importlib.util
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+SPEC = importlib.util.spec_from_file_location("docs_site", ROOT / "scripts" / "docs_site.py")
+docs_site = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(docs_site)
+
+
+def _build(root: Path, site: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)], cwd=root,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(root)})
+
+
+def _copy_sources(dest: Path) -> Path:
+    """What the site is built from, in ``dest``: the config, the hook, the pages and the files they
+    link to, and the packages (linked)."""
+    for path in ["mkdocs.yml", "scripts/docs_site.py", *docs_site.site_sources(ROOT)]:
+        (dest / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / path, dest / path)
+    for package in docs_site.PACKAGES:
+        (dest / package).symlink_to(ROOT / package)
+    return dest
+
+
+def test_commands_are_found_in_the_source(tmp_path):
+    found = docs_site.commands(ROOT)
+    assert {"mobileformer.summary", "quant.export", "quant.bench", "quant.qat"} <= set(found)
+    assert "quant.recipes" not in found and "mobileformer.registry" not in found  # modules, not commands
+    (tmp_path / "quant" / "tool").mkdir(parents=True)
+    (tmp_path / "quant" / "deep.py").write_text('def main():\n    pass\n\n\nif __name__ == "__main__":\n    main()\n')
+    (tmp_path / "quant" / "tool" / "__main__.py").write_text("")
+    (tmp_path / "quant" / "helper.py").write_text("def main():\n    pass\n")
+    assert docs_site.commands(tmp_path) == ["quant.deep", "quant.tool"]
+
+
+def test_links_to_repository_files_are_resolved_from_the_page(tmp_path):
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "run.sh").write_text("")
+    text = "[a](../scripts/run.sh#L3) [b](https://x.org/y) [c](../nowhere.md) [d](#top) ![e](<../scripts/run.sh> \"t\")"
+    assert docs_site.linked_files(tmp_path, "docs/page.md", text) == {"scripts/run.sh"}
+    assert docs_site.linked_files(tmp_path, "docs/page.md", "[out](../../etc/passwd)") == set()
+
+
+def test_the_commands_page_is_each_commands_help_as_printed():
+    page = docs_site.commands_page({"quant.x": "usage: python -m quant.x [-h]\n\nDoes x.\n"})
+    assert "## `python -m quant.x`\n\n```text\nusage: python -m quant.x [-h]\n\nDoes x.\n```" in page
+
+
+@pytest.mark.slow
+def test_site_builds_strict_without_a_warning_and_holds_every_help(tmp_path):
+    run = _build(ROOT, tmp_path / "site")
+    assert run.returncode == 0, run.stderr
+    assert "WARNING" not in run.stderr, run.stderr
+    commands = (tmp_path / "site" / "docs" / "commands.html").read_text()
+    for module in docs_site.commands(ROOT):
+        assert f"python -m {module}</code>" in commands
+    summary = subprocess.run([sys.executable, "-m", "mobileformer.summary", "--help"], capture_output=True, text=True,
+                             env={**os.environ, "COLUMNS": docs_site.HELP_COLUMNS}, check=True).stdout
+    assert summary.strip().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in commands
+    api = (tmp_path / "site" / "docs" / "api.html").read_text()
+    for name in ("mobileformer.create_model", "mobileformer.list_models", "quant.versions", "quant.export.export",
+                 "quant.evaluate.evaluate"):
+        assert f'id="{name}"' in api
+    assert not re.search(r'id="quant\.\w+\.(main|build_parser)"', api)
+
+
+@pytest.mark.slow
+def test_a_broken_link_fails_the_strict_build(tmp_path):
+    root = _copy_sources(tmp_path / "repo")
+    with (root / "docs" / "quantization.md").open("a") as page:
+        page.write("\nSee [the missing page](no-such-page.md).\n")
+    run = _build(root, tmp_path / "site")
+    assert run.returncode != 0
+    assert "contains a link 'no-such-page.md'" in run.stderr
