@@ -50,11 +50,11 @@ def commands(root: Path) -> list[str]:
 
 def helps(modules: list[str]) -> dict[str, str]:
     """Run in the child: each module as ``python -m module --help`` would, its output kept."""
-    warnings.filterwarnings("ignore", message=".*found in sys.modules", category=RuntimeWarning)  # runpy, re-running
     out = {}
     for module in modules:
         buffer, sys.argv = io.StringIO(), [module, "--help"]
-        with redirect_stdout(buffer):
+        with redirect_stdout(buffer), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*found in sys.modules", category=RuntimeWarning)  # imported before
             try:
                 runpy.run_module(module, run_name="__main__", alter_sys=True)
                 code = 0
@@ -68,13 +68,14 @@ def helps(modules: list[str]) -> dict[str, str]:
 
 def command_helps(root: Path) -> dict[str, str]:
     """``--help`` of every command of the code under ``root``, from one child process."""
-    modules = commands(root)
+    from mkdocs.exceptions import PluginError
+
     env = {**os.environ, "COLUMNS": HELP_COLUMNS, "PYTHONPATH": os.pathsep.join(
         [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    run = subprocess.run([sys.executable, __file__, *modules], cwd=root, env=env, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, __file__, *commands(root)], cwd=root, env=env, capture_output=True, text=True)
     if run.returncode:
-        raise RuntimeError(f"--help of the commands failed:\n{run.stderr.strip()}")
-    return json.loads(run.stdout)
+        raise PluginError(f"the commands' --help failed:\n{run.stderr.strip()}")
+    return json.loads(run.stdout.splitlines()[-1])  # the last line: a library may print before it
 
 
 def commands_page(helps_by_module: dict[str, str]) -> str:

@@ -81,3 +81,19 @@ def test_a_broken_link_fails_the_strict_build(tmp_path):
     run = _build(root, tmp_path / "site")
     assert run.returncode != 0
     assert "contains a link 'no-such-page.md'" in run.stderr
+
+
+def test_help_is_what_the_command_prints_and_a_failing_one_stops_the_build(tmp_path, monkeypatch):
+    package = tmp_path / "toolbox"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "good.py").write_text("import argparse\n\nif __name__ == '__main__':\n"
+                                     "    argparse.ArgumentParser(prog='python -m toolbox.good', description='Does good.').parse_args()\n")
+    (package / "bad.py").write_text("import sys\n\nif __name__ == '__main__':\n    sys.exit(2)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    monkeypatch.setenv("COLUMNS", "100")
+    assert docs_site.helps(["toolbox.good"]) == {"toolbox.good": "usage: python -m toolbox.good [-h]\n\nDoes good.\n\n"
+                                                 "options:\n  -h, --help  show this help message and exit\n"}
+    with pytest.raises(SystemExit, match="python -m toolbox.bad --help exited with 2"):
+        docs_site.helps(["toolbox.bad"])
