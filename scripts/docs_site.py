@@ -33,6 +33,7 @@ COMMANDS_PAGE, API_PAGE = "docs/commands.md", "docs/api.md"
 API_FILTERS = ["!^_", "!^log$"]  # not rendered: private names, dunders, module loggers
 HELP_COLUMNS = "100"  # --help wraps to the terminal; the page is the same on every machine
 MAIN_GUARD = re.compile(r"""^if __name__ == ["']__main__["']:""", re.MULTILINE)
+LIST_ITEM = re.compile(r"([-*+]|1[.)]) ")  # what may start a list inside a paragraph (CommonMark)
 # an inline Markdown link or image target, up to an optional title
 LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*)?\)")
 
@@ -119,6 +120,25 @@ def site_sources(root: Path) -> list[str]:
     pages = {p.relative_to(root).as_posix() for pattern in PAGES for p in root.glob(pattern) if p.is_file()}
     markdown = [p for p in pages if p.endswith(".md")]
     return sorted(pages.union(*(linked_files(root, p, (root / p).read_text(encoding="utf-8")) for p in markdown)))
+
+
+def github_lists(markdown: str) -> str:
+    """A blank line before a list that follows a paragraph line: GitHub starts a list there,
+    Python-Markdown would run its items into the paragraph."""
+    out, fenced, previous = [], False, ""
+    for line in markdown.split("\n"):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and LIST_ITEM.match(line) and previous.strip() and not previous.startswith((" ", "\t")) \
+                and not LIST_ITEM.match(previous):
+            out.append("")
+        out.append(line)
+        previous = line
+    return "\n".join(out)
+
+
+def on_page_markdown(markdown, page, config, files):
+    return github_lists(markdown)
 
 
 def on_files(files, config):

@@ -97,3 +97,8 @@ def test_help_is_what_the_command_prints_and_a_failing_one_stops_the_build(tmp_p
                                                  "options:\n  -h, --help  show this help message and exit\n"}
     with pytest.raises(SystemExit, match="python -m toolbox.bad --help exited with 2"):
         docs_site.helps(["toolbox.bad"])
+
+
+def test_a_list_right_after_a_paragraph_is_a_list_as_on_github():
+    text = "Holds:\n- a\n- b\n  more of b\n- c\n\n```\nx:\n- not a list\n```\nsteps:\n1. one\n2. two\nyear\n2026. no"
+    assert docs_site.github_lists(text) == text.replace("Holds:\n", "Holds:\n\n").replace("steps:\n", "steps:\n\n")
