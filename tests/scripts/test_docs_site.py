@@ -77,10 +77,11 @@ def test_site_builds_strict_without_a_warning_and_holds_every_help(tmp_path):
 def test_a_broken_link_fails_the_strict_build(tmp_path):
     root = _copy_sources(tmp_path / "repo")
     with (root / "docs" / "quantization.md").open("a") as page:
-        page.write("\nSee [the missing page](no-such-page.md).\n")
+        page.write("\n## Core ML — checked\n\nSee [the missing page](no-such-page.md) and [this](#core-ml--checked).\n")
     run = _build(root, tmp_path / "site")
     assert run.returncode != 0
     assert "contains a link 'no-such-page.md'" in run.stderr
+    assert "core-ml--checked" not in run.stderr  # the anchor GitHub makes of that heading is found
 
 
 def test_help_is_what_the_command_prints_and_a_failing_one_stops_the_build(tmp_path, monkeypatch):
