@@ -48,7 +48,7 @@ from pathlib import Path
 from ...errors import UserError
 from .graph import GraphNode, copy_objects, match_operators, node_blocks, nodes_per_delegate_call
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]  # quant/backends/xnnpack/arm64.py -> the checkout
 NATIVE = REPO / "native"
 TOOLCHAIN = NATIVE / "arm64" / "aarch64-linux-gnu.cmake"
 PLUGIN_SOURCE = NATIVE / "arm64" / "icount.c"
