@@ -12,6 +12,15 @@
  * is a timer read, with its clock id), and a last line "end 0 <total>".
  * quant.arm64 turns it into instructions per inference and per operator.
  *
+ * With blocks=PATH the plugin also writes, to PATH, each translated block's
+ * code once ("t <id> <guest address> <hex of its instruction words>") and,
+ * just before each line of the main log, how often each block ran since the
+ * previous line ("x <id> <executions>", only blocks that ran), then "i <line>"
+ * with the 0-based number of that main-log line ("i end" before the end line).
+ * Each block has its own counter, bumped by a second inline add: no callback
+ * per execution, so the emulation stays about as fast. quant.aarch64.cycles
+ * weighs the blocks by a scheduling model of the core.
+ *
  * The count advances by a translation block's length when the block starts
  * (an inline add, no callback), so a count read at a syscall includes the
  * `svc` that ends the block. One counter for all vCPUs: exact with a single
@@ -27,6 +36,7 @@
 
 typedef uint64_t qemu_plugin_id_t;
 struct qemu_plugin_tb;
+struct qemu_plugin_insn;
 enum qemu_plugin_op { QEMU_PLUGIN_INLINE_ADD_U64 };
 
 typedef void (*tb_trans_cb)(qemu_plugin_id_t id, struct qemu_plugin_tb *tb);
@@ -39,6 +49,10 @@ void qemu_plugin_register_vcpu_tb_trans_cb(qemu_plugin_id_t id, tb_trans_cb cb);
 size_t qemu_plugin_tb_n_insns(const struct qemu_plugin_tb *tb);
 void qemu_plugin_register_vcpu_tb_exec_inline(struct qemu_plugin_tb *tb, enum qemu_plugin_op op,
                                               void *ptr, uint64_t imm);
+uint64_t qemu_plugin_tb_vaddr(const struct qemu_plugin_tb *tb);
+struct qemu_plugin_insn *qemu_plugin_tb_get_insn(const struct qemu_plugin_tb *tb, size_t idx);
+const void *qemu_plugin_insn_data(const struct qemu_plugin_insn *insn);
+size_t qemu_plugin_insn_size(const struct qemu_plugin_insn *insn);
 void qemu_plugin_register_vcpu_syscall_cb(qemu_plugin_id_t id, syscall_cb cb);
 void qemu_plugin_register_atexit_cb(qemu_plugin_id_t id, udata_cb cb, void *userdata);
 
@@ -48,11 +62,56 @@ static uint64_t insns;
 static FILE *out;
 static long marker_nr = -1, timer_nr = -1;
 static int armed; /* timer reads are logged once the first marker was seen */
+static unsigned long long lines; /* main-log lines written */
+
+/* blocks=PATH: every translated block, with the executions not yet written */
+static FILE *blocks_out;
+static uint64_t **block_counts;
+static size_t n_blocks, cap_blocks;
+
+static void record_block(struct qemu_plugin_tb *tb) {
+    if (n_blocks == cap_blocks) {
+        cap_blocks = cap_blocks ? 2 * cap_blocks : 4096;
+        block_counts = realloc(block_counts, cap_blocks * sizeof *block_counts);
+        if (block_counts == NULL) abort();
+    }
+    uint64_t *count = calloc(1, sizeof *count);
+    if (count == NULL) abort();
+    block_counts[n_blocks] = count;
+    fprintf(blocks_out, "t %zu %llx ", n_blocks, (unsigned long long)qemu_plugin_tb_vaddr(tb));
+    for (size_t i = 0, n = qemu_plugin_tb_n_insns(tb); i < n; ++i) {
+        const struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
+        const unsigned char *bytes = qemu_plugin_insn_data(insn);
+        for (size_t b = 0; b < qemu_plugin_insn_size(insn); ++b) fprintf(blocks_out, "%02x", bytes[b]);
+    }
+    fputc('\n', blocks_out);
+    ++n_blocks;
+    qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, count, 1);
+}
+
+/* The executions since the last main-log line, written before the next one. */
+static void flush_blocks(const char *line) {
+    if (blocks_out == NULL) return;
+    for (size_t i = 0; i < n_blocks; ++i) {
+        if (*block_counts[i]) {
+            fprintf(blocks_out, "x %zu %llu\n", i, (unsigned long long)*block_counts[i]);
+            *block_counts[i] = 0;
+        }
+    }
+    fprintf(blocks_out, "i %s\n", line);
+}
+
+static void flush_blocks_before_line(void) {
+    char number[32];
+    snprintf(number, sizeof number, "%llu", lines++);
+    flush_blocks(number);
+}
 
 static void on_tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
     (void)id;
     qemu_plugin_register_vcpu_tb_exec_inline(tb, QEMU_PLUGIN_INLINE_ADD_U64, &insns,
                                              qemu_plugin_tb_n_insns(tb));
+    if (blocks_out != NULL) record_block(tb);
 }
 
 static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu, int64_t num, uint64_t a1,
@@ -61,15 +120,19 @@ static void on_syscall(qemu_plugin_id_t id, unsigned int vcpu, int64_t num, uint
     (void)id, (void)vcpu, (void)a3, (void)a4, (void)a5, (void)a6, (void)a7, (void)a8;
     if (num == marker_nr) {
         armed = 1;
+        flush_blocks_before_line();
         fprintf(out, "%llu %llu %llu\n", (unsigned long long)a1, (unsigned long long)a2,
                 (unsigned long long)insns);
     } else if (num == timer_nr && armed) {
+        flush_blocks_before_line();
         fprintf(out, "0 %llu %llu\n", (unsigned long long)a1, (unsigned long long)insns);
     }
 }
 
 static void on_atexit(qemu_plugin_id_t id, void *userdata) {
     (void)id, (void)userdata;
+    flush_blocks("end");
+    if (blocks_out != NULL) fclose(blocks_out);
     fprintf(out, "end 0 %llu\n", (unsigned long long)insns);
     fclose(out);
 }
@@ -84,13 +147,14 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
                                                                const void *info, int argc,
                                                                char **argv) {
     (void)info;
-    const char *path = NULL;
+    const char *path = NULL, *blocks_path = NULL;
     for (int i = 0; i < argc; ++i) {
         if (strncmp(argv[i], "out=", 4) == 0) path = argv[i] + 4;
         else if (strncmp(argv[i], "marker=", 7) == 0) marker_nr = number_arg(argv[i] + 7);
         else if (strncmp(argv[i], "timer=", 6) == 0) timer_nr = number_arg(argv[i] + 6);
+        else if (strncmp(argv[i], "blocks=", 7) == 0) blocks_path = argv[i] + 7;
         else {
-            fprintf(stderr, "icount: unknown argument %s (want out=, marker=, timer=)\n", argv[i]);
+            fprintf(stderr, "icount: unknown argument %s (want out=, marker=, timer=, blocks=)\n", argv[i]);
             return -1;
         }
     }
@@ -101,6 +165,10 @@ __attribute__((visibility("default"))) int qemu_plugin_install(qemu_plugin_id_t 
     out = fopen(path, "w");
     if (out == NULL) {
         perror(path);
+        return -1;
+    }
+    if (blocks_path != NULL && (blocks_out = fopen(blocks_path, "w")) == NULL) {
+        perror(blocks_path);
         return -1;
     }
     qemu_plugin_register_vcpu_tb_trans_cb(id, on_tb_trans);

@@ -31,92 +31,29 @@ and the plugin; each appears whole or not at all (built in a temporary folder, r
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable
 from itertools import accumulate
 from pathlib import Path
 
-from ...errors import UserError
+from ...aarch64.cores import CORES, DEFAULT_CORE, core
+from ...aarch64.qemu import REPO, Arm64Error, GuestLog, cached, digest, emulated_device, run, run_guest, tool
 from .graph import GraphNode, copy_objects, match_operators, node_blocks, nodes_per_delegate_call
 
-REPO = Path(__file__).resolve().parents[3]  # quant/backends/xnnpack/arm64.py -> the checkout
 NATIVE = REPO / "native"
 TOOLCHAIN = NATIVE / "arm64" / "aarch64-linux-gnu.cmake"
-PLUGIN_SOURCE = NATIVE / "arm64" / "icount.c"
 SYSROOT = Path("/usr/aarch64-linux-gnu")
-MARKER_SYSCALL = 0x4D46  # native/mfbench/src/markers.h
-CLOCK_GETTIME = 113  # the aarch64 syscall number (asm-generic)
 # What each marker kind means (markers.h); 0 is a timer read.
 TIMER, INFERENCE_BEGIN, INFERENCE_END, DELEGATE_BEGIN, OPERATORS_LOGGED, PASS_BEGIN = range(6)
-DEFAULT_CPU = "cortex-a76"
-# The -cpu models of qemu 7.2 that stand for phone cores (docs/benchmarks.md says which).
-CPUS = ("cortex-a76", "neoverse-n1", "cortex-a72", "cortex-a57", "cortex-a53", "cortex-a35", "max")
+DEFAULT_CPU = DEFAULT_CORE
+CPUS = tuple(CORES)  # the named phone cores (quant.aarch64.cores; docs/benchmarks.md says which)
 # The SDK pieces mfbench builds and runs against (the wheel also holds Python and AOT code).
 SDK_PARTS = ("executorch/include/", "executorch/lib/", "executorch/share/")
-GUEST_ENV = {"LC_ALL": "C"}  # qemu-user hands its environment to the guest
-
-
-class Arm64Error(UserError):
-    """The AArch64 toolchain, SDK or emulator is missing or failed; the message says what to do."""
-
-
-def cache_root() -> Path:
-    """Where the SDK, the cross-built mfbench and the plugin are kept between runs."""
-    base = os.environ.get("MOBILEFORMER_CACHE") or Path.home() / ".cache" / "mobileformer"
-    return Path(base) / "arm64"
-
-
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        raise Arm64Error(f"{name} not found: install the Debian packages in scripts/debian-packages.txt "
-                         "(scripts/install_tools.sh, as root)")
-    return path
-
-
-def _run(cmd: list[str], what: str, **kwargs) -> subprocess.CompletedProcess:
-    done = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
-        raise Arm64Error(f"{what} failed (exit {done.returncode}):\n{tail}")
-    return done
-
-
-def _cached(name: str, build: Callable[[Path], None]) -> Path:
-    """``cache_root()/name``, built by ``build(tmp_dir)`` in a temporary folder and renamed into place."""
-    final = cache_root() / name
-    if final.exists():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}.tmp-"))
-    try:
-        build(tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.exists():  # not a concurrent setup that finished first
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
-def _digest(paths: list[Path], *extra: str) -> str:
-    h = hashlib.sha256()
-    for path in sorted(paths):
-        h.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
-    for text in extra:
-        h.update(text.encode() + b"\0")
-    return h.hexdigest()[:12]
 
 
 def executorch_version() -> str:
@@ -130,7 +67,7 @@ def sdk() -> Path:
 
     def build(tmp: Path) -> None:
         print(f"[arm64] downloading the aarch64 executorch {version} wheel (once)", flush=True)
-        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+        run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
               "--platform", "manylinux_2_28_aarch64", "--python-version", py, f"executorch=={version}",
               "--dest", str(tmp / "wheel")], "pip download of the aarch64 executorch wheel")
         wheel = next((tmp / "wheel").glob("executorch-*.whl"))
@@ -138,74 +75,51 @@ def sdk() -> Path:
             z.extractall(tmp / "sdk", [n for n in z.namelist() if n.startswith(SDK_PARTS)])
         shutil.rmtree(tmp / "wheel")
 
-    return _cached(f"sdk-executorch-{version}", build) / "sdk" / "executorch"
+    return cached(f"sdk-executorch-{version}", build) / "sdk" / "executorch"
 
 
 def mfbench() -> Path:
     """The aarch64 ``mfbench``, cross-built from this checkout's sources (rebuilt when they change)."""
     sources = [p for p in (NATIVE / "mfbench").rglob("*") if p.is_file()] + [TOOLCHAIN]
     root = sdk()
-    _tool("aarch64-linux-gnu-g++")
-    cmake = _tool("cmake")
+    tool("aarch64-linux-gnu-g++")
+    cmake = tool("cmake")
 
     def build(tmp: Path) -> None:
         print("[arm64] cross-compiling mfbench for aarch64 (once per source change, about a minute)", flush=True)
-        _run([cmake, "-S", str(NATIVE / "mfbench"), "-B", str(tmp / "build"), "-DCMAKE_BUILD_TYPE=Release",
+        run([cmake, "-S", str(NATIVE / "mfbench"), "-B", str(tmp / "build"), "-DCMAKE_BUILD_TYPE=Release",
               f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN}", f"-DEXECUTORCH_ROOT={root}"], "cmake configure (aarch64)")
-        _run([cmake, "--build", str(tmp / "build"), "--parallel", str(os.cpu_count() or 2)], "aarch64 build of mfbench")
+        run([cmake, "--build", str(tmp / "build"), "--parallel", str(os.cpu_count() or 2)], "aarch64 build of mfbench")
         shutil.copy2(tmp / "build" / "mfbench", tmp / "mfbench")
         shutil.rmtree(tmp / "build")
 
-    name = f"mfbench-{executorch_version()}-{_digest(sources)}"
-    return _cached(name, build) / "mfbench"
+    name = f"mfbench-{executorch_version()}-{digest(sources)}"
+    return cached(name, build) / "mfbench"
 
 
-def plugin() -> Path:
-    """The instruction-count plugin, built with the host C compiler from ``native/arm64/icount.c``."""
-    cc = _tool("cc")
-
-    def build(tmp: Path) -> None:
-        _run([cc, "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-o", str(tmp / "icount.so"), str(PLUGIN_SOURCE)],
-             "build of the qemu plugin")
-
-    return _cached(f"icount-{_digest([PLUGIN_SOURCE], platform.machine())}", build) / "icount.so"
-
-
-def qemu_version(qemu: str) -> str:
-    first = _run([qemu, "--version"], "qemu-aarch64 --version").stdout.splitlines()[0]
-    return first.split("version", 1)[-1].strip().split()[0]
-
-
-def run_counted(artifact: Path, cpu: str, warmup: int, iterations: int, work: Path) -> tuple[dict, list[tuple[str, int, int]]]:
-    """Run mfbench on ``artifact`` under qemu with the plugin; its JSON result and the plugin's log."""
-    qemu, setarch = _tool("qemu-aarch64"), _tool("setarch")
-    binary, counter = mfbench(), plugin()
+def run_counted(artifact: Path, cpu: str, warmup: int, iterations: int, work: Path,
+                blocks: bool = False) -> tuple[dict, GuestLog]:
+    """Run mfbench on ``artifact`` under qemu as the named core with the plugin (logging the
+    executed blocks too with ``blocks``); its JSON result and the plugin's log."""
+    tool("qemu-aarch64"), tool("setarch")
+    binary = mfbench()
     if not SYSROOT.is_dir():
         raise Arm64Error(f"{SYSROOT} not found: install g++-aarch64-linux-gnu (scripts/debian-packages.txt)")
     # The guest sees the same argv, environment and paths whatever the artifact's location
     # or the caller's environment: their lengths move the stack, and with it the alignment
-    # of buffers and the instructions that copy them. GUEST_ENV keeps qemu's PATH out, so
-    # setarch and qemu are called by full path.
+    # of buffers and the instructions that copy them.
     (work / "mfbench").symlink_to(binary)
     (work / "model.pte").symlink_to(artifact.resolve())
-    log, result = work / "icount.log", work / "result.json"
-    # setarch -R: no address randomisation, so that hash tables keyed by addresses probe alike.
-    cmd = [setarch, "-R", qemu, "-cpu", cpu, "-L", str(SYSROOT), "-plugin",
-           f"{counter},out={log},marker={MARKER_SYSCALL},timer={CLOCK_GETTIME}",
-           "./mfbench", "--model", "model.pte", "--threads", "1", "--warmup", str(warmup),
-           "--iterations", str(iterations), "--instruction-markers", "--out", "result.json"]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=work, env=GUEST_ENV)
+    argv = ["./mfbench", "--model", "model.pte", "--threads", "1", "--warmup", str(warmup),
+            "--iterations", str(iterations), "--instruction-markers", "--out", "result.json"]
+    done, log = run_guest(argv, core(cpu), work, SYSROOT, blocks=blocks)
     if done.returncode == 2:  # mfbench's own bad-input exit: the message is for the user
         message = [line for line in done.stderr.splitlines() if line.startswith("mfbench:")]
         text = message[-1] if message else done.stderr.strip()[-500:]
         raise Arm64Error(text.replace("model.pte", artifact.name))
     if done.returncode != 0:
         raise Arm64Error(f"mfbench under qemu-aarch64 failed (exit {done.returncode}):\n{done.stderr.strip()[-2000:]}")
-    entries = []
-    for line in log.read_text().splitlines():
-        kind, arg, count = line.split()
-        entries.append((kind, int(arg) if kind != "end" else 0, int(count)))
-    return json.loads(result.read_text()), entries
+    return json.loads((work / "result.json").read_text()), log
 
 
 def split_passes(entries: list[tuple[str, int, int]]) -> dict[int, list[list[tuple[int, int, int]]]]:
@@ -331,12 +245,6 @@ def add_block_counts(result: dict, delegate_blocks: list[str]) -> dict:
     return result
 
 
-def emulated_device(cpu: str, qemu: str, features: list[str]) -> dict:
-    """``device`` of a counted result: the emulated core, and the ISA features the guest saw."""
-    return {"kind": "emulated", "name": f"{cpu} (qemu-aarch64 {qemu_version(qemu)})", "os": "Linux (qemu-user)",
-            "cpu": cpu, "cores": 1, "features": features}
-
-
 def _settled(runs: list) -> bool:
     """The last two counted inferences agree. Earlier ones may differ, for reasons not found:
     by 185 instructions of 44 million after one warm-up for 26m fp32, and for our int8 26m
@@ -356,9 +264,10 @@ def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, 
     counted inferences agree, whole and per operator.
     """
     if cpu not in CPUS:
-        raise Arm64Error(f"unknown --cpu {cpu!r}; qemu-aarch64 7.2 models: {', '.join(CPUS)}")
+        raise Arm64Error(f"unknown --cpu {cpu!r}; the named cores: {', '.join(CPUS)}")
     with tempfile.TemporaryDirectory(prefix="mf-arm64-") as tmp:
-        result, entries = run_counted(artifact, cpu, warmup, iterations, Path(tmp))
+        result, log = run_counted(artifact, cpu, warmup, iterations, Path(tmp))
+    entries = log.entries
     passes = split_passes(entries)
     untraced = [inference_count(events) for events in passes.get(0, [])]
     nodes = nodes_per_delegate_call(artifact)
@@ -379,7 +288,7 @@ def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, 
         op["instructions"] = count
     if handle_blocks:
         attribute_blocks(result["operators"], nodes, handle_blocks)
-    result["device"] = emulated_device(cpu, _tool("qemu-aarch64"), result["device"].get("features", []))
+    result["device"] = emulated_device(core(cpu), result["device"].get("features", []))
     result["instructions"] = {
         "per_inference": untraced[-1],
         "operators_total": sum(total for total, _ in calls),

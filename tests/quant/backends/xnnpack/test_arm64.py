@@ -202,21 +202,6 @@ def test_blocks_from_operator_counts_add_up_to_the_operators_total():
     assert not arm64.attribute_blocks(ops[:1] + [dict(ops[0], name="Softmax (NC, F32)")], [GRAPH], {"1": "stem"})
 
 
-def test_cache_entry_appears_whole_or_not_at_all(tmp_path, monkeypatch):
-    monkeypatch.setenv("MOBILEFORMER_CACHE", str(tmp_path))
-
-    def broken(tmp: Path) -> None:
-        (tmp / "half").write_text("x")
-        raise arm64.Arm64Error("interrupted")
-
-    with pytest.raises(arm64.Arm64Error):
-        arm64._cached("thing", broken)
-    assert list((tmp_path / "arm64").iterdir()) == []
-    made = arm64._cached("thing", lambda tmp: (tmp / "whole").write_text("y"))
-    assert made == tmp_path / "arm64" / "thing" and (made / "whole").read_text() == "y"
-    assert arm64._cached("thing", broken) == made  # present: not rebuilt
-
-
 def test_missing_emulator_is_a_clear_error(tmp_path, monkeypatch, capsys):
     pte = tmp_path / "m.pte"
     pte.write_bytes(b"\0" * 64)
