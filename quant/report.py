@@ -80,7 +80,8 @@ def summary_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     if metric is LATENCY:
         header = ["result", "device", "threads", "p50 ms", "p90 ms", "size MB", "vs fp32"]
     else:
-        header = ["result", "device", "instructions", "operators M", "overhead M", "size MB", "vs fp32"]
+        header = ["result", "device", "instructions", "operators M", "overhead M", "est. M cycles", "est. ms",
+                  "size MB", "vs fp32"]
     rows = []
     for r in results:
         base = _baseline(r, results)
@@ -89,8 +90,11 @@ def summary_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
             figures = [r.get("threads") or "-", f"{r['latency_ms']['p50']:.3f}", f"{r['latency_ms']['p90']:.3f}"]
         else:
             counts = r["instructions"]
+            cycles = r.get("cycles")
             figures = [f"{counts['per_inference']:,}", f"{counts['operators_total'] / 1e6:.2f}",
-                       f"{counts['runtime_overhead'] / 1e6:.2f}"]
+                       f"{counts['runtime_overhead'] / 1e6:.2f}",
+                       f"{cycles['per_inference'] / 1e6:.2f}" if cycles else "-",
+                       f"{cycles['estimated_ms']:.2f} @ {cycles['clock_ghz']} GHz" if cycles else "-"]
         rows.append([r["label"], r["device"].get("name") or r["device"].get("kind"), *figures,
                      f"{r['artifact']['size_bytes'] / 1e6:.2f}", speedup])
     return header, rows
@@ -103,11 +107,20 @@ def block_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
         names += [b["name"] for b in r["blocks"] if b["name"] not in names]
     metric = metric_of(results)
     header = [f"block ({metric.unit})"] + [r["label"] for r in with_blocks]
+    estimated = [r for r in with_blocks if "cycles" in r]
+    header += [f"{r['label']} est. ms" for r in estimated]
     rows = []
     for name in names:
         cells = [next((f"{metric.part(b):.3f}" for b in r["blocks"] if b["name"] == name), "-") for r in with_blocks]
+        cells += [next((f"{estimated_ms(r, b['cycles']):.3f}" for b in r["blocks"] if b["name"] == name and "cycles" in b),
+                       "-") for r in estimated]
         rows.append([name] + cells)
     return header, rows
+
+
+def estimated_ms(result: dict, cycles: float) -> float:
+    """Estimated cycles of a counted result as milliseconds at its core's clock."""
+    return cycles / (result["cycles"]["clock_ghz"] * 1e6)
 
 
 def _has_operator_figures(result: dict) -> bool:
@@ -121,6 +134,14 @@ def op_type_totals(result: dict, top: int = 8) -> list[tuple[str, float]]:
     for op in result["operators"]:
         totals[op_type(op["name"])] = totals.get(op_type(op["name"]), 0.0) + metric.part(op)
     return sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+
+
+def op_type_ms(result: dict) -> dict[str, float]:
+    """Estimated milliseconds per operator type of a counted result with cycles."""
+    totals: dict[str, float] = {}
+    for op in result["operators"]:
+        totals[op_type(op["name"])] = totals.get(op_type(op["name"]), 0.0) + estimated_ms(result, op.get("cycles") or 0)
+    return totals
 
 
 def _chart(results: list[dict], path: Path) -> None:
@@ -190,7 +211,9 @@ def render(results: list[dict], out: Path, name: str = "report") -> Outputs:
         elif r["operators"] and not r["blocks"]:
             kinds = op_type_totals(r, top=6)
             unit = metric_of([r]).unit
-            text += f"\n\ntop operator types, {r['label']}:\n" + "\n".join(f"  {v:8.3f} {unit}  {k}" for k, v in kinds)
+            ms = op_type_ms(r) if "cycles" in r else {}
+            text += f"\n\ntop operator types, {r['label']}:\n" + "\n".join(
+                f"  {v:8.3f} {unit}" + (f"  {ms[k]:7.3f} est. ms" if k in ms else "") + f"  {k}" for k, v in kinds)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["section"] + header)

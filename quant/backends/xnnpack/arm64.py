@@ -41,7 +41,8 @@ import zipfile
 from itertools import accumulate
 from pathlib import Path
 
-from ...aarch64.cores import CORES, DEFAULT_CORE, core
+from ...aarch64.cores import CORES, DEFAULT_CORE, Core, core
+from ...aarch64.cycles import cycle_entries, llvm_version
 from ...aarch64.qemu import REPO, Arm64Error, GuestLog, cached, digest, emulated_device, run, run_guest, tool
 from .graph import GraphNode, copy_objects, match_operators, node_blocks, nodes_per_delegate_call
 
@@ -223,26 +224,47 @@ def attribute_blocks(operators: list[dict], nodes_per_call: list[list[GraphNode]
 
 
 def add_block_counts(result: dict, delegate_blocks: list[str]) -> dict:
-    """Each paper block's instructions, exact: the totals of the delegate calls that ran it
-    (``--profile-blocks`` exports run one delegate per block), else the sum of its operators'
-    counts. The operators of no block make ``instructions.without_block``, so that the blocks
+    """Each paper block's instructions (and estimated cycles), exact: the totals of the delegate
+    calls that ran it (``--profile-blocks`` exports run one delegate per block), else the sum of
+    its operators' counts. The operators of no block make ``without_block``, so that the blocks
     and it add up to ``operators_total``. ``apply_manifest`` made ``blocks``."""
-    counts = result["instructions"]
-    totals: dict[str, int] = {}
-    if delegate_blocks:
-        for index, total in enumerate(counts["delegate_calls"][:len(delegate_blocks)]):
-            totals[delegate_blocks[index]] = totals.get(delegate_blocks[index], 0) + total
-    elif counts["operators_exact"] and any(op.get("block") for op in result["operators"]):
-        for op in result["operators"]:
-            if op.get("block"):
-                totals[op["block"]] = totals.get(op["block"], 0) + op["instructions"]
-    else:
-        return result
-    for block in result["blocks"]:
-        if block["name"] in totals:
-            block["instructions"] = totals[block["name"]]
-    counts["without_block"] = counts["operators_total"] - sum(totals.values())
+    exact = result["instructions"]["operators_exact"]
+    for measure in ("instructions", "cycles"):
+        if measure not in result:
+            continue
+        counts = result[measure]
+        totals: dict[str, int] = {}
+        if delegate_blocks:
+            for index, total in enumerate(counts["delegate_calls"][:len(delegate_blocks)]):
+                totals[delegate_blocks[index]] = totals.get(delegate_blocks[index], 0) + total
+        elif exact and any(op.get("block") for op in result["operators"]):
+            for op in result["operators"]:
+                if op.get("block"):
+                    totals[op["block"]] = totals.get(op["block"], 0) + op[measure]
+        else:
+            return result
+        for block in result["blocks"]:
+            if block["name"] in totals:
+                block[measure] = totals[block["name"]]
+        counts["without_block"] = counts["operators_total"] - sum(totals.values())
     return result
+
+
+def estimated_cycles(log: GuestLog, spec: Core, reads: list[list[int]], operators: list[dict]) -> dict:
+    """The ``cycles`` of a counted result (:mod:`quant.aarch64.cycles`): the last inference's
+    estimate, whole and per delegate call, with each operator's put on it as ``cycles``,
+    attributed exactly as the instruction counts are; and ``estimated_ms`` at the core's clock."""
+    passes = split_passes(cycle_entries(log, spec))
+    whole = round(inference_count(passes[0][-1]))
+    calls = delegate_counts(passes[1][-1], reads)
+    for op, value in zip(operators, [value for _, values in calls for value in values]):
+        op["cycles"] = None if value is None else round(value)
+    operators_total = round(sum(total for total, _ in calls))
+    return {"per_inference": whole, "operators_total": operators_total, "runtime_overhead": whole - operators_total,
+            "delegate_calls": [round(total) for total, _ in calls], "clock_ghz": spec.clock_ghz,
+            "estimated_ms": round(whole / (spec.clock_ghz * 1e6), 3),
+            "model": f"llvm-mca {llvm_version()} -mcpu={spec.mca_cpu}, each executed block as a loop of itself, "
+                     "no caches (quant.aarch64.cycles)"}
 
 
 def _settled(runs: list) -> bool:
@@ -266,7 +288,7 @@ def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, 
     if cpu not in CPUS:
         raise Arm64Error(f"unknown --cpu {cpu!r}; the named cores: {', '.join(CPUS)}")
     with tempfile.TemporaryDirectory(prefix="mf-arm64-") as tmp:
-        result, log = run_counted(artifact, cpu, warmup, iterations, Path(tmp))
+        result, log = run_counted(artifact, cpu, warmup, iterations, Path(tmp), blocks=True)
     entries = log.entries
     passes = split_passes(entries)
     untraced = [inference_count(events) for events in passes.get(0, [])]
@@ -289,6 +311,7 @@ def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, 
     if handle_blocks:
         attribute_blocks(result["operators"], nodes, handle_blocks)
     result["device"] = emulated_device(core(cpu), result["device"].get("features", []))
+    result["cycles"] = estimated_cycles(log, core(cpu), reads, result["operators"])
     result["instructions"] = {
         "per_inference": untraced[-1],
         "operators_total": sum(total for total, _ in calls),

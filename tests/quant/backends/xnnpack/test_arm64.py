@@ -253,7 +253,13 @@ def test_counts_repeat_add_up_and_int8_needs_fewer(toys, tmp_path, capsys):
         assert sum(counts["delegate_calls"]) == counts["operators_total"]
         assert counts["operators_total"] + counts["runtime_overhead"] == counts["per_inference"]
         assert f"{counts['per_inference']:,}" in printed
+        cycles = result["cycles"]  # the estimate, cut like the counts (up to rounding each to a whole cycle)
+        assert cycles["per_inference"] == cycles["operators_total"] + cycles["runtime_overhead"]
+        assert abs(sum(op["cycles"] for op in result["operators"]) - cycles["operators_total"]) <= len(result["operators"])
+        assert cycles["estimated_ms"] == pytest.approx(cycles["per_inference"] / 2.42e6, abs=1e-3)
+        assert f"{cycles['estimated_ms']:.2f} @ 2.42 GHz" in printed
     assert int8["instructions"]["per_inference"] < fp32["instructions"]["per_inference"]
+    assert int8["cycles"]["per_inference"] < fp32["cycles"]["per_inference"]
     again = arm64.count_instructions(toys["fp32"])  # another process, same count
     assert again["instructions"]["per_inference"] == fp32["instructions"]["per_inference"]
     assert again["instructions"]["counted_runs"][-2:] == fp32["instructions"]["counted_runs"][-2:]
