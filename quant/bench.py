@@ -13,10 +13,12 @@ Operators map to paper blocks through the manifest of a ``--profile-blocks`` exp
 (``docs/latency-format.md``), the ETDump, and a table, CSV and PNG of all of them side by
 side.
 
-With ``--arm64``, ``.pte`` files are not timed but run as AArch64 code under qemu-user
-(``--cpu``, default cortex-a76), and the result counts instructions per inference, per
-XNNPACK operator and per paper block, exactly and repeatably (:mod:`quant.backends.xnnpack.arm64`);
-results are ``<stem>.<cpu>.latency.json``.
+With ``--arm64``, ``.pte`` files are not timed but run as AArch64 code under qemu-user as
+a named phone core (``--cpu``, default cortex-a76; :mod:`quant.aarch64.cores`), and the
+result counts instructions per inference, per XNNPACK operator and per paper block, exactly
+and repeatably (:mod:`quant.backends.xnnpack.arm64`), with each count's estimated cycles and
+milliseconds on that core beside it (:mod:`quant.aarch64.cycles`); results are
+``<stem>.<cpu>.latency.json``.
 """
 from __future__ import annotations
 
@@ -178,9 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, help="untimed runs of each artifact first (default: 10; with --arm64, 1)")
     p.add_argument("--iterations", type=int, help="timed rounds, each running every artifact once (default: 100; with --arm64, 4 counted runs, ≥ 2: with 3, our int8 26m's differ by up to 231 instructions)")
     p.add_argument("--arm64", action="store_true",
-                   help="count AArch64 instructions per inference under qemu-user instead of timing on the host "
-                        "(.pte only, one thread; sets up the aarch64 SDK, mfbench and the plugin on first use)")
-    p.add_argument("--cpu", default=DEFAULT_CPU, choices=CPUS, help="with --arm64: the qemu CPU model (see docs/benchmarks.md)")
+                   help="count AArch64 instructions per inference under qemu-user, and estimate the phone core's "
+                        "cycles and ms, instead of timing on the host (.pte only, one thread; sets up the aarch64 SDK, "
+                        "mfbench and the plugin on first use)")
+    p.add_argument("--cpu", default=DEFAULT_CPU, choices=CPUS, help="with --arm64: the named phone core (cortex-a76: 2019-class; armv9: 2022+ with i8mm and SVE2; "
+                             "the others for validation; docs/benchmarks.md)")
     p.add_argument("--no-operators", action="store_true", help="whole-model latency only (no traced pass)")
     p.add_argument("--out", type=Path, default=Path("out/bench"), help="where results, ETDumps and the chart go")
     p.add_argument("--name", default="bench", help="file name stem of the combined table/CSV/PNG")
@@ -202,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     with staged_outputs(out) as stage:  # every result, ETDump and the chart, or nothing
         if args.arm64:
             for artifact, manifest, stem in zip(args.artifacts, manifests, stems):
-                print(f"[bench] {artifact} (AArch64 instructions, -cpu {args.cpu}, {args.iterations} counted runs)",
+                print(f"[bench] {artifact} (AArch64 instructions and estimated cycles, {args.cpu}, {args.iterations} counted runs)",
                       flush=True)
                 results.append(count_artifact(artifact, manifest, stage, args.cpu, args.warmup, args.iterations, stem))
         else:

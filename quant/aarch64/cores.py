@@ -13,11 +13,12 @@ resource names in its ``-resource-pressure`` view say which scheduling model a n
 - ``armv9``: ``-mcpu=cortex-a710``, which LLVM 19 times with its Neoverse N2 model
   (``N2Unit*``): N2 is the Cortex-A710's server derivative, and the A710 is the first Armv9
   phone big core (i8mm, SVE2 at 128 bits, two 128-bit vector pipes, ``smmla`` on both).
-- ``cortex-a75`` and ``cortex-a72``, for checking the model against published phone and
-  Raspberry Pi latencies: LLVM 19 times both with its Cortex-A57 model (the A72 is the
-  A57's successor; LLVM gives the A75 no model of its own, and A57's is the one it assigns).
-  qemu 7.2 has no Cortex-A75, so the A75 runs as a ``cortex-a76`` guest: the same ARMv8.2
-  features (dotprod, fp16), hence the same XNNPACK kernels.
+- ``cortex-a75``, ``cortex-a73`` and ``cortex-a72``, for checking the model against published
+  phone and Raspberry Pi latencies: LLVM 19 times all three with its Cortex-A57 model (the
+  A72 is the A57's successor; LLVM gives the A73 and A75 no model of their own, and A57's is
+  the one it assigns them). qemu 7.2 has neither, so the A75 runs as a ``cortex-a76`` guest
+  (the same ARMv8.2 features, dotprod and fp16, hence the same XNNPACK kernels) and the A73 as
+  a ``cortex-a72`` guest (both ARMv8.0).
 """
 from __future__ import annotations
 
@@ -45,6 +46,8 @@ CORES: dict[str, Core] = {core.name: core for core in (
          "(Galaxy S22); i8mm and SVE2 at 128 bits like every phone big core since, no SME"),
     Core("cortex-a75", "cortex-a76", "cortex-a75", 2.0,
          "Cortex-A75 at 2.0 GHz, the Snapdragon 670's big cores (Pixel 3a): validation only"),
+    Core("cortex-a73", "cortex-a72", "cortex-a73", 2.35,
+         "Cortex-A73-class Kryo 280 at 2.35 GHz, the Snapdragon 835's big cores (Pixel 2): validation only"),
     Core("cortex-a72", "cortex-a72", "cortex-a72", 1.5,
          "Cortex-A72 at 1.5 GHz, the Raspberry Pi 4's BCM2711: validation only"),
 )}

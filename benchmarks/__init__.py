@@ -1,0 +1,1 @@
+"""Reference models for checking our estimates against published latencies; not the product's API."""
