@@ -11,7 +11,9 @@ counts each once per qemu guest CPU with the block log, estimates it on the near
 core at the device's published clock (never a clock fitted to agree), and writes
 docs/results/cycle_model_validation.{json,md}. The Raspberry Pi rows are four-threaded:
 their prediction is the single-thread estimate divided by 4, perfect scaling, so a lower
-bound. Exports and counts are kept in --work, so a rerun only re-estimates.
+bound. Each row also gives what the other llvm-mca models that share its qemu guest would
+predict at the same clock (how much the choice of model weighs). Exports and counts are
+kept in --work, so a rerun only re-estimates.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.mobilenets import MODELS
-from quant.aarch64.cores import core
+from quant.aarch64.cores import CORES, core
 from quant.aarch64.cycles import cycle_entries, llvm_version
 from quant.aarch64.qemu import GuestLog, qemu_version
 from quant.arm64 import inference_count, run_counted, split_passes
@@ -84,11 +86,15 @@ def main() -> int:
         untraced = split_passes(log.entries)[0][-1]
         cycles = inference_count(split_passes(cycle_entries(log, spec))[0][-1])
         predicted = cycles / (spec.clock_ghz * 1e6) / threads
+        # the same run timed by the other scheduling models that share its guest, at the device's clock
+        others = {other.mca_cpu: round(inference_count(split_passes(cycle_entries(log, other))[0][-1])
+                                       / (spec.clock_ghz * 1e6) / threads, 1)
+                  for other in CORES.values() if other.qemu_cpu == spec.qemu_cpu and other.mca_cpu != spec.mca_cpu}
         rows.append({"device": device, "core": name, "llvm_mca_cpu": spec.mca_cpu, "clock_ghz": spec.clock_ghz,
                      "threads": threads, "model": model, "precision": precision,
                      "instructions": inference_count(untraced), "cycles": round(cycles),
                      "predicted_ms": round(predicted, 1), "published_ms": published,
-                     "error": round(predicted / published - 1, 3)})
+                     "error": round(predicted / published - 1, 3), "predicted_ms_other_models": others})
         print(f"[validate] {device:24s} {model:20s} {precision}: predicted {predicted:6.1f} ms, "
               f"published {published} ms ({rows[-1]['error']:+.0%})", flush=True)
     within = sum(abs(r["error"]) <= 0.25 for r in rows)
