@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--arm64", action="store_true", help="AArch64 instructions under qemu instead of host time")
-    parser.add_argument("--cpu", default=DEFAULT_CPU, choices=CPUS, help="with --arm64: the qemu CPU model")
+    parser.add_argument("--cpu", default=DEFAULT_CPU, choices=CPUS, help="with --arm64: the named phone core (quant.aarch64.cores)")
     args = parser.parse_args()
     set_threads(args.threads)
     if args.arm64:

@@ -7,7 +7,8 @@ that one choice undone: DyReLU in int8 (the twin's form) instead of float, the f
 model's bridges instead of the twin's, the small grouped 1x1 convs kept grouped instead of
 dense. Counts each under qemu as ``cortex-a76`` and ``armv9`` (``quant.arm64.count_instructions``:
 instructions and estimated cycles), prints a table and writes
-``docs/results/redecide_<model>.json``. Exports are kept in ``--work``; a rerun only counts.
+``docs/results/redecide_<model>.json``. Exports and counts are kept in ``--work`` (a
+``quant.bench --arm64`` result beside an export is used as its count); a rerun only tabulates.
 """
 from __future__ import annotations
 
@@ -69,22 +70,35 @@ def export(model: str, name: str, work: Path) -> Path:
     return pte
 
 
+def counted(pte: Path, core: str) -> dict:
+    """Instructions and estimated cycles of ``pte`` on ``core``: a ``quant.bench --arm64`` result
+    beside it (``<stem>.<core>.latency.json``), else counted now and kept there."""
+    kept = pte.parent / f"{pte.stem}.{core}.latency.json"
+    if kept.exists():
+        result = json.loads(kept.read_text())
+    else:
+        print(f"[redecide] counting {pte} as {core}", flush=True)
+        result = count_instructions(pte, core)
+        kept.write_text(json.dumps(result))
+    return {"instructions": result["instructions"]["per_inference"], "cycles": result["cycles"]["per_inference"],
+            "estimated_ms": result["cycles"]["estimated_ms"], "clock_ghz": result["cycles"]["clock_ghz"]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="mobile_former_26m")
     parser.add_argument("--work", type=Path, default=Path("out/redecide"))
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "results")
+    parser.add_argument("--shipped", type=Path, help="an existing int8 export of the shipped recipe (e.g. make demo's) "
+                                                     "instead of exporting it again")
     args = parser.parse_args()
+    artifacts = {name: args.shipped if i == 0 and args.shipped else export(args.model, name, args.work)
+                 for i, name in enumerate(VARIANTS)}
     rows = []
-    for name in VARIANTS:
-        pte = export(args.model, name, args.work)
+    for name, pte in artifacts.items():
         row = {"variant": name, "artifact": str(pte)}
         for core in CORES:
-            print(f"[redecide] counting {pte} as {core}", flush=True)
-            result = count_instructions(pte, core)
-            row[core] = {"instructions": result["instructions"]["per_inference"],
-                         "cycles": result["cycles"]["per_inference"], "estimated_ms": result["cycles"]["estimated_ms"],
-                         "clock_ghz": result["cycles"]["clock_ghz"]}
+            row[core] = counted(pte, core)
         rows.append(row)
     shipped = rows[0]
     lines = ["| our int8 " + args.model + " | " + " | ".join(
