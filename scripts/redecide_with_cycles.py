@@ -5,7 +5,7 @@
 Exports our int8 (the ``xnnpack`` recipe as shipped) and one variant per choice, each with
 that one choice undone: DyReLU in int8 (the twin's form) instead of float, the float
 model's bridges instead of the twin's, the small grouped 1x1 convs kept grouped instead of
-dense. Counts each under qemu as ``cortex-a76`` and ``armv9`` (``quant.arm64.count_instructions``:
+dense. Counts each under qemu as ``cortex-a76`` and ``armv9`` (``quant.backends.xnnpack.arm64.count_instructions``:
 instructions and estimated cycles), prints a table and writes
 ``docs/results/redecide_<model>.json``. Exports and counts are kept in ``--work`` (a
 ``quant.bench --arm64`` result beside an export is used as its count); a rerun only tabulates.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import quant.backends.xnnpack as xnnpack_backend
 import quant.recipes as recipes
-from quant.arm64 import count_instructions
+from quant.backends.xnnpack.arm64 import count_instructions
 from quant.export import main as export_main
 
 REPO = Path(__file__).resolve().parents[1]

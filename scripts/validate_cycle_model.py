@@ -31,8 +31,8 @@ from benchmarks.mobilenets import MODELS
 from quant.aarch64.cores import CORES, core
 from quant.aarch64.cycles import cycle_entries, llvm_version
 from quant.aarch64.qemu import GuestLog, qemu_version
-from quant.arm64 import inference_count, run_counted, split_passes
-from quant.recipes import lower_layer
+from quant.backends.xnnpack import lower_layer
+from quant.backends.xnnpack.arm64 import inference_count, run_counted, split_passes
 
 REPO = Path(__file__).resolve().parents[1]
 # (device, named core, threads, model, precision, published ms): XNNPACK README, Performance

@@ -1,4 +1,4 @@
-"""quant.aarch64: the named cores, the qemu runner's cache and log reading (fast, no emulator)."""
+"""quant.aarch64.qemu: the cache's all-or-nothing setup and reading the plugin's logs (no emulator)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from quant.aarch64 import qemu
-from quant.aarch64.cores import CORES, core
 
 
 def test_cache_entry_appears_whole_or_not_at_all(tmp_path, monkeypatch):
@@ -22,16 +21,6 @@ def test_cache_entry_appears_whole_or_not_at_all(tmp_path, monkeypatch):
     made = qemu.cached("thing", lambda tmp: (tmp / "whole").write_text("y"))
     assert made == tmp_path / "arm64" / "thing" and (made / "whole").read_text() == "y"
     assert qemu.cached("thing", broken) == made  # present: not rebuilt
-
-
-def test_cores_are_named_without_qemu_strings():
-    assert {"cortex-a76", "armv9"} <= set(CORES)
-    for name, spec in CORES.items():
-        assert spec.name == name and "," not in name and "=" not in name
-        assert spec.clock_ghz > 0
-    assert core("armv9").qemu_cpu.startswith("max,") and "sme=off" in core("armv9").qemu_cpu
-    with pytest.raises(KeyError, match="known: cortex-a76"):
-        core("max")
 
 
 def test_block_log_gives_each_main_log_line_the_executions_just_before_it():
