@@ -13,12 +13,13 @@ Operators map to paper blocks through the manifest of a ``--profile-blocks`` exp
 (``docs/latency-format.md``), the ETDump, and a table, CSV and PNG of all of them side by
 side.
 
-With ``--arm64``, ``.pte`` files are not timed but run as AArch64 code under qemu-user as
-a named phone core (``--cpu``, default cortex-a76; :mod:`quant.aarch64.cores`), and the
-result counts instructions per inference, per XNNPACK operator and per paper block, exactly
-and repeatably (:mod:`quant.backends.xnnpack.arm64`), with each count's estimated cycles and
-milliseconds on that core beside it (:mod:`quant.aarch64.cycles`); results are
-``<stem>.<cpu>.latency.json``.
+With ``--arm64``, artifacts are not timed but run as AArch64 code under qemu-user as a
+named phone core (``--cpu``, default cortex-a76; :mod:`quant.aarch64.cores`), with each
+count's estimated cycles and milliseconds on that core beside it (:mod:`quant.aarch64.cycles`):
+a ``.pte`` counts instructions per inference, per XNNPACK operator and per paper block,
+exactly and repeatably (:mod:`quant.backends.xnnpack.arm64`); a ``.tflite`` runs in LiteRT's aarch64 build,
+from Debian's aarch64 Python, and counts whole inferences (:mod:`quant.backends.tflite.arm64`).
+Results are ``<stem>.<cpu>.latency.json``.
 """
 from __future__ import annotations
 
@@ -31,13 +32,20 @@ from typing import Callable
 import torch
 
 from . import __version__, versions
+from .aarch64.cores import core
+from .aarch64.qemu import emulated_device
 from .backends import BACKENDS, backend_for
+from .backends.tflite import arm64 as tflite_arm64
 from .backends.xnnpack.arm64 import CPUS, DEFAULT_CPU, add_block_counts, count_instructions
 from .errors import HelpFormatter, UserError, check_at_least, command
 from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
 from .formats import FORMAT, apply_manifest, host_device, manifest_beside, now_utc, summarize
 from .report import render
 from .recipes import RECIPES
+
+
+# --arm64's default warm-up: mfbench's count settles after one; LiteRT's Python call after ~10 (tflite_arm64)
+ARM64_WARMUP = {".pte": 1, ".tflite": tflite_arm64.DEFAULT_WARMUP}
 
 
 class BenchError(UserError):
@@ -109,9 +117,13 @@ def check_artifact(artifact: Path, run: bool = True) -> dict | None:
 
 def count_artifact(artifact: Path, manifest: dict | None, out: Path, cpu: str, warmup: int, iterations: int,
                    stem: str) -> dict:
-    """AArch64 instruction counts of one ``.pte`` under qemu (:mod:`quant.backends.xnnpack.arm64`), written like a latency result."""
-    if backend_for(artifact) is not BACKENDS["xnnpack"]:
-        raise BenchError(f"{artifact.name}: --arm64 counts ExecuTorch programs (.pte) only")
+    """AArch64 instruction counts of one ``.pte`` (:mod:`quant.backends.xnnpack.arm64`) or ``.tflite``
+    (:mod:`quant.backends.tflite.arm64`) under qemu, written like a latency result."""
+    backend = backend_for(artifact)
+    if backend is BACKENDS["tflite"]:
+        return count_tflite(artifact, manifest, out, cpu, warmup, iterations, stem)
+    if backend is not BACKENDS["xnnpack"]:
+        raise BenchError(f"{artifact.name}: --arm64 counts ExecuTorch programs (.pte) and LiteRT models (.tflite) only")
     profiling = (manifest or {}).get("profiling") or {}
     # a --profile-blocks export's blocks are its delegate calls, exact without matching operators to nodes
     handle_blocks = None if profiling.get("delegate_blocks") else profiling.get("debug_handle_blocks")
@@ -131,16 +143,49 @@ def count_artifact(artifact: Path, manifest: dict | None, out: Path, cpu: str, w
 def threads_used(threads: int) -> int:
     """The worker count a run with ``threads`` gets (0: the XNNPACK pool's default size), never 0:
     results say how many threads ran, and every runtime of one command gets the same count."""
-    set_threads(threads)
     from executorch.extension.pybindings.portable_lib import _threadpool_get_thread_count
 
+    from .backends.xnnpack.runtime import set_threads
+
+    set_threads(threads)
     return threads or max(1, _threadpool_get_thread_count())
+
+
+def count_tflite(artifact: Path, manifest: dict | None, out: Path, cpu: str, warmup: int, iterations: int,
+                 stem: str) -> dict:
+    """:func:`count_artifact` of a ``.tflite``: whole inferences only (LiteRT's Python API has no profiler)."""
+    counted = tflite_arm64.count_instructions(artifact, cpu, warmup, iterations)
+    result = latency_result(artifact, manifest, emulated_device(core(cpu), counted["features"]),
+                            {"name": "tflite", "version": counted["runtime_version"], "compute_units": None},
+                            1, warmup, iterations, counted["samples_ms"], traced=False)
+    result.update(tool=f"quant.bench {__version__} (LiteRT aarch64 Python, qemu-user)",
+                  instructions=counted["instructions"], cycles=counted["cycles"])
+    write_json_atomic(out / f"{stem}.{cpu}.latency.json", result)
+    return result
 
 
 def whole_model_runs(artifacts: list[Path], manifests: list[dict | None], threads: int) -> list[Callable[[], object]]:
     """One inference per call of each artifact, loaded once, on the input :func:`_input_for` gives it."""
     return [backend_for(artifact).open(artifact, threads).invoker(_input_for(manifest))
             for artifact, manifest in zip(artifacts, manifests)]
+
+
+def latency_result(artifact: Path, manifest: dict | None, device: dict, runtime: dict, threads: int, warmup: int,
+                   iterations: int, samples: list[float], traced: bool, operators: list[dict] | None = None,
+                   etdump: Path | None = None) -> dict:
+    """A ``mobileformer-latency/1`` result of ``artifact``, its manifest's fields applied."""
+    result = {
+        "format": FORMAT, "created": now_utc(), "tool": f"quant.bench {__version__}",
+        "label": _label(artifact, manifest), "device": device, "runtime": runtime,
+        "artifact": {"file": artifact.name, "sha256": sha256_of(artifact), "size_bytes": size_of(artifact),
+                     "model": None, "backend": None, "precision": None},
+        "threads": threads, "warmup": warmup, "iterations": iterations, "traced": traced,
+        "latency_ms": summarize(samples), "samples_ms": samples, "operators": operators or [], "blocks": [],
+        "etdump": etdump.name if etdump else None,
+    }
+    if manifest:
+        apply_manifest(result, manifest)
+    return result
 
 
 def bench_artifact(artifact: Path, manifest: dict | None, out: Path, threads: int, warmup: int, iterations: int,
@@ -155,19 +200,10 @@ def bench_artifact(artifact: Path, manifest: dict | None, out: Path, threads: in
         ops = backend.load().traced_operators(artifact, _input_for(manifest), warmup, iterations, etdump)
     name, package = backend.runtime
     runtime = {"name": name, "version": versions()[package], "compute_units": None}
-    result = {
-        "format": FORMAT, "created": now_utc(), "tool": f"quant.bench {__version__}",
-        "label": _label(artifact, manifest), "device": host_device(), "runtime": runtime,
-        "artifact": {"file": artifact.name, "sha256": sha256_of(artifact), "size_bytes": size_of(artifact),
-                     "model": None, "backend": None, "precision": None},
-        "threads": threads, "warmup": warmup, "iterations": iterations,
-        # the executorch package's runtime is built with the event tracer: XNNPACK times every operator
-        # in every run (docs/latency-format.md, `traced`); LiteRT's interpreter times none
-        "traced": artifact.suffix == ".pte", "latency_ms": summarize(samples),
-        "samples_ms": samples, "operators": ops, "blocks": [], "etdump": etdump.name if etdump else None,
-    }
-    if manifest:
-        apply_manifest(result, manifest)
+    # the executorch package's runtime is built with the event tracer: XNNPACK times every operator
+    # in every run (docs/latency-format.md, `traced`); LiteRT's interpreter times none
+    result = latency_result(artifact, manifest, host_device(), runtime, threads, warmup, iterations, samples,
+                            traced=artifact.suffix == ".pte", operators=ops, etdump=etdump)
     write_json_atomic(out / f"{stem}.latency.json", result)
     return result
 
@@ -177,12 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=HelpFormatter)
     p.add_argument("artifacts", nargs="+", type=Path, help=".pte or .tflite files (their manifests are read if beside them)")
     p.add_argument("--threads", type=int, default=1, help="runtime worker threads (0: the runtime's default; --arm64 always counts 1)")
-    p.add_argument("--warmup", type=int, help="untimed runs of each artifact first (default: 10; with --arm64, 1)")
+    p.add_argument("--warmup", type=int, help="untimed runs of each artifact first (default: 10; with --arm64, 1 for a .pte, "
+                        f"{ARM64_WARMUP['.tflite']} for a .tflite)")
     p.add_argument("--iterations", type=int, help="timed rounds, each running every artifact once (default: 100; with --arm64, 4 counted runs, ≥ 2: with 3, our int8 26m's differ by up to 231 instructions)")
     p.add_argument("--arm64", action="store_true",
                    help="count AArch64 instructions per inference under qemu-user, and estimate the phone core's "
-                        "cycles and ms, instead of timing on the host (.pte only, one thread; sets up the aarch64 SDK, "
-                        "mfbench and the plugin on first use)")
+                        "cycles and ms, instead of timing on the host (one thread; sets up on first use the aarch64 SDK, "
+                        "mfbench and the plugin for a .pte, and Debian's aarch64 Python with LiteRT for a .tflite; "
+                        "per-operator counts for a .pte only)")
     p.add_argument("--cpu", default=DEFAULT_CPU, choices=CPUS, help="with --arm64: the named phone core (cortex-a76: 2019-class; armv9: 2022+ with i8mm and SVE2; "
                              "the others for validation; docs/benchmarks.md)")
     p.add_argument("--no-operators", action="store_true", help="whole-model latency only (no traced pass)")
@@ -196,19 +234,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.iterations is None:
         args.iterations = 4 if args.arm64 else 100
-    if args.warmup is None:
-        args.warmup = 1 if args.arm64 else 10
+    if args.warmup is None and not args.arm64:  # --arm64: each runtime's own (ARM64_WARMUP)
+        args.warmup = 10
     check_at_least(2 if args.arm64 else 1, iterations=args.iterations)
-    check_at_least(0, warmup=args.warmup, threads=args.threads)
+    check_at_least(0, warmup=args.warmup or 0, threads=args.threads)
     out = ensure_writable_dir(args.out)
     manifests = [check_artifact(artifact, run=not args.arm64) for artifact in args.artifacts]
     results, stems = [], result_stems(args.artifacts)
     with staged_outputs(out) as stage:  # every result, ETDump and the chart, or nothing
         if args.arm64:
             for artifact, manifest, stem in zip(args.artifacts, manifests, stems):
-                print(f"[bench] {artifact} (AArch64 instructions and estimated cycles, {args.cpu}, {args.iterations} counted runs)",
-                      flush=True)
-                results.append(count_artifact(artifact, manifest, stage, args.cpu, args.warmup, args.iterations, stem))
+                warmup = ARM64_WARMUP[artifact.suffix] if args.warmup is None else args.warmup
+                print(f"[bench] {artifact} (AArch64 instructions and estimated cycles, {args.cpu}, {warmup} warm-up "
+                      f"and {args.iterations} counted runs)", flush=True)
+                results.append(count_artifact(artifact, manifest, stage, args.cpu, warmup, args.iterations, stem))
         else:
             args.threads = threads_used(args.threads)
             print(f"[bench] {len(args.artifacts)} artifact(s) interleaved: {args.iterations} rounds, "

@@ -91,8 +91,8 @@ def summary_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
         else:
             counts = r["instructions"]
             cycles = r.get("cycles")
-            figures = [f"{counts['per_inference']:,}", f"{counts['operators_total'] / 1e6:.2f}",
-                       f"{counts['runtime_overhead'] / 1e6:.2f}",
+            figures = [f"{counts['per_inference']:,}", *(f"{counts[key] / 1e6:.2f}" if key in counts else "-"
+                                                         for key in ("operators_total", "runtime_overhead")),
                        f"{cycles['per_inference'] / 1e6:.2f}" if cycles else "-",
                        f"{cycles['estimated_ms']:.2f} @ {cycles['clock_ghz']} GHz" if cycles else "-"]
         rows.append([r["label"], r["device"].get("name") or r["device"].get("kind"), *figures,

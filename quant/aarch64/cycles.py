@@ -134,3 +134,12 @@ def cycle_entries(log: GuestLog, core: Core) -> list[tuple[str, int, float]]:
         running += cycles
         entries.append((kind, arg, running))
     return entries
+
+
+def estimate(cycles: float, core: Core) -> dict:
+    """An inference's estimated ``cycles`` (rounded), with ``estimated_ms`` at the core's clock
+    and the model that timed it: the part of a result's ``cycles`` that every count has."""
+    whole = round(cycles)
+    return {"per_inference": whole, "clock_ghz": core.clock_ghz, "estimated_ms": round(whole / (core.clock_ghz * 1e6), 3),
+            "model": f"llvm-mca {llvm_version()} -mcpu={core.mca_cpu}, each executed block as a loop of itself, "
+                     "no caches (quant.aarch64.cycles)"}

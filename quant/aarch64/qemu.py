@@ -29,6 +29,8 @@ REPO = Path(__file__).resolve().parents[2]
 PLUGIN_SOURCE = REPO / "native" / "arm64" / "icount.c"
 MARKER_SYSCALL = 0x4D46  # native/mfbench/src/markers.h
 CLOCK_GETTIME = 113  # the aarch64 syscall number (asm-generic)
+# What each marker kind means (markers.h); 0 is a timer read.
+TIMER, INFERENCE_BEGIN, INFERENCE_END, DELEGATE_BEGIN, OPERATORS_LOGGED, PASS_BEGIN = range(6)
 GUEST_ENV = {"LC_ALL": "C"}  # qemu-user hands its environment to the guest
 
 
@@ -173,3 +175,31 @@ def emulated_device(core: Core, features: list[str]) -> dict:
     """``device`` of a counted result: the named core, the emulator, and the ISA features the guest saw."""
     return {"kind": "emulated", "name": f"{core.name} (qemu-aarch64 {qemu_version()})", "os": "Linux (qemu-user)",
             "cpu": core.name, "cores": 1, "features": features}
+
+
+def split_passes(entries: list[tuple[str, int, int]]) -> dict[int, list[list[tuple[int, int, int]]]]:
+    """Log entries per pass (0 untraced, 1 traced), per measured inference, as (kind, arg, count)."""
+    passes: dict[int, list[list[tuple[int, int, int]]]] = {}
+    current: list[list[tuple[int, int, int]]] | None = None
+    inference: list[tuple[int, int, int]] | None = None
+    for kind_text, arg, count in entries:
+        if kind_text == "end":
+            break
+        kind = int(kind_text)
+        if kind == PASS_BEGIN:
+            current = passes.setdefault(arg, [])
+        elif kind == INFERENCE_BEGIN and current is not None:
+            inference = [(kind, arg, count)]
+            current.append(inference)
+        elif inference is not None:
+            inference.append((kind, arg, count))
+            if kind == INFERENCE_END:
+                inference = None
+    return passes
+
+
+def inference_count(events: list[tuple[int, int, int]]) -> int:
+    """Instructions between an inference's begin and end markers."""
+    if events[0][0] != INFERENCE_BEGIN or events[-1][0] != INFERENCE_END:
+        raise Arm64Error("the instruction log has an inference without both markers")
+    return events[-1][2] - events[0][2]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ...errors import UserError, native_logs_silenced
+from .guest import fixed_input
 
 
 INSTALL_HINT = "pip install 'mobileformer[tflite]'"
@@ -143,7 +144,7 @@ class TFLiteModel:
     def invoker(self, x: torch.Tensor | None = None) -> Callable[[], None]:
         """One ``invoke()`` per call on a fixed pseudo-random input (seed 0, of the input tensor's dtype)
         set once; ``x`` is not used: the timing leaves out quantizing it, as an app's loop does."""
-        self.interpreter.set_tensor(self._in["index"], _fixed_input(self._in))
+        self.interpreter.set_tensor(self._in["index"], fixed_input(self._in))
 
         def invoke() -> None:
             try:
@@ -151,16 +152,6 @@ class TFLiteModel:
             except RuntimeError as e:
                 raise TFLiteError(f"{self.name} failed to run: {e}") from None
         return invoke
-
-
-def _fixed_input(detail: dict) -> np.ndarray:
-    rng = np.random.default_rng(0)
-    dtype = np.dtype(detail["dtype"])
-    shape = tuple(int(d) for d in detail["shape"])
-    if dtype.kind == "f":
-        return rng.standard_normal(shape).astype(dtype)
-    info = np.iinfo(dtype)
-    return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(dtype)
 
 
 def tflite_invoker(path: str | Path, threads: int) -> Callable[[], None]:

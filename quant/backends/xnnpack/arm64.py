@@ -42,15 +42,16 @@ from itertools import accumulate
 from pathlib import Path
 
 from ...aarch64.cores import CORES, DEFAULT_CORE, Core, core
-from ...aarch64.cycles import cycle_entries, llvm_version
-from ...aarch64.qemu import REPO, Arm64Error, GuestLog, cached, digest, emulated_device, run, run_guest, tool
+from ...aarch64.cycles import cycle_entries, estimate
+from ...aarch64.qemu import (
+    DELEGATE_BEGIN, OPERATORS_LOGGED, REPO, TIMER, Arm64Error, GuestLog,
+    cached, digest, emulated_device, inference_count, run, run_guest, split_passes, tool,
+)
 from .graph import GraphNode, copy_objects, match_operators, node_blocks, nodes_per_delegate_call
 
 NATIVE = REPO / "native"
 TOOLCHAIN = NATIVE / "arm64" / "aarch64-linux-gnu.cmake"
 SYSROOT = Path("/usr/aarch64-linux-gnu")
-# What each marker kind means (markers.h); 0 is a timer read.
-TIMER, INFERENCE_BEGIN, INFERENCE_END, DELEGATE_BEGIN, OPERATORS_LOGGED, PASS_BEGIN = range(6)
 DEFAULT_CPU = DEFAULT_CORE
 CPUS = tuple(CORES)  # the named phone cores (quant.aarch64.cores; docs/benchmarks.md says which)
 # The SDK pieces mfbench builds and runs against (the wheel also holds Python and AOT code).
@@ -121,34 +122,6 @@ def run_counted(artifact: Path, cpu: str, warmup: int, iterations: int, work: Pa
     if done.returncode != 0:
         raise Arm64Error(f"mfbench under qemu-aarch64 failed (exit {done.returncode}):\n{done.stderr.strip()[-2000:]}")
     return json.loads((work / "result.json").read_text()), log
-
-
-def split_passes(entries: list[tuple[str, int, int]]) -> dict[int, list[list[tuple[int, int, int]]]]:
-    """Log entries per pass (0 untraced, 1 traced), per measured inference, as (kind, arg, count)."""
-    passes: dict[int, list[list[tuple[int, int, int]]]] = {}
-    current: list[list[tuple[int, int, int]]] | None = None
-    inference: list[tuple[int, int, int]] | None = None
-    for kind_text, arg, count in entries:
-        if kind_text == "end":
-            break
-        kind = int(kind_text)
-        if kind == PASS_BEGIN:
-            current = passes.setdefault(arg, [])
-        elif kind == INFERENCE_BEGIN and current is not None:
-            inference = [(kind, arg, count)]
-            current.append(inference)
-        elif inference is not None:
-            inference.append((kind, arg, count))
-            if kind == INFERENCE_END:
-                inference = None
-    return passes
-
-
-def inference_count(events: list[tuple[int, int, int]]) -> int:
-    """Instructions between an inference's begin and end markers."""
-    if events[0][0] != INFERENCE_BEGIN or events[-1][0] != INFERENCE_END:
-        raise Arm64Error("the instruction log has an inference without both markers")
-    return events[-1][2] - events[0][2]
 
 
 def delegate_counts(events: list[tuple[int, int, int]], reads_per_delegate: list[list[int]]) -> list[tuple[int, list]]:
@@ -255,16 +228,13 @@ def estimated_cycles(log: GuestLog, spec: Core, reads: list[list[int]], operator
     estimate, whole and per delegate call, with each operator's put on it as ``cycles``,
     attributed exactly as the instruction counts are; and ``estimated_ms`` at the core's clock."""
     passes = split_passes(cycle_entries(log, spec))
-    whole = round(inference_count(passes[0][-1]))
+    whole = estimate(inference_count(passes[0][-1]), spec)
     calls = delegate_counts(passes[1][-1], reads)
     for op, value in zip(operators, [value for _, values in calls for value in values]):
         op["cycles"] = None if value is None else round(value)
     operators_total = round(sum(total for total, _ in calls))
-    return {"per_inference": whole, "operators_total": operators_total, "runtime_overhead": whole - operators_total,
-            "delegate_calls": [round(total) for total, _ in calls], "clock_ghz": spec.clock_ghz,
-            "estimated_ms": round(whole / (spec.clock_ghz * 1e6), 3),
-            "model": f"llvm-mca {llvm_version()} -mcpu={spec.mca_cpu}, each executed block as a loop of itself, "
-                     "no caches (quant.aarch64.cycles)"}
+    return {**whole, "operators_total": operators_total, "runtime_overhead": whole["per_inference"] - operators_total,
+            "delegate_calls": [round(total) for total, _ in calls]}
 
 
 def _settled(runs: list) -> bool:
