@@ -34,6 +34,7 @@ from . import __version__, versions
 from .backends import BACKENDS, backend_for
 from .backends.xnnpack.arm64 import CPUS, DEFAULT_CPU, add_block_counts, count_instructions
 from .backends.xnnpack.probe import probe_program
+from .backends.xnnpack.runtime import set_threads
 from .errors import HelpFormatter, UserError, check_at_least, command
 from .files import check_name, check_outputs, ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
 from .formats import FORMAT, apply_manifest, host_device, now_utc, summarize, verified_manifest
