@@ -19,7 +19,9 @@ from collections.abc import Callable
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 1024  # the network downsamples by 32; above 1024 activations outgrow a phone
 
 # OSErrors about the user's storage, not about our code: reported like a UserError.
-STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES})
+# A path too long or through a file or a link loop is the user's path too.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.ENAMETOOLONG,
+                            errno.ENOTDIR, errno.ELOOP})
 
 
 class UserError(Exception):

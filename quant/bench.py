@@ -37,15 +37,18 @@ from .aarch64.qemu import emulated_device
 from .backends import BACKENDS, backend_for
 from .backends.tflite import arm64 as tflite_arm64
 from .backends.xnnpack.arm64 import CPUS, DEFAULT_CPU, add_block_counts, count_instructions
+from .backends.xnnpack.probe import probe_program
+from .backends.xnnpack.runtime import set_threads
 from .errors import HelpFormatter, UserError, check_at_least, command
-from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
-from .formats import FORMAT, apply_manifest, host_device, manifest_beside, now_utc, summarize
-from .report import render
+from .files import check_name, check_outputs, ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
+from .formats import FORMAT, apply_manifest, host_device, now_utc, summarize, verified_manifest
+from .report import render, report_files
 from .recipes import RECIPES
 
 
 # --arm64's default warm-up: mfbench's count settles after one; LiteRT's Python call after ~10 (tflite_arm64)
 ARM64_WARMUP = {".pte": 1, ".tflite": tflite_arm64.DEFAULT_WARMUP}
+MAX_THREADS = 256  # more than any phone or host core count
 
 
 class BenchError(UserError):
@@ -96,22 +99,30 @@ def result_stems(artifacts: list[Path]) -> list[str]:
     return [f"{s}_{i}" if stems.count(s) > 1 else s for i, s in enumerate(stems, 1)]
 
 
-def check_artifact(artifact: Path, run: bool = True) -> dict | None:
-    """Load ``artifact`` and, if ``run``, run it once on the host; its manifest, if one is beside it.
+def check_artifact(artifact: Path, run: bool = True, verify: bool = True) -> dict | None:
+    """Load ``artifact`` and, if ``run``, run it once on the host; its manifest, if one is beside it
+    (with ``verify``: only if the artifact is the one it describes, :func:`~quant.latency.verified_manifest`).
 
     Every artifact is checked before any is measured, so that a broken one fails the
-    command before it spends minutes on another. ``--arm64`` counts do not run on the
-    host: the emulated run takes its input shape from the program, not from a manifest.
+    command before it spends minutes on another. A ``.pte`` runs first in a child process
+    (:func:`~quant.backends.xnnpack.probe.probe_program`), so that bytes that crash the runtime end in one
+    error. ``--arm64`` counts (``.pte`` and ``.tflite``) do not run on the host: the emulated
+    run takes its input shape from the program, not from a manifest.
     """
     if not artifact.is_file():
         raise BenchError(f"artifact not found: {artifact}")
     backend = backend_for(artifact)
     if backend.runtime is None:
         raise BenchError(f"{artifact.name}: {backend.not_timed}")
-    manifest = manifest_beside(artifact, artifact.parent)
-    if not run:
-        return manifest
-    backend.open(artifact, 0).invoker(_input_for(manifest))()
+    if not run and backend not in (BACKENDS["xnnpack"], BACKENDS["tflite"]):
+        raise BenchError(f"{artifact.name}: --arm64 counts ExecuTorch programs (.pte) and LiteRT models (.tflite) only")
+    manifest = verified_manifest(artifact, verify)
+    if backend is BACKENDS["xnnpack"]:
+        probe_program(artifact, list(_input_for(manifest).shape), run=run)  # a crash of the runtime, in a child
+    elif run:
+        backend.open(artifact, 0).invoker(_input_for(manifest))()
+    else:  # --arm64: loaded on the host, so that a broken model fails before any count
+        backend.open(artifact, 0)
     return manifest
 
 
@@ -119,11 +130,8 @@ def count_artifact(artifact: Path, manifest: dict | None, out: Path, cpu: str, w
                    stem: str) -> dict:
     """AArch64 instruction counts of one ``.pte`` (:mod:`quant.backends.xnnpack.arm64`) or ``.tflite``
     (:mod:`quant.backends.tflite.arm64`) under qemu, written like a latency result."""
-    backend = backend_for(artifact)
-    if backend is BACKENDS["tflite"]:
+    if backend_for(artifact) is BACKENDS["tflite"]:
         return count_tflite(artifact, manifest, out, cpu, warmup, iterations, stem)
-    if backend is not BACKENDS["xnnpack"]:
-        raise BenchError(f"{artifact.name}: --arm64 counts ExecuTorch programs (.pte) and LiteRT models (.tflite) only")
     profiling = (manifest or {}).get("profiling") or {}
     # a --profile-blocks export's blocks are its delegate calls, exact without matching operators to nodes
     handle_blocks = None if profiling.get("delegate_blocks") else profiling.get("debug_handle_blocks")
@@ -143,11 +151,9 @@ def count_artifact(artifact: Path, manifest: dict | None, out: Path, cpu: str, w
 def threads_used(threads: int) -> int:
     """The worker count a run with ``threads`` gets (0: the XNNPACK pool's default size), never 0:
     results say how many threads ran, and every runtime of one command gets the same count."""
+    set_threads(threads)
     from executorch.extension.pybindings.portable_lib import _threadpool_get_thread_count
 
-    from .backends.xnnpack.runtime import set_threads
-
-    set_threads(threads)
     return threads or max(1, _threadpool_get_thread_count())
 
 
@@ -226,7 +232,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-operators", action="store_true", help="whole-model latency only (no traced pass)")
     p.add_argument("--out", type=Path, default=Path("out/bench"), help="where results, ETDumps and the chart go")
     p.add_argument("--name", default="bench", help="file name stem of the combined table/CSV/PNG")
+    p.add_argument("--no-verify", action="store_true",
+                   help="measure an artifact even if it is not the one the manifest beside it describes (SHA-256)")
     return p
+
+
+def output_files(out: Path, artifacts: list[Path], stems: list[str], name: str, arm64: bool, cpu: str,
+                 operators: bool) -> list[Path]:
+    """Every file a run writes (results, ETDumps, the report's), each name checked to be a file name."""
+    files = []
+    for artifact, stem in zip(artifacts, stems):
+        suffixes = [f".{cpu}.latency.json"] if arm64 else [".latency.json"]
+        if not arm64 and operators and artifact.suffix == ".pte":
+            suffixes.append(".etdp")
+        check_name(stem, f"the result name of {artifact.name}", suffix=max(suffixes, key=len))
+        files += [out / f"{stem}{suffix}" for suffix in suffixes]
+    return files + report_files(out, check_name(name, suffix=".png"))
 
 
 @command
@@ -238,9 +259,13 @@ def main(argv: list[str] | None = None) -> int:
         args.warmup = 10
     check_at_least(2 if args.arm64 else 1, iterations=args.iterations)
     check_at_least(0, warmup=args.warmup or 0, threads=args.threads)
-    out = ensure_writable_dir(args.out)
-    manifests = [check_artifact(artifact, run=not args.arm64) for artifact in args.artifacts]
+    if args.threads > MAX_THREADS:  # the runtime would try to start them all
+        raise BenchError(f"--threads must be at most {MAX_THREADS}, got {args.threads}")
     results, stems = [], result_stems(args.artifacts)
+    files = output_files(args.out, args.artifacts, stems, args.name, args.arm64, args.cpu, not args.no_operators)
+    out = ensure_writable_dir(args.out)
+    check_outputs(files)
+    manifests = [check_artifact(artifact, run=not args.arm64, verify=not args.no_verify) for artifact in args.artifacts]
     with staged_outputs(out) as stage:  # every result, ETDump and the chart, or nothing
         if args.arm64:
             for artifact, manifest, stem in zip(args.artifacts, manifests, stems):

@@ -60,6 +60,26 @@ class TransformConfig:
     min_scale: float = 0.35  # smallest area fraction of a random-resized crop
 
 
+# Pixel formats whose range cannot be known from the file (32-bit integers, floats): converting
+# them to 8 bits would clip them silently (a float image to black), so they are not read.
+UNSUPPORTED_MODES = {"I": "32-bit integer", "F": "32-bit float"}
+
+
+class UnsupportedImage(ValueError):
+    """An image whose pixel format we do not convert (skipped like an unreadable one)."""
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB: 16-bit grey scaled (65535 -> 255), not clipped as Pillow's ``convert`` would;
+    the formats of :data:`UNSUPPORTED_MODES` raise :class:`UnsupportedImage`."""
+    if img.mode in UNSUPPORTED_MODES:
+        raise UnsupportedImage(f"{UNSUPPORTED_MODES[img.mode]} pixels (mode {img.mode}) are not converted")
+    if img.mode.startswith("I;16"):
+        grey = np.round(np.asarray(img, dtype=np.float64) * (255.0 / 65535.0)).astype(np.uint8)
+        img = Image.fromarray(grey, "L")
+    return img.convert("RGB")
+
+
 def _to_tensor(img: Image.Image, cfg: TransformConfig) -> torch.Tensor:
     arr = np.asarray(img, dtype=np.float32) / 255.0
     arr = (arr - np.asarray(cfg.mean, np.float32)) / np.asarray(cfg.std, np.float32)
@@ -70,7 +90,7 @@ def eval_transform(cfg: TransformConfig) -> Transform:
     """Resize the short side to ``size / crop_pct``, centre-crop ``size``, normalise."""
 
     def apply(img: Image.Image) -> torch.Tensor:
-        img = img.convert("RGB")
+        img = to_rgb(img)
         short = max(cfg.size, round(cfg.size / cfg.crop_pct))
         w, h = img.size
         scale = short / min(w, h)
@@ -86,7 +106,7 @@ def train_transform(cfg: TransformConfig) -> Transform:
     """Random-resized crop and optional flip, drawn from torch's RNG (so ``--resume`` replays it)."""
 
     def apply(img: Image.Image) -> torch.Tensor:
-        img = img.convert("RGB")
+        img = to_rgb(img)
         w, h = img.size
         for _ in range(10):
             area = w * h * float(torch.empty(1).uniform_(cfg.min_scale, 1.0))
@@ -110,10 +130,11 @@ class ImageFolder(Dataset):
     """Class-per-folder images: ``root/<class>/<image>``. Classes are the sorted folder names.
 
     Files that are not readable images are skipped and counted in ``skipped``: at scan
-    time (header check, which also turns away decompression bombs) and, should one still
-    fail to decode, at load time: it is counted once, and the next readable image of the
-    same class is returned in its place. :class:`DataError` only when a class has no
-    readable image left.
+    time (header check, which also turns away decompression bombs and the pixel formats of
+    :data:`UNSUPPORTED_MODES`) and, should one still fail to decode, at load time: it is
+    counted once, and the next readable image of the same class is returned in its place.
+    Only regular files are opened (a FIFO would block). :class:`DataError` when a class has
+    no readable image.
     """
 
     def __init__(self, root: str | Path, transform: Transform, classes: list[str] | None = None) -> None:
@@ -130,7 +151,7 @@ class ImageFolder(Dataset):
             folder = self.root / name
             files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS) if folder.is_dir() else []
             for path in files:
-                if self._readable(path):
+                if path.is_file() and self._readable(path):
                     self.samples.append((path, label))
                 else:
                     self.skipped += 1
@@ -138,6 +159,10 @@ class ImageFolder(Dataset):
             log.warning("%s: skipped %d unreadable image(s)", self.root, self.skipped)
         if not self.samples:
             raise DataError(f"{self.root} holds no readable images ({', '.join(IMAGE_EXTENSIONS)})")
+        empty = sorted(set(self.classes) - {self.classes[label] for _, label in self.samples})
+        if empty:
+            raise DataError(f"{self.root}: class folder(s) {', '.join(map(repr, empty[:5]))} hold no readable image; "
+                            "every class needs at least one")
         self._of_class: list[list[int]] = [[] for _ in self.classes]
         for index, (_, label) in enumerate(self.samples):
             self._of_class[label].append(index)
@@ -147,8 +172,7 @@ class ImageFolder(Dataset):
     def _readable(path: Path) -> bool:
         try:
             with Image.open(path) as img:
-                img.size  # noqa: B018 - forces the header parse
-            return True
+                return img.mode not in UNSUPPORTED_MODES
         except UNREADABLE:
             return False
 
@@ -205,11 +229,17 @@ def _digits(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 
 def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        raw = f.read()
-    ndim = raw[3]
-    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    """An IDX file of unsigned bytes (gzip), checked: a cut or foreign file is a :class:`DataError`."""
+    try:
+        with gzip.open(path, "rb") as f:
+            raw = f.read()
+        if len(raw) < 4 or raw[:3] != b"\0\0\x08":
+            raise ValueError("not an IDX file of unsigned bytes")
+        ndim = raw[3]
+        shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+        return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    except (OSError, EOFError, ValueError) as e:
+        raise DataError(f"{path} is corrupt or cut short ({e}): reinstall dataset-fashion-mnist") from None
 
 
 def _fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -220,7 +250,11 @@ def _fashion_mnist(split: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
             f"Fashion-MNIST not found in {FASHION_MNIST_DIR}: install Debian's dataset-fashion-mnist "
             "(`make data`) or set FASHION_MNIST_DIR"
         )
-    return _read_idx(images), _read_idx(labels).astype(np.int64), list(FASHION_MNIST_CLASSES)
+    images, labels = _read_idx(images), _read_idx(labels).astype(np.int64)
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels) or not np.all((labels >= 0) & (labels < 10)):
+        raise DataError(f"Fashion-MNIST in {FASHION_MNIST_DIR}: its {prefix} images and labels do not match: "
+                        "reinstall dataset-fashion-mnist")
+    return images, labels, list(FASHION_MNIST_CLASSES)
 
 
 BUILTIN = {"digits": _digits, "fashion-mnist": _fashion_mnist}
@@ -247,6 +281,10 @@ def load_dataset(spec: str, split: str, transform: Transform) -> Dataset:
     for name in ((split,) if split == "train" else ("val", "test")):
         if (root / name).is_dir():
             return ImageFolder(root / name, transform)
+    present = [name for name in ("train", "val", "test") if (root / name).is_dir()]
+    if present:  # one split only: its folder would be read as a class of the other
+        raise DataError(f"{root} has {'/ and '.join(present)}/ but no {'train' if split == 'train' else 'val'}/ "
+                        "split: give both train/ and val/ (or test/), or class folders without splits")
     return ImageFolder(root, transform)
 
 

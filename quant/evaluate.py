@@ -21,20 +21,23 @@ from tqdm import tqdm
 import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 
-from .backends import ARTIFACT_SUFFIXES, backend_for
+from .backends import ARTIFACT_SUFFIXES, BACKENDS, backend_for
+from .backends.xnnpack.probe import probe_program
 from .errors import HelpFormatter, UserError, check_at_least, check_input_size, command
 from .data import eval_transform, load_dataset, transform_config
 from .files import check_replaceable, ensure_writable_dir, write_json_atomic
-from .formats import manifest_beside
+from .formats import verified_manifest
 from .metrics import mcnemar_exact
 
+FORMAT = "mobileformer-evaluate/1"
 
-def _predictor(target: Path, model_name: str | None, input_size: int | None):
+
+def _predictor(target: Path, model_name: str | None, input_size: int | None, verify: bool = True):
     """(callable batch -> logits, input size, mean, std, class count, description)."""
     if not target.exists():
         raise UserError(f"not found: {target}")
     if target.suffix in ARTIFACT_SUFFIXES:
-        manifest = manifest_beside(target, target.parent)
+        manifest = verified_manifest(target, verify)
         if manifest is None:
             raise UserError(f"{target.name} has no manifest beside it ({target.stem}.manifest.json)")
         inp = manifest["input"]
@@ -44,6 +47,8 @@ def _predictor(target: Path, model_name: str | None, input_size: int | None):
         what = f"{manifest['model']} {manifest['backend']} {manifest['precision']}"
         if backend.emulated:
             what += f" ({backend.emulated})"
+        if backend is BACKENDS["xnnpack"]:
+            probe_program(target, inp["shape"])  # a crash of the runtime, in a child
         run_one = backend.open(target)
         return (lambda x: torch.cat([run_one(img[None]) for img in x]), inp["shape"][-1], inp["mean"], inp["std"],
                 manifest["num_classes"], what)
@@ -55,10 +60,10 @@ def _predictor(target: Path, model_name: str | None, input_size: int | None):
 
 
 def evaluate(target: Path, data: str, model_name: str | None = None, input_size: int | None = None,
-             limit: int = 0, batch: int = 64, progress: bool = True) -> dict:
+             limit: int = 0, batch: int = 64, progress: bool = True, verify: bool = True) -> dict:
     check_at_least(0, limit=limit)
     check_input_size(input_size)
-    predict, size, mean, std, num_classes, what = _predictor(target, model_name, input_size)
+    predict, size, mean, std, num_classes, what = _predictor(target, model_name, input_size, verify)
     dataset = load_dataset(data, "val", eval_transform(transform_config(data, size, mean=tuple(mean), std=tuple(std))))
     if len(dataset.classes) != num_classes:
         raise UserError(f"{target.name} has {num_classes} classes, {data!r} has {len(dataset.classes)}: "
@@ -70,7 +75,7 @@ def evaluate(target: Path, data: str, model_name: str | None = None, input_size:
             items = [dataset[i] for i in range(start, min(n, start + batch))]
             logits = predict(torch.stack([x for x, _ in items]))
             correct += (logits.argmax(-1) == torch.tensor([y for _, y in items])).tolist()
-    return {"target": target.name, "what": what, "data": data, "images": n, "top1": sum(correct) / n,
+    return {"format": FORMAT, "target": target.name, "what": what, "data": data, "images": n, "top1": sum(correct) / n,
             "correct": "".join("1" if c else "0" for c in correct)}
 
 
@@ -88,7 +93,7 @@ def read_top1(path: Path) -> dict:
     """A ``--json`` result, checked: a paired test on outcomes that do not add up would mean nothing."""
     try:
         result = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise UserError(f"cannot read result {path}: {e}") from None
     if not isinstance(result, dict) or not all(k in result for k in ("data", "images", "top1", "correct")):
         raise UserError(f"{path} is not a quant.evaluate --json result (needs data, images, top1, correct); "
@@ -112,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write the result here")
     p.add_argument("--compare", nargs=2, type=Path, metavar=("A.json", "B.json"),
                    help="instead: are two --json results on the same images different beyond chance?")
+    p.add_argument("--no-verify", action="store_true",
+                   help="score an artifact even if it is not the one the manifest beside it describes (SHA-256)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if args.compare:
@@ -119,13 +126,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.target is None:
         p.error("a target (.pte, .mlpackage, .tflite or checkpoint) or --compare A.json B.json is needed")
     if args.json:  # before the work, not after
+        _check_not_an_input(args.json, [args.target, Path(args.data)])
         ensure_writable_dir(args.json.parent)
         check_replaceable(args.json, is_dir=False)
-    result = evaluate(args.target, args.data, args.model, args.input_size, args.limit, progress=not args.no_progress)
+    result = evaluate(args.target, args.data, args.model, args.input_size, args.limit, progress=not args.no_progress,
+                      verify=not args.no_verify)
     if args.json:
         write_json_atomic(args.json, result)
     print(f"{result['what']}: top-1 {100 * result['top1']:.2f}% on {result['images']} held-out {result['data']} images")
     return 0
+
+
+def _check_not_an_input(output: Path, inputs: list[Path]) -> None:
+    """``--json`` must not name what is being read: an artifact we wrote would pass as replaceable."""
+    for given in inputs:
+        if output.exists() and given.exists() and output.resolve() == given.resolve():
+            raise UserError(f"--json {output} is the file being evaluated: choose another name")
 
 
 def _compare_main(path_a: Path, path_b: Path) -> int:

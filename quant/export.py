@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -26,12 +27,15 @@ from . import versions
 from .backends import BACKENDS, Backend, Census, LowerContext, Lowered
 from .errors import HelpFormatter, UserError, check_at_least, check_input_size, command
 from .data import calibration_batches
-from .files import ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
+from .files import check_name, check_outputs, ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
 from .formats import MANIFEST_FORMAT
 from .qat_graph import QATModel, load_qat_model
 from .recipes import Recipe, calibrate, convert, get_recipe, prepare
 
 log = logging.getLogger("quant")
+
+
+MAX_CLASSES = 100_000  # 100x ImageNet's; the classifier of 26m is then 0.4 GB of fp32
 
 
 class ExportError(UserError):
@@ -92,6 +96,17 @@ def manifest_path_for(artifact: Path) -> Path:
     return artifact.with_name(artifact.name.rsplit(".", 1)[0] + ".manifest.json")
 
 
+def output_files(out: Path, name: str, cfg: ExportConfig) -> tuple[list[Path], set[Path]]:
+    """Every output of an export (the artifact, an xnnpack ``.pte``'s ``.etrecord``, the manifest),
+    and which of them are folders: checked before the minutes of quantizing and lowering."""
+    check_name(name.rsplit(".", 1)[0], "the artifact name", suffix=".manifest.json")
+    artifact = out / name
+    files = [artifact, manifest_path_for(artifact)]
+    if cfg.backend == "xnnpack":
+        files.append(artifact.with_suffix(".etrecord"))
+    return files, {artifact} if artifact.suffix == ".mlpackage" else set()
+
+
 def _build_model(cfg: ExportConfig, recipe: Recipe) -> tuple[MobileFormer, QATModel | None, dict]:
     """The float model, and the QAT model when the checkpoint is one of ours."""
     source: dict = {"checkpoint": str(cfg.checkpoint) if cfg.checkpoint else None}
@@ -132,9 +147,21 @@ def _quantize(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, qat: QATMo
 def _check_fp32(cfg: ExportConfig, backend: Backend, validation: dict) -> None:
     """An fp32 artifact must compute what PyTorch computes, to the backend's tolerance."""
     tolerance = backend.fp32_tolerance
-    if cfg.precision == "fp32" and tolerance is not None and validation["max_abs_diff_vs_fp32"] > tolerance:
+    if cfg.precision == "fp32" and tolerance is not None and not validation["max_abs_diff_vs_fp32"] <= tolerance:  # NaN too
         raise ExportError(f"fp32 {cfg.backend} artifact differs from PyTorch by "
                           f"{validation['max_abs_diff_vs_fp32']:.2e} > {tolerance}")
+
+
+def _check_numbers(validation: dict) -> None:
+    """A NaN anywhere in the validation (NaN logits) fails the export: no comparison with NaN fails by itself."""
+    def nan_in(value: object) -> bool:
+        if isinstance(value, dict):
+            return any(map(nan_in, value.values()))
+        if isinstance(value, list):
+            return any(map(nan_in, value))
+        return isinstance(value, float) and math.isnan(value)
+    if nan_in(validation):
+        raise ExportError("validation on the host gave NaN: the artifact's outputs are not numbers")
 
 
 def _check_strict(cfg: ExportConfig, census: Census) -> None:
@@ -144,6 +171,8 @@ def _check_strict(cfg: ExportConfig, census: Census) -> None:
 
 def _check_options(cfg: ExportConfig) -> tuple[Recipe, Backend, str]:
     check_at_least(1, calib_images=cfg.calib_images, num_classes=cfg.num_classes)
+    if cfg.num_classes is not None and cfg.num_classes > MAX_CLASSES:  # the classifier alone would not fit in memory
+        raise ExportError(f"--num-classes must be at most {MAX_CLASSES}, got {cfg.num_classes}")
     check_input_size(cfg.input_size)
     if cfg.backend not in BACKENDS:
         raise ExportError(f"unknown backend {cfg.backend!r}; valid: {', '.join(BACKENDS)}")
@@ -197,6 +226,8 @@ def export(cfg: ExportConfig) -> ExportResult:
     timings: dict[str, float] = {}
     recipe, backend, fmt = _check_options(cfg)
     out = ensure_writable_dir(cfg.out)
+    name = artifact_name(mf.get_config(cfg.model).name, cfg.backend, cfg.precision, recipe, fmt, cfg.profile_blocks)
+    check_outputs(*output_files(out, name, cfg))
 
     _stage(f"building {cfg.model}" + (f" from {cfg.checkpoint}" if cfg.checkpoint else " (random weights: no --checkpoint)"))
     model, qat, source = _build_model(cfg, recipe)
@@ -205,7 +236,6 @@ def export(cfg: ExportConfig) -> ExportResult:
     images = calibration_batches(cfg.calib, cfg.calib_images, size, model.cfg.mean, model.cfg.std)
     with _timed(timings, "quantize"):
         quantized = _quantize(cfg, recipe, model, qat, images)
-    name = artifact_name(model.cfg.name, cfg.backend, cfg.precision, recipe, fmt, cfg.profile_blocks)
 
     module = backend.load()
     with staged_outputs(out) as stage:
@@ -219,6 +249,7 @@ def export(cfg: ExportConfig) -> ExportResult:
         _stage(f"validating on {backend.validator}")
         with _timed(timings, "validation"):
             validation = module.validate(ctx, lowered)
+        _check_numbers(validation)
         _check_fp32(cfg, backend, validation)
         manifest = {**_manifest(cfg, model, recipe, ctx, lowered, validation, source),
                     "timings_s": {**timings, "total": round(time.perf_counter() - started, 1)}, "versions": versions()}

@@ -1,10 +1,18 @@
-"""Writing artifacts so that a failure never leaves a half-written file behind.
+"""The output policy of every command: where outputs may go, what they may replace, how they land.
 
-Rules (docs/design): outputs are written under a temporary name beside their target and
-renamed; all outputs of one command appear together or not at all; nothing this run did
-not create is ever removed. A target that exists must be a regular file (replaced by the
-rename) or an ``.mlpackage`` this tool wrote (recognised by its structure); anything else
-(a folder, a link, a device) is refused with :class:`OutputError`.
+- Names are names: an output name given by the user (``--name``) or made from one (an
+  artifact's stem) is one file name, no folder, no leading dot, at most 255 bytes
+  (:func:`check_name`); outputs stay in their output folder.
+- Nothing of the user's is replaced: a target that exists is replaced only if this project
+  wrote it and nobody changed it since, as recorded in the folder's ledger
+  ``.mobileformer-outputs.json`` (name -> SHA-256 of what we wrote). Anything else there (a
+  file we did not write or that was edited, a link, a folder, a device) is refused with
+  :class:`OutputError` before it is touched (:func:`check_replaceable`); commands call it
+  for every target before their long work.
+- Atomic: outputs are written under a temporary name beside their target and renamed; all
+  outputs of one command appear together or not at all; nothing this run did not create
+  is ever removed. Publishing into a folder holds a lock on it, so concurrent runs keep the
+  ledger whole.
 
 Temporary names carry this tool's tag, the host and the process id
 (``.mobileformer-<kind>-<host>-<pid>-<random>``), so that what a killed run left behind
@@ -14,15 +22,18 @@ mistaken for output.
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import json
+import math
 import os
 import re
+import secrets
 import shutil
 import socket
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,8 +42,9 @@ from .errors import UserError
 TEMP_TAG = ".mobileformer-"
 _HOST = re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
 _TEMP_NAME = re.compile(r"^\.mobileformer-(?:staging|tmp)-(?P<host>\w+)-(?P<pid>\d+)-\w+(?:\.tmp)?$")
-# What coremltools writes: ``Manifest.json`` and ``Data/``, every item authored by it.
-_MLPACKAGE_AUTHOR = "com.github.apple.coremltools"
+LEDGER = ".mobileformer-outputs.json"
+LEDGER_FORMAT = "mobileformer-outputs/1"
+MAX_NAME_BYTES = 255  # NAME_MAX of Linux and macOS file systems
 
 
 class OutputError(UserError):
@@ -84,19 +96,16 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return removed
 
 
-def is_our_mlpackage(path: Path) -> bool:
-    """An ``.mlpackage`` as coremltools writes it: ``Manifest.json`` listing coremltools items, and ``Data/``."""
-    if path.suffix != ".mlpackage" or path.is_symlink() or not path.is_dir():
-        return False
-    if sorted(p.name for p in path.iterdir()) != ["Data", "Manifest.json"]:
-        return False
-    try:
-        manifest = json.loads((path / "Manifest.json").read_text())
-        items = manifest["itemInfoEntries"].values()
-        return bool(items) and manifest["rootModelIdentifier"] in manifest["itemInfoEntries"] and all(
-            item["author"] == _MLPACKAGE_AUTHOR and (path / "Data" / item["path"]).exists() for item in items)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
+def check_name(name: str, option: str = "--name", suffix: str = "") -> str:
+    """``name`` if it is one file name (with ``suffix``, the longest extension the command adds),
+    else :class:`OutputError`: a separator or ``..`` would write outside the output folder."""
+    bad = (not name or name in (".", "..") or name.startswith(".") or any(c in name for c in "/\\\0")
+           or any(ord(c) < 32 for c in name))
+    if bad:
+        raise OutputError(f"{option} must be a plain file name (no folder, no leading dot), got {name!r}")
+    if len((name + suffix).encode(errors="surrogatepass")) > MAX_NAME_BYTES:
+        raise OutputError(f"{option} is too long for a file name: {name + suffix!r} is over {MAX_NAME_BYTES} bytes")
+    return name
 
 
 def _kind(mode: int) -> str:
@@ -104,16 +113,78 @@ def _kind(mode: int) -> str:
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
-def check_replaceable(target: Path, is_dir: bool) -> None:
+def read_ledger(folder: Path) -> dict[str, list[str]]:
+    """What this project wrote in ``folder``: output name -> its SHA-256 (two while a replacement is
+    under way, so that a run killed mid-way leaves either content recognised); empty without a ledger."""
+    path = Path(folder) / LEDGER
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as e:
+        raise OutputError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        if not stat.S_ISREG(mode):
+            raise ValueError
+        ledger = json.loads(path.read_bytes())
+        files = ledger["files"]
+        if ledger["format"] != LEDGER_FORMAT or not all(
+                isinstance(k, str) and isinstance(v, list) and all(isinstance(h, str) for h in v) for k, v in files.items()):
+            raise ValueError
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        raise OutputError(f"{path} is not mobileformer's record of its outputs ({LEDGER_FORMAT}): move it away") from None
+    return dict(files)
+
+
+def check_replaceable(target: str | Path, is_dir: bool, ledger: dict[str, list[str]] | None = None) -> None:
     """Raise :class:`OutputError` unless writing ``target`` (a folder if ``is_dir``) can only
-    replace an earlier output of ours: a regular file by a file, our ``.mlpackage`` by a folder."""
+    replace an output of ours that nobody changed: same kind, and its SHA-256 in the ledger."""
+    target = Path(target)
     try:
         mode = os.lstat(target).st_mode
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return
-    if is_our_mlpackage(target) if is_dir else stat.S_ISREG(mode):
-        return
-    raise OutputError(f"{target} exists and is {_kind(mode)}: refusing to replace it (choose another name)")
+    except OSError as e:
+        raise OutputError(f"cannot write {target}: {e.strerror}") from None
+    if target.name == LEDGER:
+        raise OutputError(f"{target}: this name is mobileformer's record of its outputs; choose another name")
+    if not (stat.S_ISDIR(mode) if is_dir else stat.S_ISREG(mode)):
+        raise OutputError(f"{target} exists and is {_kind(mode)}: refusing to replace it (choose another name)")
+    recorded = (read_ledger(target.parent) if ledger is None else ledger).get(target.name, [])
+    if not recorded or sha256_of(target) not in recorded:  # a file we never wrote is not read
+        raise OutputError(f"{target} exists and was not written by mobileformer (or was changed since): refusing to "
+                          "replace it; move it away or choose another name")
+
+
+def check_outputs(targets: list[Path], is_dir: Collection[Path] = ()) -> None:
+    """:func:`check_replaceable` for every target of a command, before its long work; two
+    targets of one name (two artifacts in one folder) are refused too."""
+    seen: set[Path] = set()
+    for target in targets:
+        if target in seen:
+            raise OutputError(f"two outputs would be written to {target}")
+        seen.add(target)
+        check_replaceable(target, target in is_dir)
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _write_ledger(folder: Path, files: dict[str, list[str]]) -> None:
+    tmp = folder / f"{_temp_prefix('tmp')}{secrets.token_hex(6)}.tmp"  # created like any output (umask), not 0600
+    try:
+        with open(tmp, "x") as f:
+            json.dump({"format": LEDGER_FORMAT, "files": dict(sorted(files.items()))}, f, indent=1)
+        os.replace(tmp, folder / LEDGER)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -128,8 +199,7 @@ def _disk_errors(where: Path) -> Iterator[None]:
 
 
 def _replace(source: Path, target: Path) -> None:
-    """Rename ``source`` over ``target``; a folder (our ``.mlpackage``) is swapped in, then the old one removed."""
-    check_replaceable(target, source.is_dir())
+    """Rename ``source`` over ``target``; a folder (an ``.mlpackage``) is swapped in, then the old one removed."""
     if not (source.is_dir() and target.exists()):
         os.replace(source, target)
         return
@@ -139,13 +209,31 @@ def _replace(source: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _publish(moves: list[tuple[Path, Path]]) -> None:
+    """Move each ``(source, target)`` (targets in one folder) into place and record them in the
+    folder's ledger; every target is checked, under the folder's lock, before the first move."""
+    if not moves:
+        return
+    folder = moves[0][1].parent
+    with _folder_lock(folder):
+        ledger = read_ledger(folder)
+        for source, target in moves:
+            check_replaceable(target, source.is_dir(), ledger)
+        new = {target.name: sha256_of(source) for source, target in moves}
+        _write_ledger(folder, {**ledger, **{name: [*ledger.get(name, [])[-1:], digest] for name, digest in new.items()}})
+        for source, target in moves:
+            _replace(source, target)
+        ledger.update({name: [digest] for name, digest in new.items()})
+        _write_ledger(folder, {name: digests for name, digests in ledger.items() if os.path.lexists(folder / name)})
+
+
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; on success rename it over ``target``.
 
     Works for files and directories (``.mlpackage``). On any exception the temporary
-    is removed and ``target`` is left as it was. A target that is not a regular file
-    (nor an ``.mlpackage`` of ours) is refused before any work.
+    is removed and ``target`` is left as it was. A target that is not an unchanged output
+    of ours is refused before any work.
     """
     target = Path(target)
     check_replaceable(target, target.is_dir())
@@ -160,7 +248,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         with _disk_errors(target):
             yield tmp
-        _replace(tmp, target)
+            _publish([(tmp, target)])
     finally:
         if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -173,8 +261,26 @@ def write_bytes_atomic(target: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
+def _strict(obj: object) -> object:
+    """``obj`` with infinities as the strings ``"inf"``/``"-inf"`` (an SQNR of identical outputs)."""
+    if isinstance(obj, float) and math.isinf(obj):
+        return "inf" if obj > 0 else "-inf"
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    return obj
+
+
+def json_text(obj: object) -> str:
+    """Strict JSON, which every reader takes (no bare ``NaN`` or ``Infinity``): infinities are
+    written as ``"inf"``/``"-inf"``, and a NaN is a bug upstream, raised as ``ValueError``
+    before anything is written."""
+    return json.dumps(_strict(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
 def write_json_atomic(target: str | Path, obj: object) -> None:
-    write_bytes_atomic(target, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+    write_bytes_atomic(target, json_text(obj).encode())
 
 
 def sha256_of(path: str | Path) -> str:
@@ -214,10 +320,7 @@ def staged_outputs(out_dir: str | Path) -> Iterator[Path]:
     try:
         with _disk_errors(out_dir):
             yield stage
-        items = sorted(stage.iterdir())
-        for item in items:
-            check_replaceable(out_dir / item.name, item.is_dir())
-        for item in items:
-            _replace(item, out_dir / item.name)
+            # the stage's own ledger (outputs written into it atomically) is not an output
+            _publish([(item, out_dir / item.name) for item in sorted(stage.iterdir()) if item.name != LEDGER])
     finally:
         shutil.rmtree(stage, ignore_errors=True)

@@ -63,6 +63,8 @@ def _read_json(path: Path, what: str) -> object:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ResultError(f"{path} is not valid JSON (truncated?): {e}") from None
+    except RecursionError:
+        raise ResultError(f"{path} is nested too deeply to be a {what}") from None
 
 
 def _is_number(value: object) -> bool:
@@ -82,7 +84,7 @@ def read_result(path: str | Path) -> dict:
     if missing:
         raise ResultError(f"{path}: latency_ms lacks {', '.join(missing)}")
     checks = {  # what the report reads, beyond the top-level types
-        "artifact.file (a file name)": isinstance(result["artifact"].get("file"), str),
+        "artifact.file (a file name)": isinstance(result["artifact"].get("file"), str) and "\0" not in result["artifact"]["file"],
         "artifact.size_bytes (an int >= 0)": isinstance(result["artifact"].get("size_bytes"), int)
         and result["artifact"]["size_bytes"] >= 0,
         "latency_ms.p50 and p90 (> 0)": result["latency_ms"]["p50"] > 0 and result["latency_ms"]["p90"] > 0,
@@ -91,6 +93,16 @@ def read_result(path: str | Path) -> dict:
         "blocks[].name and ms": all(isinstance(b, dict) and isinstance(b.get("name"), str) and _is_number(b.get("ms"))
                                     for b in result["blocks"]),
         "operators[].name": all(isinstance(op, dict) and isinstance(op.get("name"), str) for op in result["operators"]),
+        "operators[] figures (ms, mean_ms, instructions: numbers; delegate_index: int; block: str)": all(
+            isinstance(op, dict) and all(op.get(k) is None or _is_number(op[k]) for k in ("ms", "mean_ms", "instructions"))
+            and (op.get("delegate_index") is None or isinstance(op["delegate_index"], int))
+            and (op.get("block") is None or isinstance(op["block"], str)) for op in result["operators"]),
+        "blocks[].instructions (a number)": all(not isinstance(b, dict) or b.get("instructions") is None
+                                                 or _is_number(b["instructions"]) for b in result["blocks"]),
+        "instructions (per_inference > 0, operators_total, runtime_overhead)": "instructions" not in result or (
+            isinstance(result["instructions"], dict)
+            and all(_is_number(result["instructions"].get(k)) for k in ("per_inference", "operators_total", "runtime_overhead"))
+            and result["instructions"]["per_inference"] > 0),
     }
     bad = [name for name, ok in checks.items() if not ok]
     if bad:
@@ -143,6 +155,23 @@ def manifest_beside(artifact_file: str | Path, folder: Path) -> dict | None:
     """The checked manifest of an artifact in ``folder``, or None if there is none."""
     path = find_manifest(artifact_file, [folder])
     return read_manifest(path) if path else None
+
+
+def verified_manifest(artifact: str | Path, verify: bool = True) -> dict | None:
+    """The manifest beside ``artifact``, or None; with ``verify``, only if the artifact is the one it
+    describes (its SHA-256): an fp32 program beside an int8 manifest, another model's weights or a
+    corrupted copy would otherwise be labelled, shaped and scored by the wrong record."""
+    from .files import sha256_of
+
+    artifact = Path(artifact)
+    path = find_manifest(artifact, [artifact.parent])
+    if path is None:
+        return None
+    manifest = read_manifest(path)
+    if verify and manifest.get("sha256") != sha256_of(artifact):
+        raise ResultError(f"{artifact.name} is not the artifact its manifest {path.name} describes (SHA-256 differs: "
+                          "replaced, edited or corrupted); export it again, or pass --no-verify to use it as it is")
+    return manifest
 
 
 def apply_manifest(result: dict, manifest: dict) -> dict:

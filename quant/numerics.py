@@ -25,7 +25,7 @@ from mobileformer.model import MobileFormer
 from .census import graph_census
 from .errors import HelpFormatter, check_at_least, check_input_size, command
 from .data import calibration_batches
-from .files import ensure_writable_dir, staged_outputs
+from .files import check_outputs, ensure_writable_dir, staged_outputs
 from .metrics import logits_of, sqnr, top1_agreement
 from .recipes import RECIPES, get_recipe
 
@@ -138,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     check_input_size(args.input_size)
     out = ensure_writable_dir(args.out)
     names = mf.list_models() if args.all_variants else [mf.get_config(args.model).name]
+    check_outputs([out / f"variants_{args.recipe}.csv"] if args.all_variants else  # before the minutes of PTQ
+                  [out / f"{names[0]}_{args.recipe}{suffix}" for suffix in ("_ops.csv", "_blocks.csv", "_blocks.png")])
     summary = []
     for name in names:
         classes = checkpoint_num_classes(args.checkpoint) if args.checkpoint else None

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 import mobileformer as mf
+from mobileformer.checkpoint import check_finite
 from mobileformer.model import MobileFormer
 
 from .errors import UserError
@@ -85,10 +86,15 @@ def load_qat_model(path: str | Path, expected_model: str | None = None,
     graph = build_qat_graph(model, state["recipe"], cfg["input_size"])
     from torchao.quantization.pt2e import disable_fake_quant, move_exported_model_to_eval
 
-    missing, unexpected = graph.load_state_dict(state["model"], strict=False)
+    try:
+        missing, unexpected = graph.load_state_dict(state["model"], strict=False)
+    except (RuntimeError, TypeError, ValueError) as e:  # mis-shaped or mistyped tensors: edited by hand
+        raise QATCheckpointError(f"{path} does not fit the {state['recipe']} QAT graph of {cfg['model']}: "
+                                 f"{str(e).strip().splitlines()[-1]}") from None
     if missing or unexpected:
         raise QATCheckpointError(f"{path} does not fit the {state['recipe']} QAT graph of {cfg['model']} "
                                  f"({len(missing)} missing, {len(unexpected)} unexpected keys)")
+    check_finite(dict(graph.named_parameters()), f"QAT checkpoint {path}")
     move_exported_model_to_eval(graph)
     drop_batchnorm_counters(graph)
     reference = copy.deepcopy(graph)

@@ -20,7 +20,7 @@ from pathlib import Path
 from mobileformer.cli import text_table
 
 from .errors import HelpFormatter, command
-from .files import ensure_writable_dir, staged_outputs
+from .files import check_name, check_outputs, ensure_writable_dir, staged_outputs
 from .formats import ResultError, apply_manifest, manifest_beside, op_type, read_manifest, read_result
 from .trace import check_trace_target, write_trace
 
@@ -198,8 +198,14 @@ def _chart(results: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def report_files(out: Path, name: str) -> list[Path]:
+    """What :func:`render` writes."""
+    return [out / f"{name}{suffix}" for suffix in (".csv", ".md", ".png")]
+
+
 def render(results: list[dict], out: Path, name: str = "report") -> Outputs:
     """Table (returned), ``<name>.csv``, ``<name>.md`` and ``<name>.png`` in ``out``: all three or none."""
+    check_name(name, suffix=".png")
     header, rows = summary_rows(results)
     text = text_table(header, rows)
     bheader, brows = block_rows(results)
@@ -257,10 +263,13 @@ def build_parser() -> argparse.ArgumentParser:
 @command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_name(args.name, suffix=".png")
     results = load_results(args.results, args.manifest)
     if args.trace:
         check_trace_target(args.trace, args.results)
-    outputs = render(results, ensure_writable_dir(args.out), args.name)
+    out = ensure_writable_dir(args.out)
+    check_outputs(report_files(out, args.name))
+    outputs = render(results, out, args.name)
     print(outputs.table)
     print(f"\ncsv: {outputs.csv}\nmarkdown: {outputs.markdown}\nchart: {outputs.png}")
     if args.trace:

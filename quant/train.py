@@ -24,9 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from mobileformer.checkpoint import CheckpointError, check_finite, load_error_text
+
 from .errors import HelpFormatter, UserError, check_at_least, check_input_size, command
 from .data import eval_transform, load_dataset, train_transform, transform_config
-from .files import atomic_path, ensure_writable_dir
+from .files import OutputError, atomic_path, check_outputs, ensure_writable_dir
 
 log = logging.getLogger("quant")
 
@@ -147,32 +149,88 @@ def set_rng_state(state: dict) -> None:
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Write atomically: a kill at any moment leaves the previous checkpoint intact."""
     with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as e:  # torch's writer reports a full disk as RuntimeError, not OSError
+            raise OutputError(f"cannot write {path} (disk full?): {load_error_text(e)}") from None
+
+
+def checkpoint_files(out: Path) -> list[Path]:
+    """What a run writes in its ``--out``."""
+    return [out / "last.pt", out / "final.pt"]
 
 
 class ResumeError(UserError):
     """A ``--resume`` checkpoint that is missing, corrupt, or from a different run."""
 
 
+class DivergedError(UserError):
+    """The loss or the weights stopped being finite numbers: nothing after this step is worth saving."""
+
+
+def check_step(loss: torch.Tensor, step: int, world: World) -> None:
+    """Stop at the first non-finite loss on any rank (ranks agree, so that none waits on the others)."""
+    value = loss.item()
+    if world.size > 1:
+        value = _all_reduce_sum([value], world)[0]
+    if not math.isfinite(value):
+        raise DivergedError(f"training diverged at step {step} (loss {value}); the last good checkpoint is kept: "
+                            "lower --lr or raise --warmup-steps")
+
+
+def check_weights(model: nn.Module, step: int) -> None:
+    """Before a checkpoint is written: NaN weights would overwrite the last good one. (Parameters only:
+    a QAT graph's observers hold infinite ranges until they first see data.)"""
+    try:
+        check_finite(dict(model.named_parameters()), "the model")
+    except CheckpointError:
+        raise DivergedError(f"training diverged at step {step} (weights not finite); the last good checkpoint is "
+                            "kept: lower --lr or raise --warmup-steps") from None
+
+
 # Settings that may change on resume (everything else must match the interrupted run).
 RESUMABLE = {"out", "checkpoint_every", "eval_every", "eval_images"}
 
 
-def load_resume(path: Path, cfg: TrainConfig, kind: str, world: World) -> dict:
+def load_resume(path: Path, cfg: TrainConfig, kind: str, world: World, extra: dict | None = None) -> dict:
+    """The checkpoint to continue from, checked: ours, of this ``kind``, made with the same settings
+    (``cfg`` less :data:`RESUMABLE`, and ``extra``: the recipe, the --init, the class count), finite."""
+    extra = extra or {}
     if not Path(path).is_file():
         raise ResumeError(f"resume checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=world.device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same error to the user
-        raise ResumeError(f"cannot read resume checkpoint {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+        raise ResumeError(f"cannot read resume checkpoint {path}: {load_error_text(e)}") from None
     if not isinstance(state, dict) or state.get("format") != f"mobileformer-{kind}/1":
         raise ResumeError(f"{path} is not a {kind} checkpoint of this tool")
-    theirs, ours = state["config"], asdict(cfg)
+    if not isinstance(state.get("config"), dict) or not isinstance(state.get("model"), dict):
+        raise ResumeError(f"{path} lacks its config or model (cut or edited?)")
+    theirs, ours = {**state["config"], **{k: state.get(k) for k in extra}}, {**asdict(cfg), **extra}
     changed = [k for k in ours if k not in RESUMABLE and theirs.get(k) != ours[k]]
     if changed:
         raise ResumeError(f"{path} was made with different settings: " +
                           ", ".join(f"{k}={theirs.get(k)!r} (now {ours[k]!r})" for k in changed))
     return state
+
+
+def restore(state: dict, path: Path, model: nn.Module, optimizer, scheduler) -> int:
+    """Load a checked ``--resume`` state into the run; its step. A hand-edited or partial one is an error."""
+    try:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        step = state["step"]
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+        raise ResumeError(f"{path} cannot be resumed (cut or edited?): {load_error_text(e)}") from None
+    if not isinstance(step, int) or step < 0:
+        raise ResumeError(f"{path} cannot be resumed: its step is {step!r}")
+    try:
+        check_finite(dict(model.named_parameters()), f"resume checkpoint {path}")
+    except CheckpointError as e:
+        raise ResumeError(str(e)) from None
+    return step
 
 
 def held_out_top1(model: Callable[[torch.Tensor], torch.Tensor], dataset, batch_size: int, limit: int = 0,
@@ -214,21 +272,14 @@ def train(cfg: TrainConfig, model: nn.Module, teacher: nn.Module | None, hooks: 
     """Run (or continue) the loop; returns the final checkpoint payload (``progress``: tqdm bars on stderr)."""
     out = ensure_writable_dir(cfg.out) if world.main else Path(cfg.out)
     ckpt_path = out / "last.pt"
-    if world.main:
-        for stale in out.glob(".*.pt.*.tmp"):  # a save cut short by a kill
-            stale.unlink()
     model.to(world.device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, cfg) / cfg.lr)
     step = 0
     if resume is not None:
-        state = load_resume(resume, cfg, kind, world)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
-        set_rng_state(state["rng"])
+        state = load_resume(resume, cfg, kind, world, hooks.checkpoint_extra())
+        step = restore(state, resume, model, optimizer, scheduler)
         if world.main:
             print(f"[{kind}] resumed from {resume} at step {step}/{cfg.steps}", flush=True)
     wrapped = nn.parallel.DistributedDataParallel(model) if world.size > 1 else model
@@ -254,6 +305,7 @@ def train(cfg: TrainConfig, model: nn.Module, teacher: nn.Module | None, hooks: 
             loss = distillation_loss(logits, teacher_logits, y, cfg)
         else:
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+        check_step(loss, step + 1, world)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -270,9 +322,12 @@ def train(cfg: TrainConfig, model: nn.Module, teacher: nn.Module | None, hooks: 
             hooks.set_train(model)
             if world.main:
                 bar.write(f"[{kind}] step {step}: held-out top-1 {100 * acc:.2f}%")
-        if step % cfg.checkpoint_every == 0 and step < cfg.steps and world.main:
-            save_checkpoint(ckpt_path, payload())
+        if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            check_weights(model, step)  # on every rank (their weights are the same), so that all stop together
+            if world.main:
+                save_checkpoint(ckpt_path, payload())
     bar.close()
+    check_weights(model, step)
     hooks.set_eval(model)
     final = payload()
     final["held_out_top1"] = held_out_top1(model, held_out, cfg.batch_size, cfg.eval_images, world, "final eval", progress)
@@ -312,13 +367,19 @@ def config_from_args(args: argparse.Namespace, **extra) -> TrainConfig:
 
 def check_config(cfg: TrainConfig) -> None:
     """Every setting in range, before any work (a bad one would fail, or train on nonsense, later)."""
-    check_at_least(1, steps=cfg.steps, batch_size=cfg.batch_size, checkpoint_every=cfg.checkpoint_every)
+    check_at_least(1, steps=cfg.steps, checkpoint_every=cfg.checkpoint_every)
+    check_at_least(2, batch_size=cfg.batch_size)  # BatchNorm needs two values per channel to train
     check_at_least(0, warmup_steps=cfg.warmup_steps, eval_every=cfg.eval_every, eval_images=cfg.eval_images,
-                   weight_decay=cfg.weight_decay, freeze_bn_step=cfg.freeze_bn_step, freeze_observer_step=cfg.freeze_observer_step)
+                   weight_decay=cfg.weight_decay, freeze_bn_step=cfg.freeze_bn_step,
+                   freeze_observer_step=cfg.freeze_observer_step, seed=cfg.seed)
+    if cfg.seed >= 2**32:
+        raise UserError(f"--seed must be below 2**32, got {cfg.seed}")
     check_input_size(cfg.input_size)
     for name, value in (("lr", cfg.lr), ("distill-temperature", cfg.distill_temperature)):
-        if not value > 0:  # NaN too
-            raise UserError(f"--{name} must be positive, got {value}")
+        if not 0 < value < math.inf:  # NaN too
+            raise UserError(f"--{name} must be a positive finite number, got {value}")
+    if not math.isfinite(cfg.weight_decay):
+        raise UserError(f"--weight-decay must be finite, got {cfg.weight_decay}")
     for name, value in (("label-smoothing", cfg.label_smoothing), ("distill-alpha", cfg.distill_alpha)):
         if not 0 <= value <= 1:
             raise UserError(f"--{name} must be between 0 and 1, got {value}")
@@ -353,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     check_config(cfg)
     world = init_world()
     if world.main:
-        ensure_writable_dir(cfg.out)
+        check_outputs(checkpoint_files(ensure_writable_dir(cfg.out)))
     seed_everything(cfg.seed)
     probe = mf.create_model(cfg.model)
     train_set, held_out = datasets(cfg, probe.cfg.mean, probe.cfg.std)

@@ -67,7 +67,10 @@ def cached(name: str, build: Callable[[Path], None]) -> Path:
     final = cache_root() / name
     if final.exists():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # MOBILEFORMER_CACHE names a file, or a place we cannot write
+        raise Arm64Error(f"cannot use {final.parent} as the cache (MOBILEFORMER_CACHE): {e.strerror}") from None
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{name}.tmp-"))
     try:
         build(tmp)

@@ -9,19 +9,33 @@ from pathlib import Path
 import pytest
 import torch
 
-from quant.files import OutputError, atomic_path, ensure_writable_dir, sha256_of, staged_outputs, write_json_atomic
+from quant.files import (
+    LEDGER,
+    OutputError,
+    atomic_path,
+    ensure_writable_dir,
+    sha256_of,
+    staged_outputs,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def names(folder: Path) -> list[str]:
+    """What a folder shows, less the ledger of our outputs."""
+    return sorted(p.name for p in folder.iterdir() if p.name != LEDGER)
+
+
 def test_atomic_path_replaces_only_on_success(tmp_path):
     target = tmp_path / "a.bin"
-    target.write_bytes(b"old")
+    write_bytes_atomic(target, b"old")
     with pytest.raises(RuntimeError):
         with atomic_path(target) as tmp:
             tmp.write_bytes(b"half")
             raise RuntimeError("killed")
-    assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
+    assert target.read_bytes() == b"old" and names(tmp_path) == ["a.bin"]
     with atomic_path(target) as tmp:
         tmp.write_bytes(b"new")
     assert target.read_bytes() == b"new"
@@ -37,7 +51,7 @@ def test_staged_outputs_leave_nothing_on_failure(tmp_path):
         (stage / "model.pte").write_bytes(b"x")
         (stage / "pkg.mlpackage").mkdir()
         (stage / "pkg.mlpackage" / "f").write_bytes(b"y")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.pte", "pkg.mlpackage"]
+    assert names(tmp_path) == ["model.pte", "pkg.mlpackage"]
 
 
 def test_unwritable_output_directory(tmp_path):
@@ -95,12 +109,14 @@ def _mlpackage(path: Path, marker: str, author: str = "com.github.apple.coremlto
 def test_only_our_mlpackage_is_replaced(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    ours = _mlpackage(out / "m.mlpackage", "old")
+    with staged_outputs(out) as stage:
+        ours = _mlpackage(stage / "m.mlpackage", "old")
+    ours = out / "m.mlpackage"
     with staged_outputs(out) as stage:
         _mlpackage(stage / "m.mlpackage", "new")
     assert (ours / "Data" / "com.apple.CoreML" / "model.mlmodel").read_text() == "new"
-    assert sorted(p.name for p in out.iterdir()) == ["m.mlpackage"]
-    foreign = _mlpackage(out / "f.mlpackage", "theirs", author="someone else")
+    assert names(out) == ["m.mlpackage"]
+    foreign = _mlpackage(out / "f.mlpackage", "theirs")  # as coremltools writes it, but not by us
     plain = out / "p.mlpackage"
     plain.mkdir()
     (plain / "notes.txt").write_text("mine")
@@ -111,7 +127,7 @@ def test_only_our_mlpackage_is_replaced(tmp_path):
                 _mlpackage(stage / target.name, "new")
     assert (foreign / "Data" / "com.apple.CoreML" / "model.mlmodel").read_text() == "theirs"
     assert (plain / "notes.txt").read_text() == "mine"
-    assert sorted(p.name for p in out.iterdir()) == ["f.mlpackage", "m.mlpackage", "p.mlpackage"]
+    assert names(out) == ["f.mlpackage", "m.mlpackage", "p.mlpackage"]
 
 
 def test_staging_a_killed_run_left_is_removed_by_the_next(tmp_path):
@@ -129,4 +145,34 @@ def test_staging_a_killed_run_left_is_removed_by_the_next(tmp_path):
     alive.mkdir()  # same tag, a live process: another run in progress
     with staged_outputs(tmp_path) as stage:
         (stage / "model.pte").write_bytes(b"y")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.pte", alive.name])
+    assert names(tmp_path) == sorted(["model.pte", alive.name])
+
+
+def test_outputs_written_atomically_into_a_stage_are_recorded_in_the_folder(tmp_path):
+    """Export writes its manifest with write_json_atomic inside the stage: the stage's ledger stays there."""
+    from quant.files import read_ledger
+
+    for _ in range(2):  # the second run replaces what the first wrote
+        with staged_outputs(tmp_path) as stage:
+            (stage / "m.pte").write_bytes(b"program")
+            write_json_atomic(stage / "m.manifest.json", {"x": 1})
+    assert sorted(read_ledger(tmp_path)) == ["m.manifest.json", "m.pte"]
+    assert read_ledger(tmp_path)["m.pte"] == [sha256_of(tmp_path / "m.pte")]
+
+
+def test_a_run_killed_between_rename_and_record_leaves_its_output_recognised(tmp_path, monkeypatch):
+    import quant.files
+
+    write_bytes_atomic(tmp_path / "last.pt", b"step 1")
+    real = quant.files._replace
+
+    def killed(source, target):
+        real(source, target)
+        raise KeyboardInterrupt  # after the rename, before the ledger says so
+    monkeypatch.setattr(quant.files, "_replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_bytes_atomic(tmp_path / "last.pt", b"step 2")
+    monkeypatch.undo()
+    assert (tmp_path / "last.pt").read_bytes() == b"step 2"
+    write_bytes_atomic(tmp_path / "last.pt", b"step 3")  # the next run may replace it
+    assert (tmp_path / "last.pt").read_bytes() == b"step 3"

@@ -340,7 +340,11 @@ class MILRunner:
 
     def __init__(self, package: Path) -> None:
         self.name = package.name
-        self.executor = mil_reference.Executor(mil_reference.load_program(package))
+        try:
+            self.executor = mil_reference.Executor(mil_reference.load_program(package))
+        except Exception as e:  # noqa: BLE001 - coremltools raises anything (protobuf, KeyError...) for a corrupt package
+            raise UserError(f"cannot read {package.name} (corrupt .mlpackage?): "
+                            f"{(str(e).strip().splitlines() or [type(e).__name__])[0]}") from None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.executor(x.numpy())

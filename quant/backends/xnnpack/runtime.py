@@ -13,6 +13,9 @@ from ...files import OutputError, atomic_path
 from ...formats import summarize
 
 
+MAGIC_PTE = b"ET12"  # the flatbuffer file identifier of an ExecuTorch program, bytes 4..8
+
+
 class ProgramError(UserError):
     """A ``.pte`` that is missing, truncated, corrupt, or fails to run."""
 
@@ -51,7 +54,7 @@ class Program:
             self._buffer = path.read_bytes()
         else:
             self.name, self._buffer = "<bytes>", bytes(source)
-        if len(self._buffer) < 8 or self._buffer[4:8] != b"ET12":
+        if len(self._buffer) < 8 or self._buffer[4:8] != MAGIC_PTE:
             raise ProgramError(f"{self.name} is not an ExecuTorch program (no ET12 header)")
         try:
             self._module = _load_for_executorch_from_buffer(self._buffer, enable_etdump=etdump, debug_buffer_size=0)

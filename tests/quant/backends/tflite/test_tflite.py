@@ -64,7 +64,8 @@ def test_int8_files_and_manifest(int8):
     assert inp["quantization"]["scale"] > 0 and -128 <= inp["quantization"]["zero_point"] <= 127
     assert out["shape"] == [1, m["num_classes"]] and out["dtype"] == "int8" and out["quantization"]["scale"] > 0
     # nothing else left in the output directory (staging removed)
-    assert sorted(p.name for p in int8.artifact.parent.iterdir()) == sorted([int8.artifact.name, int8.manifest_path.name])
+    assert sorted(p.name for p in int8.artifact.parent.iterdir()) == sorted(
+        [int8.artifact.name, int8.manifest_path.name, ".mobileformer-outputs.json"])  # and the ledger of our outputs
 
 
 def test_int8_export_with_speed_patches_off_works_and_says_so(int8, tmp_path, monkeypatch, capsys):

@@ -204,7 +204,7 @@ def test_blocks_from_operator_counts_add_up_to_the_operators_total():
 
 def test_missing_emulator_is_a_clear_error(tmp_path, monkeypatch, capsys):
     pte = tmp_path / "m.pte"
-    pte.write_bytes(b"\0" * 64)
+    pte.write_bytes(b"\0\0\0\0ET12" + b"\0" * 56)  # the header of a program: what bench checks before counting
     monkeypatch.setenv("PATH", str(tmp_path))
     assert bench_main(["--arm64", str(pte), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
