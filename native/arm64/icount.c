@@ -10,12 +10,12 @@
  * and each delegate call; XNNPACK reads the clock after every operator when it
  * profiles. The log then holds, per line, "<kind> <argument> <count>" (kind 0
  * is a timer read, with its clock id), and a last line "end 0 <total>".
- * quant.backends.xnnpack.arm64 turns it into instructions per inference and per operator.
+ * quant.arm64 turns it into instructions per inference and per operator.
  *
  * The count advances by a translation block's length when the block starts
  * (an inline add, no callback), so a count read at a syscall includes the
  * `svc` that ends the block. One counter for all vCPUs: exact with a single
- * guest thread, which is how quant.backends.xnnpack.arm64 runs mfbench.
+ * guest thread, which is how quant.arm64 runs mfbench.
  *
  * The plugin API (version 1, qemu 7.2) is declared here from its
  * documentation, not included: Debian ships no qemu-plugin.h.

@@ -1,6 +1,6 @@
 // Marker syscalls that let an instruction counter outside the process see
 // where inferences and delegate calls begin (native/arm64/icount.c, a qemu-user
-// plugin; quant.backends.xnnpack.arm64 reads its log). Off unless enabled: a real kernel
+// plugin; quant.arm64 reads its log). Off unless enabled: a real kernel
 // answers the unused syscall number with ENOSYS, so they are harmless, but
 // they cost a syscall each.
 #pragma once
@@ -12,7 +12,7 @@
 
 namespace mfbench::markers {
 
-// Not a Linux syscall number on any architecture; quant.backends.xnnpack.arm64 passes the same
+// Not a Linux syscall number on any architecture; quant.arm64 passes the same
 // number to the plugin.
 constexpr long kSyscall = 0x4d46;
 
