@@ -1,10 +1,10 @@
 """docs/schemas: valid JSON Schemas, strict where readers rely on a field, and documented.
 
 What each writer produces is checked where the writer is tested: quant.bench
-(tests/quant/test_bench_report.py), the AArch64 counter (tests/quant/test_arm64.py), mfbench
+(tests/quant/test_bench.py), the AArch64 counter (tests/quant/backends/xnnpack/test_arm64.py), mfbench
 (tests/native/test_mfbench.py), the Kotlin engine (tests/apps/test_android_jvm.py), the Swift
 Core ML writer (tests/apps/test_app_sources.py), and the export manifests
-(tests/quant/test_export.py, test_tflite.py).
+(tests/quant/test_export.py, tests/quant/backends/tflite/test_tflite.py).
 """
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ MIN_FP32_BLOCK_SQNR_DB = 40.0
 # with the same graph computed without activation rounding ("unrounded"), and must be as close to it as
 # PT2E itself is, less this margin (four times PT2E's rounding-error energy). Measured: correct packages
 # 0.3 to 1.1 dB further from it than PT2E after PTQ, 2.3 dB after QAT (seed 0's Fashion-MNIST network,
-# at the output); the faults of tests/quant/test_coreml.py 14 and 18 dB further.
+# at the output); the faults of tests/quant/backends/coreml/test_coreml.py 14 and 18 dB further.
 INT8_MARGIN_DB = 6.0
 # The reference executor runs op by op in Python (0.25 s per image for 26m at 32x32, about 1.5 s at
 # 224x224, one AMD EPYC core), so the export checks this many of the calibration images.

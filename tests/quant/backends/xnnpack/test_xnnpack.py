@@ -1,7 +1,6 @@
-"""The XNNPACK wing's lowering: graph rewrites before ExecuTorch lowers (exact), the census, opening a .pte."""
+"""The XNNPACK wing's lowering: the graph rewrites before ExecuTorch lowers are exact (the census and the
+whole export: test_export.py)."""
 from __future__ import annotations
-
-import pytest
 
 
 def test_only_expands_that_change_nothing_are_dropped_before_xnnpack_lowering():
