@@ -50,3 +50,17 @@ def test_a_measure_another_tool_adds_is_a_column(tmp_path, capsys):
 def test_nothing_to_summarise(tmp_path, capsys):
     assert demo_summary.main([str(tmp_path)]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_make_demo_runs_each_step_once(tmp_path):
+    """Every export, benchmark and count of ``make demo`` is one step, none twice; the host benchmark runs last."""
+    import subprocess
+
+    steps = subprocess.run(["make", "-n", "-j1", "demo-steps", f"OUT={tmp_path}"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    names = [line.split()[2] for line in steps if line.startswith("scripts/demo_step.sh")]
+    assert len(names) == len(set(names)) == 9  # 6 exports, model summary, counts, host benchmark
+    exports = [line.split("quant.export", 1)[1] for line in steps if "quant.export" in line]
+    assert len(exports) == len(set(exports)) == 6
+    assert {"--backend coreml", "--backend tflite"} <= {e.split(" --no-progress ")[1] for e in exports}
+    assert names[-1] == "bench"
