@@ -67,7 +67,8 @@ def requested(flag: bool = False) -> bool:
 
 @dataclass
 class Span:
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall time
+    cpu: float = 0.0  # this process's CPU time, all its threads: what other jobs on the machine stretch least
     calls: int = 0
 
 
@@ -77,34 +78,37 @@ class Timing:
     def __init__(self) -> None:
         self.spans: dict[tuple[str, ...], Span] = {}
         self._path: list[str] = []
-        self._started = time.perf_counter()
+        self._started, self._cpu = time.perf_counter(), time.process_time()
         self._load_before = os.getloadavg()[0]
-        self.total = 0.0
+        self.total = self.total_cpu = 0.0
         self.load = (self._load_before, self._load_before)
 
     @contextlib.contextmanager
     def span(self, name: str) -> Iterator[None]:
         self._path.append(name)
         span = self.spans.setdefault(tuple(self._path), Span())
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             span.seconds += time.perf_counter() - started
+            span.cpu += time.process_time() - cpu
             span.calls += 1
             self._path.pop()
 
     def stop(self) -> None:
         self.total = time.perf_counter() - self._started
+        self.total_cpu = time.process_time() - self._cpu
         self.load = (self._load_before, os.getloadavg()[0])
 
     def to_json(self) -> dict:
-        """The manifest's ``profile``: every phase with its seconds and calls, and the load it ran under."""
+        """The manifest's ``profile``: every phase with its wall and CPU seconds and calls, and the load it ran under."""
         return {
             "total_s": round(self.total, 3),
+            "total_cpu_s": round(self.total_cpu, 3),
             "load_average_1min": {"start": round(self.load[0], 2), "end": round(self.load[1], 2)},
             "cpus": os.cpu_count(),
-            "phases": [{"path": list(path), "s": round(span.seconds, 3), "calls": span.calls}
+            "phases": [{"path": list(path), "s": round(span.seconds, 3), "cpu_s": round(span.cpu, 3), "calls": span.calls}
                        for path, span in self.spans.items()],
         }
 
@@ -113,11 +117,12 @@ class Timing:
         total = self.total or 1e-9
         shown = [(p, s) for p, s in self.spans.items() if s.seconds >= min_share * total]
         width = max([len("  " * (len(p) - 1) + p[-1]) for p, _ in shown] + [5])
-        lines = [f"{'phase':<{width}}  {'s':>7}  {'calls':>5}  share",
-                 *(f"{'  ' * (len(p) - 1) + p[-1]:<{width}}  {s.seconds:>7.2f}  {s.calls:>5}  "
+        lines = [f"{'phase':<{width}}  {'wall s':>7}  {'cpu s':>7}  {'calls':>5}  share",
+                 *(f"{'  ' * (len(p) - 1) + p[-1]:<{width}}  {s.seconds:>7.2f}  {s.cpu:>7.2f}  {s.calls:>5}  "
                    f"{100 * s.seconds / total:>4.0f}%" for p, s in shown),
-                 f"{'total':<{width}}  {self.total:>7.2f}         (load average {self.load[0]:.1f} -> "
-                 f"{self.load[1]:.1f} on {os.cpu_count()} CPUs; phases under {100 * min_share:.0f}% not shown)"]
+                 f"{'total':<{width}}  {self.total:>7.2f}  {self.total_cpu:>7.2f}",
+                 f"(load average {self.load[0]:.1f} -> {self.load[1]:.1f} on {os.cpu_count()} CPUs; "
+                 f"phases under {100 * min_share:.0f}% of the wall time not shown)"]
         return "\n".join(lines)
 
 
