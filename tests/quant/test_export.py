@@ -1,5 +1,7 @@
 """``quant.export`` end to end on a tiny variant, and every bad-input path."""
 import json
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,6 +9,7 @@ import torch
 import mobileformer as mf
 from mobileformer.config import VARIANTS
 from quant.data import calibration_batches
+from quant.files import sha256_of
 from quant.metrics import top1_agreement
 from quant import export as export_mod
 from quant.backends import xnnpack
@@ -216,3 +219,18 @@ def test_export_refuses_nonsense_numbers(tmp_path, capsys, extra, message):
     assert main(["--backend", "xnnpack", "--out", str(tmp_path / "out"), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+GOLDEN_BYTES = Path(__file__).resolve().parents[1] / "golden" / "tiny_exports.sha256.json"
+
+
+def test_exports_keep_their_bytes(tiny_exports):
+    """The tiny exports are byte for byte what they were when ``tests/golden/tiny_exports.sha256.json`` was
+    recorded (on the pinned library releases it names): a change meant to make exports faster must not
+    change a program. Regenerate the file only for a change meant to change the programs, and say so."""
+    golden = json.loads(GOLDEN_BYTES.read_text())
+    installed = {package: version(package).split("+")[0] for package in golden["versions"]}
+    if installed != golden["versions"]:
+        pytest.skip(f"recorded with {golden['versions']}, installed {installed}")
+    for name, digest in golden["sha256"].items():
+        assert sha256_of(tiny_exports / name) == digest, name
