@@ -57,7 +57,7 @@ class ExportConfig:
     strict: bool = False
     progress: bool = True
     profile: bool = False  # time every phase and library pass into the manifest (also MOBILEFORMER_TIMING=1)
-    threads: int = 1  # PyTorch's intra-op threads for calibration and validation (see build_parser)
+    threads: int | None = None  # PyTorch's intra-op threads (None: its default, one per core; see build_parser)
 
 
 @dataclass
@@ -214,10 +214,10 @@ def export(cfg: ExportConfig) -> ExportResult:
 
 
 @contextlib.contextmanager
-def _torch_threads(threads: int) -> Iterator[None]:
-    """PyTorch's intra-op thread count for the block, as it was afterwards."""
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """PyTorch's intra-op thread count for the block (None: as it is), as it was afterwards."""
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads or previous)
     try:
         yield
     finally:
@@ -317,10 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", action="store_true",
                    help=f"time every phase and library pass: a table after the summary, all of it in the manifest's "
                    f"'profile' (also {timing.SWITCH}=1)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="PyTorch threads for calibration and validation: Mobile-Former's ops are small, so more "
-                   "threads mostly wait on each other (26m at 64x64 on 2 busy cores: 0.2 s of CPU for 8 images on "
-                   "one thread, 7.4 s on two), and exports side by side each keep a core")
+    p.add_argument("--threads", type=int,
+                   help="PyTorch threads for calibration and validation (default: PyTorch's, one per core). "
+                   "Mobile-Former's ops are small, so on a busy machine more threads mostly wait on each other "
+                   "(26m at 64x64, 2 busy cores: 0.2 s of CPU for 8 images on 1 thread, 7.4 s on 2); but the "
+                   "thread count changes float sums in calibration, so the int8 program's bytes with it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
