@@ -258,10 +258,10 @@ def _export(cfg: ExportConfig, recipe: Recipe, backend: Backend, fmt: str, profi
             manifest = {**_manifest(cfg, model, recipe, ctx, lowered, validation, source),
                         "timings_s": {**timings, "total": round(time.perf_counter() - started, 1)},
                         "versions": versions()}
-            if profile is not None:
-                profile.stop()
-                manifest["profile"] = profile.to_json()
-            write_json_atomic(manifest_path_for(ctx.artifact), manifest)
+        if profile is not None:
+            profile.stop()  # every phase closed: the profile's figures are final
+            manifest["profile"] = profile.to_json()
+        write_json_atomic(manifest_path_for(ctx.artifact), manifest)
     artifact = out / name
     return ExportResult(artifact, manifest_path_for(artifact), manifest, profile)
 
