@@ -31,22 +31,44 @@ venv: $(STAMP)
 tools:
 	scripts/install_tools.sh
 
-# The main job on defaults: build, quantize on built-in images, export, validate, benchmark, report.
+# The main job on defaults: build, quantize on built-in images, export to every backend (each
+# validated on the host), benchmark on the host, count AArch64 instructions, then one summary table.
+# Every step runs once; independent steps run side by side (make -j2: the two cores), each
+# printing one line with its time (logs in $(OUT)/logs/).
 demo: $(STAMP) tools
-	$(PY) -m mobileformer.summary --variant $(MODEL) --layers
-	$(EXPORT) --backend xnnpack --precision fp32 --recipe xnnpack-stock
-	$(EXPORT) --backend xnnpack --precision fp32
-	$(EXPORT) --backend xnnpack --recipe xnnpack-stock
-	$(EXPORT) --backend xnnpack
-	$(EXPORT) --backend xnnpack --profile-blocks
-	$(EXPORT) --backend coreml
-	$(EXPORT) --backend tflite
-	$(PY) -m quant.bench $(OUT)/$(MODEL)_xnnpack_fp32_stock.pte $(OUT)/$(MODEL)_xnnpack_fp32.pte $(OUT)/$(MODEL)_xnnpack_int8_stock.pte \
-		$(OUT)/$(MODEL)_xnnpack_int8.pte $(OUT)/$(MODEL)_xnnpack_int8_blocks.pte $(OUT)/$(MODEL)_tflite_int8.tflite \
-		--out $(OUT)/bench --name $(MODEL)
-	$(PY) -m quant.bench --arm64 $(OUT)/$(MODEL)_xnnpack_fp32_stock.pte $(OUT)/$(MODEL)_xnnpack_fp32.pte \
-		$(OUT)/$(MODEL)_xnnpack_int8_stock.pte $(OUT)/$(MODEL)_xnnpack_int8.pte --out $(OUT)/arm64 --name $(MODEL)
-	@echo "demo done: artifacts and manifests in $(OUT)/, host benchmark in $(OUT)/bench/, AArch64 instruction counts in $(OUT)/arm64/"
+	@started=$$(date +%s); \
+	$(MAKE) --no-print-directory -j2 demo-steps && \
+	echo "demo steps took $$(( $$(date +%s) - started )) s" && \
+	$(PY) scripts/demo_summary.py $(OUT)
+
+STEP    = scripts/demo_step.sh $(OUT)/logs
+ART     = $(OUT)/$(MODEL)
+PTES    = $(ART)_xnnpack_fp32_stock.pte $(ART)_xnnpack_fp32.pte $(ART)_xnnpack_int8_stock.pte $(ART)_xnnpack_int8.pte
+XNNPACK = export-int8 export-int8-stock export-fp32 export-fp32-stock
+EXPORTS = $(XNNPACK) export-coreml export-tflite
+
+.PHONY: demo-steps summary $(EXPORTS) bench arm64
+# The XNNPACK exports first, so that the AArch64 counts (the longest step; instruction counts do not
+# depend on load) run beside the Core ML and LiteRT exports; the host benchmark runs last, alone.
+demo-steps: $(XNNPACK) arm64 export-coreml export-tflite summary bench
+summary:
+	@$(STEP) $@ $(PY) -m mobileformer.summary --variant $(MODEL) --layers
+export-fp32-stock:
+	@$(STEP) $@ $(EXPORT) --no-progress --backend xnnpack --precision fp32 --recipe xnnpack-stock
+export-fp32:
+	@$(STEP) $@ $(EXPORT) --no-progress --backend xnnpack --precision fp32
+export-int8-stock:
+	@$(STEP) $@ $(EXPORT) --no-progress --backend xnnpack --recipe xnnpack-stock
+export-int8:
+	@$(STEP) $@ $(EXPORT) --no-progress --backend xnnpack
+export-coreml:
+	@$(STEP) $@ $(EXPORT) --no-progress --backend coreml
+export-tflite:
+	@$(STEP) $@ $(EXPORT) --no-progress --backend tflite
+bench: $(EXPORTS) arm64 summary
+	@$(STEP) $@ $(PY) -m quant.bench $(PTES) $(ART)_tflite_int8.tflite --out $(OUT)/bench --name $(MODEL)
+arm64: $(XNNPACK)
+	@$(STEP) $@ $(PY) -m quant.bench --arm64 $(PTES) --out $(OUT)/arm64 --name $(MODEL)
 
 test: $(STAMP) tools
 	$(PY) -m pytest -q

@@ -23,7 +23,7 @@ import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 from mobileformer.model import MobileFormer
 
-from . import versions
+from . import timing, versions
 from .backends import BACKENDS, Backend, Census, LowerContext, Lowered
 from .errors import HelpFormatter, UserError, check_at_least, check_input_size, command
 from .data import calibration_batches
@@ -31,6 +31,7 @@ from .files import check_name, check_outputs, ensure_writable_dir, sha256_of, si
 from .formats import MANIFEST_FORMAT
 from .qat_graph import QATModel, load_qat_model
 from .recipes import Recipe, calibrate, convert, get_recipe, prepare
+from .timing import phase
 
 log = logging.getLogger("quant")
 
@@ -56,8 +57,11 @@ class ExportConfig:
     out: Path = Path("out")
     format: str | None = None  # coreml: "mlpackage" (default) or "pte"
     profile_blocks: bool = False
+    etrecord: bool = False  # xnnpack: also write the .etrecord (ExecuTorch's debug record, ~30x the .pte)
     strict: bool = False
     progress: bool = True
+    profile: bool = False  # time every phase and library pass into the manifest (also MOBILEFORMER_TIMING=1)
+    threads: int | None = None  # PyTorch's intra-op threads (None: its default, one per core; see build_parser)
 
 
 @dataclass
@@ -65,6 +69,7 @@ class ExportResult:
     artifact: Path
     manifest_path: Path
     manifest: dict = field(default_factory=dict)
+    profile: timing.Timing | None = None
 
 
 def _stage(message: str) -> None:
@@ -74,7 +79,8 @@ def _stage(message: str) -> None:
 @contextlib.contextmanager
 def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
     started = time.perf_counter()
-    yield
+    with phase(stage):
+        yield
     timings[stage] = round(time.perf_counter() - started, 1)
 
 
@@ -97,12 +103,12 @@ def manifest_path_for(artifact: Path) -> Path:
 
 
 def output_files(out: Path, name: str, cfg: ExportConfig) -> tuple[list[Path], set[Path]]:
-    """Every output of an export (the artifact, an xnnpack ``.pte``'s ``.etrecord``, the manifest),
+    """Every output of an export (the artifact, with ``--etrecord`` an xnnpack ``.pte``'s ``.etrecord``, the manifest),
     and which of them are folders: checked before the minutes of quantizing and lowering."""
     check_name(name.rsplit(".", 1)[0], "the artifact name", suffix=".manifest.json")
     artifact = out / name
     files = [artifact, manifest_path_for(artifact)]
-    if cfg.backend == "xnnpack":
+    if cfg.etrecord:
         files.append(artifact.with_suffix(".etrecord"))
     return files, {artifact} if artifact.suffix == ".mlpackage" else set()
 
@@ -140,8 +146,10 @@ def _quantize(cfg: ExportConfig, recipe: Recipe, model: MobileFormer, qat: QATMo
         return convert(qat.graph, recipe)
     _stage(f"PTQ: {recipe.name} recipe, calibrating on {len(images)} images")
     prepared = prepare(model, recipe, images[:1])
-    calibrate(prepared, images.split(1), total=len(images), progress=cfg.progress)
-    return convert(prepared, recipe)
+    with phase("calibrate"):
+        calibrate(prepared, images.split(1), total=len(images), progress=cfg.progress)
+    with phase("convert"):
+        return convert(prepared, recipe)
 
 
 def _check_fp32(cfg: ExportConfig, backend: Backend, validation: dict) -> None:
@@ -170,7 +178,7 @@ def _check_strict(cfg: ExportConfig, census: Census) -> None:
 
 
 def _check_options(cfg: ExportConfig) -> tuple[Recipe, Backend, str]:
-    check_at_least(1, calib_images=cfg.calib_images, num_classes=cfg.num_classes)
+    check_at_least(1, calib_images=cfg.calib_images, num_classes=cfg.num_classes, threads=cfg.threads)
     if cfg.num_classes is not None and cfg.num_classes > MAX_CLASSES:  # the classifier alone would not fit in memory
         raise ExportError(f"--num-classes must be at most {MAX_CLASSES}, got {cfg.num_classes}")
     check_input_size(cfg.input_size)
@@ -185,6 +193,8 @@ def _check_options(cfg: ExportConfig) -> tuple[Recipe, Backend, str]:
     fmt = cfg.format or backend.formats[0]
     if fmt not in backend.formats:
         raise ExportError(f"--format for {cfg.backend} is one of {', '.join(backend.formats)}, got {fmt!r}")
+    if cfg.etrecord and cfg.backend != "xnnpack":
+        raise ExportError("--etrecord is for the xnnpack backend")
     if cfg.profile_blocks and not backend.block_profiling:
         raise ExportError(f"--profile-blocks is for the {', '.join(b.name for b in BACKENDS.values() if b.block_profiling)} "
                           "backend")
@@ -221,19 +231,42 @@ def _manifest(cfg: ExportConfig, model: MobileFormer, recipe: Recipe, ctx: Lower
 
 
 def export(cfg: ExportConfig) -> ExportResult:
-    """Checkpoint -> recipe -> backend -> manifest; nothing lands in ``cfg.out`` unless every stage succeeds."""
+    """Checkpoint -> recipe -> backend -> manifest; nothing lands in ``cfg.out`` unless every stage succeeds.
+
+    With ``cfg.profile`` the manifest's ``profile`` holds the time of every phase and library
+    pass (:mod:`quant.timing`)."""
+    recipe, backend, fmt = _check_options(cfg)
+    libraries = {"xnnpack": ("executorch",), "coreml": ("coremltools",) + (("executorch",) if fmt == "pte" else ()),
+                 "tflite": ("litert_torch",)}[cfg.backend]
+    with timing.timed(cfg.profile, libraries) as profile, _torch_threads(cfg.threads):
+        return _export(cfg, recipe, backend, fmt, profile)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """PyTorch's intra-op thread count for the block (None: as it is), as it was afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _export(cfg: ExportConfig, recipe: Recipe, backend: Backend, fmt: str, profile: timing.Timing | None) -> ExportResult:
     started = time.perf_counter()
     timings: dict[str, float] = {}
-    recipe, backend, fmt = _check_options(cfg)
     out = ensure_writable_dir(cfg.out)
     name = artifact_name(mf.get_config(cfg.model).name, cfg.backend, cfg.precision, recipe, fmt, cfg.profile_blocks)
     check_outputs(*output_files(out, name, cfg))
 
     _stage(f"building {cfg.model}" + (f" from {cfg.checkpoint}" if cfg.checkpoint else " (random weights: no --checkpoint)"))
-    model, qat, source = _build_model(cfg, recipe)
+    with phase("build model"):
+        model, qat, source = _build_model(cfg, recipe)
     size = cfg.input_size or (qat.input_size if qat else model.cfg.input_size)
     _stage(f"loading {cfg.calib_images} calibration/validation images from {cfg.calib!r} at {size}x{size}")
-    images = calibration_batches(cfg.calib, cfg.calib_images, size, model.cfg.mean, model.cfg.std)
+    with phase("load images"):
+        images = calibration_batches(cfg.calib, cfg.calib_images, size, model.cfg.mean, model.cfg.std)
     with _timed(timings, "quantize"):
         quantized = _quantize(cfg, recipe, model, qat, images)
 
@@ -241,7 +274,8 @@ def export(cfg: ExportConfig) -> ExportResult:
     with staged_outputs(out) as stage:
         ctx = LowerContext(graph=quantized, reference=qat.reference if qat is not None else model, images=images,
                            artifact=stage / name, precision=cfg.precision, fmt=fmt, recipe=recipe,
-                           block_of=model.paper_block, profile_blocks=cfg.profile_blocks, progress=cfg.progress)
+                           block_of=model.paper_block, profile_blocks=cfg.profile_blocks, progress=cfg.progress,
+                           etrecord=cfg.etrecord)
         _stage(f"lowering to {cfg.backend} ({fmt})")
         with _timed(timings, "lowering"):
             lowered = module.lower(ctx)
@@ -251,11 +285,16 @@ def export(cfg: ExportConfig) -> ExportResult:
             validation = module.validate(ctx, lowered)
         _check_numbers(validation)
         _check_fp32(cfg, backend, validation)
-        manifest = {**_manifest(cfg, model, recipe, ctx, lowered, validation, source),
-                    "timings_s": {**timings, "total": round(time.perf_counter() - started, 1)}, "versions": versions()}
+        with phase("manifest"):
+            manifest = {**_manifest(cfg, model, recipe, ctx, lowered, validation, source),
+                        "timings_s": {**timings, "total": round(time.perf_counter() - started, 1)},
+                        "versions": versions()}
+        if profile is not None:
+            profile.stop()  # every phase closed: the profile's figures are final
+            manifest["profile"] = profile.to_json()
         write_json_atomic(manifest_path_for(ctx.artifact), manifest)
     artifact = out / name
-    return ExportResult(artifact, manifest_path_for(artifact), manifest)
+    return ExportResult(artifact, manifest_path_for(artifact), manifest, profile)
 
 
 def summary(result: ExportResult) -> str:
@@ -302,7 +341,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", help="coreml: mlpackage (default) or pte (ExecuTorch with the Core ML delegate)")
     p.add_argument("--profile-blocks", action="store_true",
                    help="xnnpack: one delegate per paper block so that on-device profiles map to blocks")
+    p.add_argument("--etrecord", action="store_true",
+                   help="xnnpack: also write ExecuTorch's .etrecord beside the .pte (for its devtools Inspector; "
+                   "about 30x the .pte's size; the manifest maps profiles to paper blocks without it)")
     p.add_argument("--strict", action="store_true", help="fail if any conv/linear/matmul stays outside the delegate")
+    p.add_argument("--profile", action="store_true",
+                   help=f"time every phase and library pass: a table after the summary, all of it in the manifest's "
+                   f"'profile' (also {timing.SWITCH}=1)")
+    p.add_argument("--threads", type=int,
+                   help="PyTorch threads for calibration and validation (default: PyTorch's, one per core). "
+                   "Mobile-Former's ops are small, so on a busy machine more threads mostly wait on each other "
+                   "(26m at 64x64, 2 busy cores: 0.2 s of CPU for 8 images on 1 thread, 7.4 s on 2); but the "
+                   "thread count changes float sums in calibration, so the int8 program's bytes with it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -313,10 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = ExportConfig(
         backend=args.backend, model=args.model, checkpoint=args.checkpoint, precision=args.precision, recipe=args.recipe,
         calib=args.calib, calib_images=args.calib_images, input_size=args.input_size, num_classes=args.num_classes,
-        out=args.out, format=args.format, profile_blocks=args.profile_blocks, strict=args.strict,
-        progress=not args.no_progress,
+        out=args.out, format=args.format, profile_blocks=args.profile_blocks, etrecord=args.etrecord,
+        strict=args.strict, progress=not args.no_progress, profile=timing.requested(args.profile), threads=args.threads,
     )
-    print(summary(export(cfg)))
+    result = export(cfg)
+    print(summary(result))
+    if result.profile is not None:
+        print(result.profile.table())
     return 0
 
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import torch
 
+from .timing import phase
+
 
 def sqnr(reference: torch.Tensor, test: torch.Tensor) -> float:
     """Signal-to-quantization-noise ratio in dB: ``10 log10(|ref|^2 / |ref - test|^2)``.
@@ -49,8 +51,11 @@ def compare_logits(artifact_logits: torch.Tensor, reference: torch.nn.Module, qu
                    images: torch.Tensor) -> dict:
     """The validation record of an artifact's logits on ``images`` against the fp32 ``reference``
     and the PT2E ``quantized`` graph (``None`` for an fp32 export)."""
-    pt2e = logits_of(quantized, images) if quantized is not None else None
-    return validation_record(logits_of(reference, images), artifact_logits, pt2e)
+    with phase("PT2E logits"):
+        pt2e = logits_of(quantized, images) if quantized is not None else None
+    with phase("fp32 logits"):
+        reference_logits = logits_of(reference, images)
+    return validation_record(reference_logits, artifact_logits, pt2e)
 
 
 def mcnemar_exact(only_a: int, only_b: int) -> float:

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from mobileformer.model import MobileFormer
 
 from .errors import UserError
+from .timing import phase
 from .twin import quantizable
 
 if TYPE_CHECKING:
@@ -120,9 +121,11 @@ def prepare(model: MobileFormer, recipe: Recipe, example: torch.Tensor, qat: boo
     # QAT trains and evaluates on batches of any size; PTQ exports at the deployment batch of 1.
     dynamic = {"x": {0: torch.export.Dim("batch", min=2, max=4096)}} if qat else None
     with torch.random.fork_rng():
-        graph = torch.export.export(source, (example,), dynamic_shapes=dynamic).module()
-        quantizer = recipe.make_quantizer(qat)
-        return prepare_qat_pt2e(graph, quantizer) if qat else prepare_pt2e(graph, quantizer)
+        with phase("capture"):
+            graph = torch.export.export(source, (example,), dynamic_shapes=dynamic).module()
+        with phase("prepare"):
+            quantizer = recipe.make_quantizer(qat)
+            return prepare_qat_pt2e(graph, quantizer) if qat else prepare_pt2e(graph, quantizer)
 
 
 @torch.no_grad()

@@ -113,6 +113,7 @@ class LowerContext:
     block_of: Callable[[str], str]  # module path -> paper block (MobileFormer.paper_block)
     profile_blocks: bool = False
     progress: bool = False
+    etrecord: bool = False  # xnnpack: also write ExecuTorch's .etrecord beside the .pte
 
     @property
     def quantized(self) -> torch.nn.Module | None:

@@ -19,11 +19,11 @@ from unittest import mock
 
 SWITCH = "MOBILEFORMER_PATCHES"
 OFF = ("off", "0", "no", "false")
-SPEED, CORRECTNESS = "speed", "correctness"
+SPEED, CORRECTNESS, MEASUREMENT = "speed", "correctness", "measurement"
 
 # (owner, attribute, wrap, kind): the attribute becomes ``wrap(original)`` within the block; kind:
-# SPEED (the same numbers, sooner: lowering, or the program it writes) or CORRECTNESS (without it an
-# export fails or is wrong).
+# SPEED (the same numbers, sooner: lowering, or the program it writes), CORRECTNESS (without it an
+# export fails or is wrong) or MEASUREMENT (times the call and changes nothing: quant/patches/timers.py).
 Patch = tuple[object, str, Callable[[Callable], Callable], str]
 
 

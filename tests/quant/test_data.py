@@ -73,6 +73,19 @@ def test_digits_split_is_fixed_and_disjoint():
     assert x.shape == (3, 32, 32) and 0 <= y < 10
 
 
+def test_digits_are_scikit_learns_without_importing_it():
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    table = data._digits_table()
+    assert np.array_equal(table[:, :-1].reshape(-1, 8, 8), d.images) and np.array_equal(table[:, -1], d.target)
+    code = "import sys, quant.data as d; d._digits('train'); print('sklearn' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
 def test_fashion_mnist_missing_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(data, "FASHION_MNIST_DIR", tmp_path)
     with pytest.raises(DataError, match="make data"):

@@ -1,5 +1,7 @@
 """``quant.export`` end to end on a tiny variant, and every bad-input path."""
 import json
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 import torch
@@ -7,6 +9,7 @@ import torch
 import mobileformer as mf
 from mobileformer.config import VARIANTS
 from quant.data import calibration_batches
+from quant.files import sha256_of
 from quant.metrics import top1_agreement
 from quant import export as export_mod
 from quant.backends import xnnpack
@@ -35,7 +38,8 @@ def _agreement_of(pte, images: int) -> float:
 
 def test_int8_artifact_manifest_and_census(tiny_exports):
     name = "mobile_former_tiny_xnnpack_int8"
-    assert {p.name for p in tiny_exports.iterdir()} >= {f"{name}.pte", f"{name}.etrecord", f"{name}.manifest.json"}
+    assert {p.name for p in tiny_exports.iterdir()} >= {f"{name}.pte", f"{name}.manifest.json"}
+    assert not list(tiny_exports.glob("*.etrecord")), "an .etrecord is written only with --etrecord"
     m = _manifest(tiny_exports, name)
     assert m["model"] == TINY.name and m["backend"] == "xnnpack" and m["precision"] == "int8" and m["recipe"] == "xnnpack"
     assert m["input"]["shape"] == [1, 3, 64, 64] and m["input"]["mean"] == list(TINY.mean)
@@ -86,11 +90,22 @@ def test_every_xnnpack_manifest_maps_debug_handles_to_paper_blocks(tiny_exports)
     assert all(handle.isdigit() for handle in blocks)
 
 
-def test_same_inputs_give_the_same_bytes(tiny_exports, tiny_variant, tmp_path):
+def test_same_inputs_give_the_same_bytes_with_etrecord_and_profile(tiny_exports, tiny_variant, tmp_path, capsys):
+    """--etrecord adds its file and --profile its timings; neither changes the program's bytes."""
     assert main(["--backend", "xnnpack", "--model", tiny_variant, "--calib-images", "8", "--out", str(tmp_path),
-                 "--no-progress"]) == 0
-    name = "mobile_former_tiny_xnnpack_int8.pte"
-    assert (tmp_path / name).read_bytes() == (tiny_exports / name).read_bytes()
+                 "--no-progress", "--etrecord", "--profile"]) == 0
+    name = "mobile_former_tiny_xnnpack_int8"
+    assert (tmp_path / f"{name}.pte").read_bytes() == (tiny_exports / f"{name}.pte").read_bytes()
+    assert (tmp_path / f"{name}.etrecord").stat().st_size > 0
+    assert_follows(_manifest(tmp_path, name), "manifest")
+    profile = _manifest(tmp_path, name)["profile"]
+    phases = {tuple(p["path"]): p for p in profile["phases"]}
+    for path in [("quantize", "calibrate"), ("quantize", "prepare"), ("lowering", "to_backend", "preprocess"),
+                 ("lowering", "to_executorch", "serialize"), ("validation",), ("manifest",)]:
+        assert path in phases, path
+    assert any(p[-1].startswith("pass ") for p in phases)  # library passes, by name
+    assert sum(p["s"] for p in profile["phases"] if len(p["path"]) == 1) <= profile["total_s"]
+    assert "load average" in capsys.readouterr().out  # the table after the summary
 
 
 def _assert_fails_cleanly(argv, out, message, capsys):
@@ -104,6 +119,7 @@ def _assert_fails_cleanly(argv, out, message, capsys):
     (["--backend", "xnnpack", "--model", "mobile_former_9m"], "unknown model 'mobile_former_9m'"),
     (["--backend", "xnnpack", "--checkpoint", "/nonexistent.pth"], "checkpoint not found"),
     (["--backend", "coreml", "--profile-blocks"], "--profile-blocks is for the xnnpack backend"),
+    (["--backend", "tflite", "--etrecord"], "--etrecord is for the xnnpack backend"),
     (["--backend", "xnnpack", "--recipe", "coreml"], "targets coreml, not xnnpack"),
     (["--backend", "xnnpack", "--recipe", "magic"], "unknown recipe 'magic'"),
     (["--backend", "xnnpack", "--format", "mlpackage"], "--format for xnnpack"),
@@ -203,3 +219,18 @@ def test_export_refuses_nonsense_numbers(tmp_path, capsys, extra, message):
     assert main(["--backend", "xnnpack", "--out", str(tmp_path / "out"), *extra]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+GOLDEN_BYTES = Path(__file__).resolve().parents[1] / "golden" / "tiny_exports.sha256.json"
+
+
+def test_exports_keep_their_bytes(tiny_exports):
+    """The tiny exports are byte for byte what they were when ``tests/golden/tiny_exports.sha256.json`` was
+    recorded (on the pinned library releases it names): a change meant to make exports faster must not
+    change a program. Regenerate the file only for a change meant to change the programs, and say so."""
+    golden = json.loads(GOLDEN_BYTES.read_text())
+    installed = {package: version(package).split("+")[0] for package in golden["versions"]}
+    if installed != golden["versions"]:
+        pytest.skip(f"recorded with {golden['versions']}, installed {installed}")
+    for name, digest in golden["sha256"].items():
+        assert sha256_of(tiny_exports / name) == digest, name

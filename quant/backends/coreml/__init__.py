@@ -31,6 +31,7 @@ from ...errors import UserError, native_logs_silenced
 from ...files import sha256_of
 from ...metrics import compare_logits, sqnr
 from ...patches.coremltools import fresh_op_names
+from ...timing import phase
 from .. import BACKENDS, Census, LowerContext, Lowered
 
 GEMM_OPS = {"conv": "conv", "linear": "linear", "matmul": "matmul"}
@@ -62,6 +63,8 @@ PTE_NOTE = ("not validated numerically: the network is not one Core ML delegate 
 # reference executor. Without it the add costs one multiply more.
 OVERFLOWING_PASS = "common::distributive_quantized_binary_op_scale_normalization"
 FP16_SUFFIX = "_cast_fp16"  # coremltools' name for a var computed in fp16: the FX node's name + this
+# What coremltools 9 writes into an .mlpackage beside Manifest.json for ExecuTorch's devtools (not a package item).
+DEBUG_HANDLE_MAPPING = "executorch_debug_handle_mapping.json"
 
 
 class ValidationError(UserError):
@@ -175,6 +178,9 @@ def to_mlpackage(exported: torch.export.ExportedProgram, path: Path):
         mlmodel = ct.convert(exported, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17,
                              pass_pipeline=coreml_passes(), skip_model_load=sys.platform != "darwin")
     mlmodel.save(str(path))
+    # coremltools puts the program's ExecuTorch debug-handle map inside the package (26m: 1.5 MB, a quarter
+    # of it); Core ML does not read it and an app would ship it for nothing (an ExecuTorch .pte keeps its own).
+    (path / DEBUG_HANDLE_MAPPING).unlink(missing_ok=True)
     _deterministic_spec(path)
     _deterministic_manifest(path)
     return mlmodel
@@ -300,11 +306,12 @@ def validate_mlpackage(package: Path, exported: torch.export.ExportedProgram, re
     graph, keep, int8 = exported.module(), {node for node, _ in points.values()}, quantized is not None
     values = {source: {block: [] for block in [*points, "output"]} for source in ("mil", "graph", "unrounded")}
     for x in tqdm(images.split(1), desc="Core ML reference run", unit="image", disable=not progress, leave=False):
-        out, kept = executor(x.numpy(), keep={var for _, var in points.values()})
+        with phase("MIL reference executor"):
+            out, kept = executor(x.numpy(), keep={var for _, var in points.values()})
         runs = {"mil": (kept, torch.from_numpy(np.asarray(out, dtype=np.float32)))}
         for source, unrounded in (("graph", False), ("unrounded", True))[:1 + int8]:
             recorder = _Recorder(graph, keep, unrounded)
-            with torch.no_grad():
+            with torch.no_grad(), phase(f"{source} checkpoints"):
                 logits = recorder.run(x)
             runs[source] = (recorder.values, logits[0] if isinstance(logits, (tuple, list)) else logits)
         for source, (kept_values, logits) in runs.items():
@@ -366,8 +373,12 @@ def lower(ctx: LowerContext) -> Lowered:
     if ctx.fmt == "pte":
         census, delegates = to_coreml_pte(ctx.graph, example, ctx.artifact)
         return Lowered(census, state=delegates)
-    exported = exported_for_coreml(ctx.graph, example)
-    return Lowered(mil_census(to_mlpackage(exported, ctx.artifact)._mil_program), state=exported)
+    with phase("capture"):
+        exported = exported_for_coreml(ctx.graph, example)
+    with phase("convert"):
+        program = to_mlpackage(exported, ctx.artifact)._mil_program
+    with phase("census"):
+        return Lowered(mil_census(program), state=exported)
 
 
 def validate(ctx: LowerContext, lowered: Lowered) -> dict:

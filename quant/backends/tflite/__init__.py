@@ -30,6 +30,7 @@ from ...metrics import compare_logits, logits_of
 from ...patches.litert import layout_pass_fix
 from .runtime import TFLiteModel, io_spec, load_tflite_interpreter, require_litert, runtime_version
 from .. import Census, LowerContext, Lowered
+from ...timing import phase
 
 # What the issue tracks: every conv, linear and matmul, by TFLite builtin.
 GEMM_KINDS = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "conv", "TRANSPOSE_CONV": "conv", "CONV_3D": "conv",
@@ -155,9 +156,11 @@ def lower(ctx: LowerContext) -> Lowered:
     """Write ``ctx.artifact``, the ``.tflite`` of ``ctx.graph`` (the first image is the example input),
     with its op census and I/O tensors."""
     quantizer = ctx.recipe.make_quantizer() if ctx.precision == "int8" else None
-    ctx.artifact.write_bytes(to_tflite(ctx.graph, ctx.images[:1], quantizer))
-    io = io_spec(load_tflite_interpreter(ctx.artifact, threads=1, delegate=False))
-    return Lowered(census=tflite_census(ctx.artifact), io=io)
+    with phase("convert"):
+        ctx.artifact.write_bytes(to_tflite(ctx.graph, ctx.images[:1], quantizer))
+    with phase("census"):
+        io = io_spec(load_tflite_interpreter(ctx.artifact, threads=1, delegate=False))
+        return Lowered(census=tflite_census(ctx.artifact), io=io)
 
 
 def open_artifact(path: Path, threads: int = 1) -> TFLiteModel:
@@ -168,6 +171,7 @@ def open_artifact(path: Path, threads: int = 1) -> TFLiteModel:
 
 def validate(ctx: LowerContext, lowered: Lowered) -> dict:
     """Run the images through the ``.tflite`` (XNNPACK delegate, as on Android) and compare with PyTorch."""
-    ours = logits_of(open_artifact(ctx.artifact), ctx.images)
+    with phase("artifact logits"):
+        ours = logits_of(open_artifact(ctx.artifact), ctx.images)
     return {**compare_logits(ours, ctx.reference, ctx.quantized, ctx.images),
             "runtime": f"ai-edge-litert {runtime_version()} (XNNPACK delegate)"}

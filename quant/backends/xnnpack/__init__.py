@@ -1,4 +1,4 @@
-"""XNNPACK through ExecuTorch: a ``.pte`` (and its ``.etrecord``), validated on the host ExecuTorch runtime.
+"""XNNPACK through ExecuTorch: a ``.pte`` (and, asked, its ``.etrecord``), validated on the host ExecuTorch runtime.
 
 Lowering is ExecuTorch's ``to_edge_transform_and_lower`` with our partitioner
 (:mod:`.partition`; the stock one for a recipe with ``stock_lowering``), ExecuTorch's speed
@@ -24,6 +24,7 @@ import torch
 from ...census import is_op, op_kind, op_name
 from ...errors import UserError
 from ...metrics import compare_logits, logits_of
+from ...timing import phase
 from .. import Census, LowerContext, Lowered
 from .runtime import Program, set_threads, traced_operators
 
@@ -154,8 +155,8 @@ def edge_compile_config():
     return EdgeCompileConfig(_check_ir_validity=False)
 
 
-def verify_edge_program(program: torch.export.ExportedProgram | dict[str, torch.export.ExportedProgram],
-                        config) -> None:
+def verify_edge_program(program: torch.export.ExportedProgram | torch.fx.GraphModule
+                        | dict[str, torch.export.ExportedProgram], config) -> None:
     """ExecuTorch's edge-dialect check (edge ops only, their dtypes, contiguous tensors), once.
 
     ``config`` is the one lowering used: by then it lists the ops the partitioner kept
@@ -169,8 +170,8 @@ def verify_edge_program(program: torch.export.ExportedProgram | dict[str, torch.
 
 
 def lower(ctx: LowerContext) -> Lowered:
-    """Write ``ctx.artifact`` (the ``.pte``) and its ``.etrecord``; the census and the paper block of
-    every debug handle (with ``profile_blocks``: one delegate per paper block, and their names)."""
+    """Write ``ctx.artifact`` (the ``.pte``; with ``ctx.etrecord`` its ``.etrecord`` too); the census and the
+    paper block of every debug handle (with ``profile_blocks``: one delegate per paper block, and their names)."""
     from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
     from executorch.exir import to_edge_transform_and_lower
 
@@ -181,25 +182,35 @@ def lower(ctx: LowerContext) -> Lowered:
     partitioner = xnnpack_partitioner(block_of=ctx.block_of if ctx.profile_blocks else None,
                                       stock=stock and not ctx.profile_blocks)
     # int8 only: in fp32 the dense GEMM costs more than the grouped ones (docs/benchmarks.md)
-    graph = dense_grouped_pointwise(ctx.graph) if ctx.precision == "int8" and not stock else ctx.graph
-    exported = torch.export.export(graph, (ctx.images[:1],))
+    with phase("dense grouped pointwise"):
+        graph = dense_grouped_pointwise(ctx.graph) if ctx.precision == "int8" and not stock else ctx.graph
+    with phase("capture"):
+        exported = torch.export.export(graph, (ctx.images[:1],))
     config = edge_compile_config()
+
+    def verify(graph_module: torch.fx.GraphModule) -> None:
+        """The edge program as it is partitioned, checked once (:func:`verify_edge_program`)."""
+        with phase("verify edge program"):
+            verify_edge_program(graph_module, config)
+
     # fp32 only: on 26m it saves 9 M instructions in fp32 but costs 0.9 M in int8 (docs/benchmarks.md)
     fuse_moves = ctx.precision == "fp32" and not stock
     with fast_lowering():
         with capture_xnnpack_graphs(fuse_moves) as graphs:
             edge = to_edge_transform_and_lower(exported,
-                                               transform_passes=[RemoveCloneOpsTransform(), drop_noop_expands],
-                                               partitioner=[partitioner], compile_config=config, generate_etrecord=True)
+                                               transform_passes=[RemoveCloneOpsTransform(), drop_noop_expands, verify],
+                                               partitioner=[partitioner], compile_config=config,
+                                               generate_etrecord=ctx.etrecord)
         program = edge.to_executorch()
-    census = xnnpack_census(graphs, edge.exported_program())
-    etrecord = program.get_etrecord()
-    verify_edge_program(etrecord.edge_dialect_program, config)
-    profiling = {"debug_handle_blocks": debug_handle_blocks(edge.exported_program(), ctx.block_of)}
-    if ctx.profile_blocks:
-        profiling["delegate_blocks"] = delegate_blocks(edge.exported_program(), ctx.block_of)
-    ctx.artifact.write_bytes(program.buffer)
-    etrecord.save(str(ctx.artifact.with_suffix(".etrecord")))
+    with phase("census"):
+        census = xnnpack_census(graphs, edge.exported_program())
+        profiling = {"debug_handle_blocks": debug_handle_blocks(edge.exported_program(), ctx.block_of)}
+        if ctx.profile_blocks:
+            profiling["delegate_blocks"] = delegate_blocks(edge.exported_program(), ctx.block_of)
+    with phase("write"):
+        ctx.artifact.write_bytes(program.buffer)
+        if ctx.etrecord:
+            program.get_etrecord().save(str(ctx.artifact.with_suffix(".etrecord")))
     return Lowered(census=census, profiling=profiling)
 
 
@@ -230,4 +241,6 @@ def lower_layer(layer: torch.nn.Module, x: torch.Tensor, int8: bool) -> bytes:
 
 def validate(ctx: LowerContext, lowered: Lowered) -> dict:
     """Run the images through the ``.pte`` on the host ExecuTorch runtime and compare with PyTorch."""
-    return compare_logits(logits_of(open_artifact(ctx.artifact), ctx.images), ctx.reference, ctx.quantized, ctx.images)
+    with phase("artifact logits"):
+        logits = logits_of(open_artifact(ctx.artifact), ctx.images)
+    return compare_logits(logits, ctx.reference, ctx.quantized, ctx.images)

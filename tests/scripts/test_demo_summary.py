@@ -1,0 +1,66 @@
+"""scripts/demo_summary.py: one row per artifact, a column per measure found, int8 against fp32."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+_spec = importlib.util.spec_from_file_location("demo_summary", ROOT / "scripts" / "demo_summary.py")
+demo_summary = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(demo_summary)
+
+
+def _write(path: Path, doc: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+
+
+def _demo(out: Path, cycles: bool) -> None:
+    for name, precision, recipe, size, sqnr, ms, instr in (("m_xnnpack_int8.pte", "int8", "xnnpack", 4e6, 30.0, 5.0, 20e6),
+                                                           ("m_xnnpack_fp32.pte", "fp32", None, 12e6, float("inf"), 10.0, 60e6)):
+        _write(out / name.replace(".pte", ".manifest.json"),
+               {"artifact": name, "backend": "xnnpack", "precision": precision, "recipe": recipe, "size_bytes": size,
+                "validation": {"sqnr_db_vs_fp32": sqnr}})
+        _write(out / "bench" / name.replace(".pte", ".latency.json"),
+               {"artifact": {"file": name}, "device": {"kind": "host", "cpu": "EPYC"}, "latency_ms": {"p50": ms}})
+        counted = {"artifact": {"file": name}, "device": {"kind": "host", "cpu": "cortex-a76"},
+                   "latency_ms": {"p50": 99.0}, "instructions": {"per_inference": instr}}
+        if cycles:
+            counted["cycles"] = {"estimated_ms": instr / 2e9 * 1e3}
+        _write(out / "arm64" / name.replace(".pte", ".cortex-a76.latency.json"), counted)
+
+
+def test_table_and_answer(tmp_path, capsys):
+    _demo(tmp_path, cycles=False)
+    assert demo_summary.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "host ms" in out and "cortex-a76 M instr" in out and "est. ms" not in out
+    assert "size 3.00x smaller" in out
+    assert "host ms: int8 5.00 vs fp32 10.00 (2.00x faster)" in out
+    assert "cortex-a76 M instr: int8 20.00 vs fp32 60.00 (3.00x faster)" in out
+
+
+def test_a_measure_another_tool_adds_is_a_column(tmp_path, capsys):
+    _demo(tmp_path, cycles=True)
+    assert demo_summary.main([str(tmp_path)]) == 0
+    assert "cortex-a76 est. ms" in capsys.readouterr().out
+
+
+def test_nothing_to_summarise(tmp_path, capsys):
+    assert demo_summary.main([str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_make_demo_runs_each_step_once(tmp_path):
+    """Every export, benchmark and count of ``make demo`` is one step, none twice; the host benchmark runs last."""
+    import subprocess
+
+    steps = subprocess.run(["make", "-n", "-j1", "demo-steps", f"OUT={tmp_path}"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.splitlines()
+    names = [line.split()[2] for line in steps if line.startswith("scripts/demo_step.sh")]
+    assert len(names) == len(set(names)) == 9  # 6 exports, model summary, counts, host benchmark
+    exports = [line.split("quant.export", 1)[1] for line in steps if "quant.export" in line]
+    assert len(exports) == len(set(exports)) == 6
+    assert {"--backend coreml", "--backend tflite"} <= {e.split(" --no-progress ")[1] for e in exports}
+    assert names[-1] == "bench"
