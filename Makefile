@@ -47,10 +47,11 @@ PTES    = $(ART)_xnnpack_fp32_stock.pte $(ART)_xnnpack_fp32.pte $(ART)_xnnpack_i
 XNNPACK = export-int8 export-int8-stock export-fp32 export-fp32-stock
 EXPORTS = $(XNNPACK) export-coreml export-tflite
 
-.PHONY: demo-steps summary $(EXPORTS) bench arm64
-# The XNNPACK exports first, so that the AArch64 counts (the longest step; instruction counts do not
+.PHONY: demo-steps summary $(EXPORTS) bench arm64 arm64-armv9
+# The XNNPACK exports first, so that the AArch64 counts (the longest steps; instruction counts do not
 # depend on load) run beside the Core ML and LiteRT exports; the host benchmark runs last, alone.
-demo-steps: $(XNNPACK) arm64 export-coreml export-tflite summary bench
+# Both named phone cores: cortex-a76 (2019-class) and armv9 (i8mm, 2022+), LiteRT's .tflite beside.
+demo-steps: $(XNNPACK) export-tflite arm64 arm64-armv9 export-coreml summary bench
 summary:
 	@$(STEP) $@ $(PY) -m mobileformer.summary --variant $(MODEL) --layers
 export-fp32-stock:
@@ -65,10 +66,14 @@ export-coreml:
 	@$(STEP) $@ $(EXPORT) --no-progress --backend coreml
 export-tflite:
 	@$(STEP) $@ $(EXPORT) --no-progress --backend tflite
-bench: $(EXPORTS) arm64 summary
+bench: $(EXPORTS) arm64 arm64-armv9 summary
 	@$(STEP) $@ $(PY) -m quant.bench $(PTES) $(ART)_tflite_int8.tflite --out $(OUT)/bench --name $(MODEL)
-arm64: $(XNNPACK)
-	@$(STEP) $@ $(PY) -m quant.bench --arm64 $(PTES) --out $(OUT)/arm64 --name $(MODEL)
+arm64: $(XNNPACK) export-tflite
+	@$(STEP) $@ $(PY) -m quant.bench --arm64 --cpu cortex-a76 $(PTES) $(ART)_tflite_int8.tflite --out $(OUT)/arm64 \
+		--name $(MODEL)_cortex-a76
+arm64-armv9: $(XNNPACK) export-tflite
+	@$(STEP) $@ $(PY) -m quant.bench --arm64 --cpu armv9 $(PTES) $(ART)_tflite_int8.tflite --out $(OUT)/arm64 \
+		--name $(MODEL)_armv9
 
 test: $(STAMP) tools
 	$(PY) -m pytest -q
