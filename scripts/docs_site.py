@@ -6,7 +6,7 @@ they are, and a reference generated from the code at build time, so that it cann
   works on the site and the other way round; a repository file a page links to (a script) is
   copied beside them. A link to anything else fails the strict build.
 - ``docs/commands.md``: the ``--help`` of every ``python -m`` command, found in the code (a
-  module of ``mobileformer/`` or ``quant/`` with an ``if __name__ == "__main__":``) and printed
+  top-level module of ``mobileformer/`` or ``quant/`` with an ``if __name__ == "__main__":``) and printed
   by the command itself in a child process, as ``python -m X --help`` prints it.
 - ``docs/api.md``: docstrings of ``mobileformer`` and ``quant`` (their ``__all__``) and the
   public functions of each ``quant`` command, rendered by mkdocstrings from the source.
@@ -39,14 +39,16 @@ LINK = re.compile(r"\]\(\s*<?([^)\s>]+)>?(?:\s+[\"'][^)]*)?\)")
 
 
 def commands(root: Path) -> list[str]:
-    """Every ``python -m`` module of our packages, read from the source (nothing imported)."""
+    """Every ``python -m`` command of our packages, read from the source (nothing imported): a
+    top-level module (``quant.X``, ``mobileformer.X``; a backend's wing holds no command, only
+    helpers run as child processes, such as LiteRT's AArch64 guest script)."""
     found = []
     for package in PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
+        for path in [*(root / package).glob("*.py"), *(root / package).glob("*/__main__.py")]:
             if path.name == "__main__.py" or MAIN_GUARD.search(path.read_text(encoding="utf-8")):
                 parts = path.relative_to(root).with_suffix("").parts
                 found.append(".".join(parts[:-1] if path.name == "__main__.py" else parts))
-    return found
+    return sorted(found)
 
 
 def helps(modules: list[str]) -> dict[str, str]:
