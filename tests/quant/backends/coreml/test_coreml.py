@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from quant.backends.coreml import _deterministic_manifest
+from quant.files import LEDGER
 from tests.schemas import assert_follows, op_census_violations
 
 
@@ -102,7 +103,7 @@ def test_mlpackage_export_is_int8_described_and_validated(tiny_variant, tmp_path
     assert (package / "Manifest.json").is_file()
     # exactly what Core ML reads: no ExecuTorch debug-handle map inside, nor left beside it
     assert {p.name for p in package.iterdir()} == {"Manifest.json", "Data"}
-    assert {p.name for p in out.iterdir()} == {package.name, f"{tiny_variant}_coreml_int8.manifest.json"}
+    assert {p.name for p in out.iterdir()} == {package.name, f"{tiny_variant}_coreml_int8.manifest.json", LEDGER}
     manifest = json.loads((out / f"{tiny_variant}_coreml_int8.manifest.json").read_text())
     assert manifest["sha256"] == sha256_of(package)
     assert_follows(manifest, "manifest")
