@@ -79,11 +79,14 @@ def test_quiet_third_party_nests_and_undoes():
 
 
 def test_the_runtime_thread_pool_prints_nothing(tiny_exports, capfd):
-    """ExecuTorch logs its CPU probing (five lines) and every resize of its thread pool to fd 2."""
+    """ExecuTorch logs its CPU probing (five lines) and every resize of its thread pool to fd 2.
+    The child runs as a command does, inside quiet_third_party (importing quant quiets nothing:
+    torchao's import messages reach a library user's stderr)."""
     from quant.backends.xnnpack.runtime import set_threads
 
-    code = ("import sys, torch\nfrom quant.backends.xnnpack.runtime import Program\n"
-            "Program(sys.argv[1])(torch.zeros(1, 3, 64, 64))\n")
+    code = ("import sys, torch\nfrom quant.errors import quiet_third_party\nwith quiet_third_party():\n"
+            "    from quant.backends.xnnpack.runtime import Program\n"
+            "    Program(sys.argv[1])(torch.zeros(1, 3, 64, 64))\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     pte = tiny_exports / "mobile_former_tiny_xnnpack_int8.pte"
     done = subprocess.run([sys.executable, "-c", code, str(pte)], capture_output=True, text=True, env=env, timeout=300)
