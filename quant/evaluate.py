@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from tqdm import tqdm
@@ -32,8 +34,17 @@ from .metrics import mcnemar_exact
 FORMAT = "mobileformer-evaluate/1"
 
 
-def _predictor(target: Path, model_name: str | None, input_size: int | None, verify: bool = True):
-    """(callable batch -> logits, input size, mean, std, class count, description)."""
+class Predictor(NamedTuple):
+    predict: Callable[[torch.Tensor], torch.Tensor]  # a float NCHW batch -> logits
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    num_classes: int
+    what: str  # the result's description
+    fingerprint: dict | None = None  # an artifact's recipe fingerprint (its manifest's), for accuracy tables
+
+
+def _predictor(target: Path, model_name: str | None, input_size: int | None, verify: bool = True) -> Predictor:
     if not target.exists():
         raise UserError(f"not found: {target}")
     if target.suffix in ARTIFACT_SUFFIXES:
@@ -50,20 +61,20 @@ def _predictor(target: Path, model_name: str | None, input_size: int | None, ver
         if backend is BACKENDS["xnnpack"]:
             probe_program(target, inp["shape"])  # a crash of the runtime, in a child
         run_one = backend.open(target)
-        return (lambda x: torch.cat([run_one(img[None]) for img in x]), inp["shape"][-1], inp["mean"], inp["std"],
-                manifest["num_classes"], what)
+        return Predictor(lambda x: torch.cat([run_one(img[None]) for img in x]), inp["shape"][-1], inp["mean"],
+                         inp["std"], manifest["num_classes"], what, manifest.get("recipe_fingerprint"))
     if not model_name:
         raise UserError("--model is needed to evaluate a checkpoint")
     model = mf.create_model(model_name, num_classes=checkpoint_num_classes(target) or 1000, checkpoint=target)
     size = input_size or model.cfg.input_size
-    return model, size, model.cfg.mean, model.cfg.std, model.num_classes, f"{model.cfg.name} PyTorch fp32"
+    return Predictor(model, size, model.cfg.mean, model.cfg.std, model.num_classes, f"{model.cfg.name} PyTorch fp32")
 
 
 def evaluate(target: Path, data: str, model_name: str | None = None, input_size: int | None = None,
              limit: int = 0, batch: int = 64, progress: bool = True, verify: bool = True) -> dict:
     check_at_least(0, limit=limit)
     check_input_size(input_size)
-    predict, size, mean, std, num_classes, what = _predictor(target, model_name, input_size, verify)
+    predict, size, mean, std, num_classes, what, fingerprint = _predictor(target, model_name, input_size, verify)
     dataset = load_dataset(data, "val", eval_transform(transform_config(data, size, mean=tuple(mean), std=tuple(std))))
     if len(dataset.classes) != num_classes:
         raise UserError(f"{target.name} has {num_classes} classes, {data!r} has {len(dataset.classes)}: "
@@ -75,8 +86,8 @@ def evaluate(target: Path, data: str, model_name: str | None = None, input_size:
             items = [dataset[i] for i in range(start, min(n, start + batch))]
             logits = predict(torch.stack([x for x, _ in items]))
             correct += (logits.argmax(-1) == torch.tensor([y for _, y in items])).tolist()
-    return {"format": FORMAT, "target": target.name, "what": what, "data": data, "images": n, "top1": sum(correct) / n,
-            "correct": "".join("1" if c else "0" for c in correct)}
+    return {"format": FORMAT, "target": target.name, "what": what, "recipe_fingerprint": fingerprint, "data": data,
+            "images": n, "top1": sum(correct) / n, "correct": "".join("1" if c else "0" for c in correct)}
 
 
 def compare(a: dict, b: dict) -> dict:

@@ -216,6 +216,7 @@ def _manifest(cfg: ExportConfig, model: MobileFormer, recipe: Recipe, ctx: Lower
         "format_kind": ctx.fmt,
         "precision": cfg.precision,
         "recipe": recipe.name if cfg.precision == "int8" or not recipe.twin else None,
+        "recipe_fingerprint": recipe.fingerprint(cfg.precision, BACKENDS[cfg.backend].rewrites(recipe, cfg.precision)),
         "input": {"shape": [1, 3, size, size], "dtype": "float32", "layout": "NCHW", "mean": list(model.cfg.mean),
                   "std": list(model.cfg.std), "range": "RGB in [0, 1] before normalisation", **io.get("input", {})},
         **({"output": io["output"]} if "output" in io else {}),

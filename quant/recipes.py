@@ -64,6 +64,19 @@ class Recipe:
             return model
         return quantizable(model, int8_dyrelu=not self.float_dyrelu, bridges=precision in self.twin_bridges)
 
+    def fingerprint(self, precision: str, rewrites: dict[str, bool]) -> dict:
+        """What makes this recipe's ``precision`` program what it is: its name and every option that
+        changes the graph (``rewrites``: the backend's own, :data:`quant.backends.Backend.rewrites`).
+        Accuracy figures of different fingerprints are of different programs: never one table."""
+        int8 = precision == "int8"
+        return {"recipe": self.name, "precision": precision,
+                "quantizer": self.quantizer if int8 else None,
+                "quantizer_options": dict(self.quantizer_options) if int8 else {},
+                "twin": self.twin, "float_dyrelu": self.float_dyrelu if int8 else None,
+                "twin_bridges": self.twin and precision in self.twin_bridges,
+                "fold_quantize": self.fold_quantize if int8 else None,
+                "stock_lowering": self.stock_lowering, **rewrites}
+
     def row_label(self, precision: str) -> str | None:
         """What a table calls an artifact of this recipe at ``precision`` (None: nothing to add)."""
         return self.label if precision == "int8" else self.fp32_label

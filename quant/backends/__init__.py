@@ -168,6 +168,12 @@ class Backend:
             module, function = self.requires.split(":")
             getattr(importlib.import_module(f"{__name__}.{self.name}.{module}"), function)()
 
+    def rewrites(self, recipe: Recipe, precision: str) -> dict[str, bool]:
+        """The graph rewrites the wing makes to ``recipe``'s program at ``precision`` beyond what the recipe
+        says (its ``rewrites`` function; none where it has none): part of the recipe's fingerprint."""
+        rewrites = getattr(self.load(), "rewrites", None)
+        return rewrites(recipe, precision) if rewrites else {}
+
     def open(self, artifact: Path, threads: int = 1) -> Runner:
         """``artifact`` loaded on this host's runtime (``threads``: 0, the runtime's default)."""
         self.check_installed()

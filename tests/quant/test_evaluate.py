@@ -142,7 +142,7 @@ def test_a_package_or_tflite_is_scored_by_its_host_runner(tiny_variant, tmp_path
     assert export_main(["--backend", backend, "--model", tiny_variant, "--num-classes", "10", "--calib-images", "4",
                         "--out", str(tmp_path), "--no-progress"]) == 0
     target = tmp_path / f"{tiny_variant}_{artifact}"
-    predict, size, mean, std, classes, what = _predictor(target, None, None)
+    predict, size, mean, std, classes, what, _ = _predictor(target, None, None)
     assert (size, classes) == (64, 10) and what == f"{tiny_variant} {backend} int8{runner}"
     with torch.random.fork_rng():
         torch.manual_seed(0)  # the export's random-init weights

@@ -42,6 +42,7 @@ def test_int8_artifact_manifest_and_census(tiny_exports):
     assert not list(tiny_exports.glob("*.etrecord")), "an .etrecord is written only with --etrecord"
     m = _manifest(tiny_exports, name)
     assert m["model"] == TINY.name and m["backend"] == "xnnpack" and m["precision"] == "int8" and m["recipe"] == "xnnpack"
+    assert m["recipe_fingerprint"]["recipe"] == "xnnpack" and m["recipe_fingerprint"]["dense_grouped_pointwise"]
     assert m["input"]["shape"] == [1, 3, 64, 64] and m["input"]["mean"] == list(TINY.mean)
     assert m["num_classes"] == 1000 and m["size_bytes"] == (tiny_exports / f"{name}.pte").stat().st_size
     assert len(m["sha256"]) == 64 and m["versions"]["executorch"] == "1.5.1"

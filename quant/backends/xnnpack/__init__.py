@@ -18,6 +18,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -27,6 +28,9 @@ from ...metrics import compare_logits, logits_of
 from ...timing import phase
 from .. import Census, LowerContext, Lowered
 from .runtime import Program, set_threads, traced_operators
+
+if TYPE_CHECKING:
+    from ...recipes import Recipe
 
 __all__ = ["capture_xnnpack_graphs", "lower", "lower_layer", "open_artifact", "traced_operators", "validate", "xnnpack_census"]
 
@@ -169,6 +173,14 @@ def verify_edge_program(program: torch.export.ExportedProgram | torch.fx.GraphMo
         verifier(method)
 
 
+def rewrites(recipe: Recipe, precision: str) -> dict[str, bool]:
+    """What :func:`lower` rewrites in our programs (a stock recipe's none): small grouped 1x1 convs dense in
+    int8 only (in fp32 the dense GEMM costs more than the grouped ones), moves fused into their neighbours in
+    fp32 only (on 26m 9 M fewer instructions in fp32, 0.9 M more in int8; docs/benchmarks.md)."""
+    ours = not recipe.stock_lowering
+    return {"dense_grouped_pointwise": ours and precision == "int8", "fused_moves": ours and precision == "fp32"}
+
+
 def lower(ctx: LowerContext) -> Lowered:
     """Write ``ctx.artifact`` (the ``.pte``; with ``ctx.etrecord`` its ``.etrecord`` too); the census and the
     paper block of every debug handle (with ``profile_blocks``: one delegate per paper block, and their names)."""
@@ -179,11 +191,11 @@ def lower(ctx: LowerContext) -> Lowered:
     from .partition import debug_handle_blocks, delegate_blocks, xnnpack_partitioner
 
     stock = ctx.recipe.stock_lowering
+    rewrite = rewrites(ctx.recipe, ctx.precision)
     partitioner = xnnpack_partitioner(block_of=ctx.block_of if ctx.profile_blocks else None,
                                       stock=stock and not ctx.profile_blocks)
-    # int8 only: in fp32 the dense GEMM costs more than the grouped ones (docs/benchmarks.md)
     with phase("dense grouped pointwise"):
-        graph = dense_grouped_pointwise(ctx.graph) if ctx.precision == "int8" and not stock else ctx.graph
+        graph = dense_grouped_pointwise(ctx.graph) if rewrite["dense_grouped_pointwise"] else ctx.graph
     with phase("capture"):
         exported = torch.export.export(graph, (ctx.images[:1],))
     config = edge_compile_config()
@@ -193,10 +205,8 @@ def lower(ctx: LowerContext) -> Lowered:
         with phase("verify edge program"):
             verify_edge_program(graph_module, config)
 
-    # fp32 only: on 26m it saves 9 M instructions in fp32 but costs 0.9 M in int8 (docs/benchmarks.md)
-    fuse_moves = ctx.precision == "fp32" and not stock
     with fast_lowering():
-        with capture_xnnpack_graphs(fuse_moves) as graphs:
+        with capture_xnnpack_graphs(rewrite["fused_moves"]) as graphs:
             edge = to_edge_transform_and_lower(exported,
                                                transform_passes=[RemoveCloneOpsTransform(), drop_noop_expands, verify],
                                                partitioner=[partitioner], compile_config=config,
