@@ -165,9 +165,9 @@ def _columns(settings: dict) -> list[tuple[str, str, object, str | None, bool]]:
     own, other = _calibration(settings.get("own_calibration")), _calibration(settings["calibration"])
     return [("fp32", "fp32", pct, None, True), ("PTQ, stock", "stock", pct, None, False),
             (f"PTQ, calibrated on {own} images", "ptq_own", pct, None, True),
-            ("PTQ, own data − fp32", "ptq_own_delta", pt, "p_ptq_own", False),
+            ("PTQ on own data − fp32", "ptq_own_delta", pt, "p_ptq_own", False),
             (f"PTQ, calibrated on {other} images", "ptq", pct, None, True), ("PTQ − fp32", "ptq_delta", pt, "p_ptq", False),
-            (f"QAT ({settings['qat_steps'] or '?'} steps)", "qat", pct, None, True),
+            (f"QAT ({settings['qat_steps']:,} steps)" if settings["qat_steps"] else "QAT", "qat", pct, None, True),
             ("QAT − PTQ", "qat_gain", pt, "p_qat", True), ("QAT − fp32", "qat_delta", pt, "p_qat_fp32", False),
             ("recovered by QAT", "recovered", share, None, True)]
 

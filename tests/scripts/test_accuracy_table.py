@@ -91,7 +91,7 @@ def test_the_table_of_three_seeds_and_its_verdict(tmp_path, capsys):
                                  "QAT recovers at least 80% of the loss on 1 of 3.")
     lines = out.splitlines()
     assert ("| mean (min to max) over 3 seeds | fp32 | PTQ, calibrated on 256 fashion-mnist images | "
-            "PTQ, calibrated on 8 digits images | QAT (? steps) | QAT − PTQ | recovered by QAT |") in lines
+            "PTQ, calibrated on 8 digits images | QAT | QAT − PTQ | recovered by QAT |") in lines
     summary = next(line for line in lines if line.startswith("| all seeds"))
     # recovery over the seeds that lost: 90% and 20%
     assert summary == ("| all seeds | 90.00% (90.00% to 90.00%) | 89.00% (88.00% to 90.00%) | 85.33% (80.00% to 91.00%) | "
@@ -155,7 +155,7 @@ def test_the_results_file_round_trips_through_render_results(tmp_path, capsys):
                                 "own_calibration": {"data": "fashion-mnist", "images": 256},
                                 "evaluation": {"data": "fashion-mnist", "images": 100}}
     assert [s["seed"] for s in data["seeds"]] == [3, 4] and [s["qat"] for s in data["seeds"]] == [0.86, 0.85]
-    assert "QAT (1800 steps)" in out and "| 4 | 90.00% |" in out
+    assert "QAT (1,800 steps)" in out and "| 4 | 90.00% |" in out
 
 
 def test_qat_steps_and_seed_come_from_the_checkpoints(tmp_path, capsys):
