@@ -206,7 +206,8 @@ def verdict(rows: list[dict]) -> str:
     n = len(rows)
     lose = sum(round(-100 * r["ptq_delta"], 9) >= LOSS_PT for r in rows)
     recover = sum(r["recovered"] is not None and round(r["recovered"], 9) >= RECOVERED for r in rows)
-    return (f"PTQ loses at least {LOSS_PT:g} pt on {lose} of {n} seeds (mean {-100 * statistics.mean(r['ptq_delta'] for r in rows):.2f} pt, "
+    mean = -100 * statistics.mean(r["ptq_delta"] for r in rows)
+    return (f"PTQ loses at least {LOSS_PT:g} pt on {lose} of {n} seeds (mean {mean:.2f} pt, "
             f"least {-100 * max(r['ptq_delta'] for r in rows):.2f} pt); "
             f"QAT recovers at least {RECOVERED:.0%} of the loss on {recover} of {n}.")
 

@@ -111,7 +111,8 @@ def test_a_results_file_of_another_program_is_stale(tmp_path):
     today.write_text(json.dumps({"kind": "accuracy", "format": accuracy_table.FORMAT, "recipe": "xnnpack",
                                  "fingerprint": todays_fingerprint("xnnpack")}))
     old = tmp_path / "accuracy_old.json"
-    old.write_text(json.dumps({**json.loads(today.read_text()), "fingerprint": {**todays_fingerprint("xnnpack"), "float_dyrelu": False}}))
+    stale = {**todays_fingerprint("xnnpack"), "float_dyrelu": False}
+    old.write_text(json.dumps({**json.loads(today.read_text()), "fingerprint": stale}))
     assert stale_results([today]) == []
     assert stale_results([old]) == ["accuracy_old.json was measured on another program than today's xnnpack recipe "
                                     "(float_dyrelu False vs True): re-run its seeds"]
@@ -119,7 +120,8 @@ def test_a_results_file_of_another_program_is_stale(tmp_path):
 
 def stray_figures(docs: list[Path], root: Path = ROOT) -> list[str]:
     """``file:line: text`` of every line of ``docs`` quoting an accuracy figure outside an accuracy results block."""
-    return [f"{doc.relative_to(root)}:{n}: {line.strip()[:100]}" for doc in docs for n, line in outside_accuracy_blocks(doc.read_text())]
+    return [f"{doc.relative_to(root)}:{n}: {line.strip()[:100]}"
+            for doc in docs for n, line in outside_accuracy_blocks(doc.read_text())]
 
 
 def test_readme_and_docs_quote_accuracy_figures_only_from_results_blocks():
