@@ -1,4 +1,4 @@
-"""The multi-seed accuracy table of docs/benchmarks.md, from the runs of scripts/accuracy_seeds.sh.
+"""The multi-seed accuracy table of docs/accuracy.md, from the runs of scripts/accuracy_seeds.sh.
 
 Usage: python scripts/accuracy_table.py MODEL RECIPE RUN_DIR [RUN_DIR ...]
 

@@ -31,10 +31,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from quant.aarch64.cores import CORES
-from quant.errors import UserError, command
+from quant.aarch64.cores import CORES  # plain data: checking the docs imports no torch
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+class UserError(Exception):
+    """Bad input: one ``error:`` line, exit code 2 (:func:`main`)."""
+
+
 OPEN = re.compile(r"<!-- results: (?P<path>\S+) -->\n")
 BLOCK = re.compile(r"(?P<open><!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)(?P<close><!-- /results -->)", re.S)
 VALIDATION = "cycle_model_validation.json"  # beside a demo results file: the estimate's measured error
@@ -153,10 +158,14 @@ def cycle_validation_table(data: dict, path: Path) -> str:
 def accuracy_table(data: dict, path: Path) -> str:
     """Rendered by ``scripts/accuracy_table.py``, which writes these files."""
     import accuracy_table as writer
+    from quant.errors import UserError as TheirError
 
     if not hasattr(writer, "render_results"):
         raise UserError(f"{path}: scripts/accuracy_table.py has no render_results() to render it")
-    return writer.render_results(data)
+    try:
+        return writer.render_results(data)
+    except TheirError as e:
+        raise UserError(f"{path}: {e}") from None
 
 
 RENDERERS = {"demo": demo_table, "cycle_model_validation": cycle_validation_table, "accuracy": accuracy_table}
@@ -254,8 +263,19 @@ def write(paths: list[Path], root: Path) -> int:
     return 1 if missing else 0
 
 
-@command
 def main(argv: list[str] | None = None) -> int:
+    """Bad input ends in one ``error:`` line and exit code 2, as every command of the project does."""
+    try:
+        return _main(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file of the docs that cannot be written
+        print(f"error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     mode = p.add_mutually_exclusive_group(required=True)
