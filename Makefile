@@ -89,13 +89,13 @@ data:
 	@test -f /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz || \
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)
 
-# fp32 training, PTQ and QAT on Fashion-MNIST (docs/benchmarks.md, "Accuracy"); about two hours on 2 cores.
+# fp32 training, PTQ and QAT on Fashion-MNIST (docs/accuracy.md); about two hours on 2 cores.
 # RECIPE=coreml or RECIPE=tflite: the same for that backend's artifacts (scripts/accuracy.sh).
 accuracy: $(STAMP) data
 	scripts/accuracy.sh
 
-# The same over three seeds, on the case where PTQ reliably loses (docs/benchmarks.md, "Several
-# seeds"); 2 to 3 hours on 2 cores (2h15 here with two seeds at a time).
+# The same over three seeds, on the case where PTQ reliably loses (docs/accuracy.md); 2 to 3
+# hours on 2 cores (2h15 here with two seeds at a time).
 accuracy-seeds: $(STAMP) data
 	scripts/accuracy_seeds.sh
 

@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "mfbench and the plugin for a .pte, and Debian's aarch64 Python with LiteRT for a .tflite; "
                         "per-operator counts for a .pte only)")
     p.add_argument("--cpu", default=DEFAULT_CPU, choices=CPUS, help="with --arm64: the named phone core (cortex-a76: 2019-class; armv9: 2022+ with i8mm and SVE2; "
-                             "the others for validation; docs/benchmarks.md)")
+                             "the others for validation; docs/benchmarking.md)")
     p.add_argument("--no-operators", action="store_true", help="whole-model latency only (no traced pass)")
     p.add_argument("--out", type=Path, default=Path("out/bench"), help="where results, ETDumps and the chart go")
     p.add_argument("--name", default="bench", help="file name stem of the combined table/CSV/PNG")

@@ -12,9 +12,9 @@ half-quantized ops. :class:`MobileFormerAnnotator` fills those gaps:
   directly instead of paying a requantize;
 * ``sub``: int8 like add;
 * LayerNorm stays float (inside the delegate): measured more accurate than its
-  int8 decomposition at no speed cost, see docs/quantization.md;
+  int8 decomposition at no speed cost, see docs/export.md;
 * with ``float_dyrelu``, so does DyReLU's ``max(a1 x, a2 x)``: fewer AArch64
-  instructions than its int8 form, see docs/benchmarks.md.
+  instructions than its int8 form, see docs/export.md.
 
 Softmax stays float too: XNNPACK has no int8 softmax (creating one fails); that
 includes :class:`~mobileformer.layers.TokenSoftmax`, Former->Mobile's softmax over

@@ -45,11 +45,11 @@ class Recipe:
     stock_lowering: bool = False
     # DyReLU's elementwise ops stay float (inside the delegate) in the float model's form,
     # max(a1 x, a2 x): on an A76 core that is fewer instructions than the twin's int8
-    # mul/mul-relu/add, whose int8 ops cost 2 to 4 instructions per element (docs/benchmarks.md).
+    # mul/mul-relu/add, whose int8 ops cost 2 to 4 instructions per element (docs/export.md).
     float_dyrelu: bool = False
     # The precisions whose exports rewrite the bridges as the twin does (pixels as the left
     # operand of the attention matmuls, for XNNPACK's int8 batch matmul). Our fp32 keeps the
-    # float model's: fewer AArch64 instructions and faster on x86 (docs/benchmarks.md).
+    # float model's: fewer AArch64 instructions and faster on x86 (CHANGELOG.md, 2026-12-07).
     twin_bridges: tuple[str, ...] = ("int8", "fp32")
 
     def make_quantizer(self, qat: bool = False) -> Quantizer:

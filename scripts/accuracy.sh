@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The accuracy experiment of docs/benchmarks.md: train fp32 on Fashion-MNIST, then measure
+# The accuracy experiment of docs/accuracy.md: train fp32 on Fashion-MNIST, then measure
 # fp32, PTQ int8 (ours and, for XNNPACK, ExecuTorch's stock quantizer) and QAT int8 top-1 on the
 # held-out 10,000 test images, each number from the exported artifact run by its backend's host
 # runner (quant.evaluate: ExecuTorch, the MIL reference executor, LiteRT).

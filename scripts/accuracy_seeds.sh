@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 SEEDS=${SEEDS:-0 1 2}
 export STOCK=${STOCK:-0}
-# Defaults: the PTQ-loss case of docs/benchmarks.md: our recipe calibrated on 8 'digits' images
+# Defaults: the PTQ-loss case of docs/accuracy.md: our recipe calibrated on 8 'digits' images
 # (another distribution), PTQ calibrated on 256 Fashion-MNIST images beside it.
 export MODEL=${MODEL:-mobile_former_26m} SIZE=${SIZE:-32} RECIPE=${RECIPE:-xnnpack}
 export QAT_STEPS=${QAT_STEPS:-1800} CALIB=${CALIB:-digits} CALIB_IMAGES=${CALIB_IMAGES:-8}

@@ -1,4 +1,4 @@
-"""The multi-seed accuracy table of the docs, from the runs of scripts/accuracy_seeds.sh.
+"""The multi-seed accuracy table of docs/accuracy.md, from the runs of scripts/accuracy_seeds.sh.
 
 Each RUN_DIR is one seed's scripts/accuracy.sh run; every figure is its exported artifact (the
 RECIPE's backend: .pte, .mlpackage or .tflite) on the held-out images, p-values from the exact

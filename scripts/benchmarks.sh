@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The latency, size and AArch64 figures of docs/benchmarks.md: for each variant (MODELS, default all
+# The latency, size and AArch64 figures of docs/results.md: for each variant (MODELS, default all
 # seven), export ExecuTorch's stock fp32 and int8 (the float model as it is) and this project's fp32
 # and int8 (.pte, XNNPACK), plus LiteRT int8/fp32 for 26m and a --profile-blocks build, then time
 # them all with quant.bench on 1 thread, side by side, and count their AArch64 instructions

@@ -5,9 +5,12 @@ against fp32), every latency result below OUT (``**/*.latency.json``: ``quant.be
 latency, ``quant.bench --arm64``'s AArch64 instructions and, where the result carries them,
 estimated cycles and milliseconds on the emulated core). A result another tool adds later
 (another core, another runtime) is a column of its own: columns are found, not listed.
-Ends with int8 against fp32 for this project's recipe.
+Ends with int8 against fp32 for this project's recipe. With ``--json PATH`` it also writes
+the same rows and columns as a results file (``"kind": "demo"``: model, UTC day, machine,
+threads, and what each column measures), from which ``scripts/results_tables.py`` renders the
+README's headline table and docs/results.md's.
 
-    python scripts/demo_summary.py out/demo
+    python scripts/demo_summary.py out/demo [--json docs/results/demo_mobile_former_26m.json]
 """
 from __future__ import annotations
 
@@ -15,6 +18,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from quant.files import json_text
+from quant.formats import host_device, now_utc
+from results_tables import ours, write_text_atomic
 
 
 def _load(path: Path) -> dict | None:
@@ -24,45 +31,73 @@ def _load(path: Path) -> dict | None:
         return None
 
 
-def _measures(result: dict) -> dict[str, float]:
-    """The whole-model figures of one latency result, each under a column name naming its device."""
+def _where(result: dict) -> str:
+    """The device a result's figures are for: ``host``, or the named phone core of a count."""
     device = result.get("device", {})
-    where = "host" if device.get("kind") == "host" and "instructions" not in result else (
-        device.get("cpu") or device.get("name") or device.get("kind") or "?")
-    out = {}
+    if device.get("kind") == "host" and "instructions" not in result:
+        return "host"
+    return device.get("cpu") or device.get("name") or device.get("kind") or "?"
+
+
+def _measures(result: dict) -> dict[str, tuple[float, dict]]:
+    """The whole-model figures of one latency result, each under a column name naming its device,
+    with what the column is (device, measure, and for an estimate the clock and timing model)."""
+    where, out = _where(result), {}
     if isinstance(result.get("latency_ms"), dict) and "p50" in result["latency_ms"] and "instructions" not in result:
-        out[f"{where} ms"] = result["latency_ms"]["p50"]
+        out[f"{where} ms"] = result["latency_ms"]["p50"], {"device": where, "measure": "ms",
+                                                           "what": "host latency p50, ms, interleaved rounds"}
     if isinstance(result.get("instructions"), dict) and "per_inference" in result["instructions"]:
-        out[f"{where} M instr"] = result["instructions"]["per_inference"] / 1e6
+        out[f"{where} M instr"] = result["instructions"]["per_inference"] / 1e6, {
+            "device": where, "measure": "M instr", "what": f"AArch64 instructions per inference (millions) "
+                                                          f"counted under qemu-user as {where}"}
     cycles = result.get("cycles")
     if isinstance(cycles, dict) and cycles.get("estimated_ms") is not None:
-        out[f"{where} est. ms"] = cycles["estimated_ms"]
+        out[f"{where} est. ms"] = cycles["estimated_ms"], {
+            "device": where, "measure": "est. ms", "clock_ghz": cycles.get("clock_ghz"),
+            "cycle_model": cycles.get("model"),
+            "what": f"estimated ms on {where} at {cycles.get('clock_ghz')} GHz (cycles from llvm-mca, caches left out)"}
     return out
 
 
-def collect(out: Path) -> tuple[list[dict], list[str]]:
-    """One row per artifact (manifest order by name), and the measure columns found."""
+def collect(out: Path) -> tuple[list[dict], dict[str, dict], list[dict]]:
+    """One row per artifact (manifest order by name), the measure columns found (name -> what it
+    is, in the order found), and the latency results the figures came from."""
     rows: dict[str, dict] = {}
     for path in sorted(out.glob("*.manifest.json")):
         m = _load(path)
         if not m or "artifact" not in m:
             continue
         validation = m.get("validation") or {}
-        rows[m["artifact"]] = {"artifact": m["artifact"], "path": str(out / m["artifact"]),
+        rows[m["artifact"]] = {"artifact": m["artifact"], "path": str(out / m["artifact"]), "model": m.get("model"),
                                "backend": m.get("backend"), "precision": m.get("precision"),
                                "recipe": m.get("recipe"), "MB": m.get("size_bytes", 0) / 1e6,
                                "SQNR dB": validation.get("sqnr_db_vs_fp32"), "measures": {}}
-    columns: list[str] = []
+    columns: dict[str, dict] = {}
+    results = []
     for path in sorted(out.rglob("*.latency.json")):
         result = _load(path)
         name = (result or {}).get("artifact", {}).get("file")
         if name not in rows:
             continue
-        for column, value in _measures(result).items():
+        results.append(result)
+        for column, (value, what) in _measures(result).items():
             rows[name]["measures"][column] = value
-            if column not in columns:
-                columns.append(column)
-    return list(rows.values()), columns
+            columns.setdefault(column, what)
+    return list(rows.values()), columns, results
+
+
+def results_file(out: Path) -> dict:
+    """The demo's figures as a results file (``"kind": "demo"``): the rows and columns of the table,
+    the model, the UTC day of the newest result, the machine and threads of the host benchmark."""
+    rows, columns, results = collect(out)
+    host = next((r for r in results if _where(r) == "host"), {})
+    device = host.get("device") or host_device()
+    models = sorted({r["model"] for r in rows} - {None})
+    created = max((r.get("created", "") for r in results), default="") or now_utc()
+    return {"kind": "demo", "model": ", ".join(models), "date": created[:10],
+            "machine": f"{device.get('cpu', '?')}, {device.get('cores', '?')} cores",
+            "threads": host.get("threads"), "columns": columns,
+            "rows": [{k: v for k, v in r.items() if k != "path"} for r in rows]}
 
 
 def _cell(value, digits: int = 2) -> str:
@@ -84,10 +119,10 @@ def table(rows: list[dict], columns: list[str]) -> str:
 
 def answer(rows: list[dict], columns: list[str]) -> list[str]:
     """Our int8 against our fp32 (XNNPACK, this project's recipe): each measure's ratio."""
-    by = {(r["backend"], r["precision"], r["recipe"]): r for r in rows}
-    int8, fp32 = by.get(("xnnpack", "int8", "xnnpack")), by.get(("xnnpack", "fp32", None))
-    if not (int8 and fp32):
+    pair = ours(rows)
+    if pair is None:
         return []
+    int8, fp32 = pair
     lines = [f"int8 vs fp32 (XNNPACK, our recipe): size {fp32['MB'] / int8['MB']:.2f}x smaller"
              + (f", SQNR {int8['SQNR dB']:.1f} dB vs fp32" if int8["SQNR dB"] is not None else "")]
     for column in columns:
@@ -100,11 +135,17 @@ def answer(rows: list[dict], columns: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path, help="the demo's output directory (make demo: out/demo)")
+    p.add_argument("--json", type=Path, metavar="PATH",
+                   help="also write the figures as a results file (docs/results/demo_MODEL.json) for "
+                        "scripts/results_tables.py (default: none)")
     args = p.parse_args(argv)
     if not args.out.is_dir():
         print(f"error: {args.out} is not a directory", file=sys.stderr)
         return 2
-    rows, columns = collect(args.out)
+    if args.json and not args.json.parent.is_dir():
+        print(f"error: --json {args.json}: no folder {args.json.parent}", file=sys.stderr)
+        return 2
+    rows, columns, _ = collect(args.out)
     if not rows:
         print(f"error: no export manifests in {args.out}", file=sys.stderr)
         return 2
@@ -112,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     for line in answer(rows, columns):
         print(line)
     print(f"artifacts and manifests: {args.out}/")
+    if args.json:  # checked above, before any output
+        write_text_atomic(args.json, json_text(results_file(args.out)))
+        print(f"results file: {args.json}")
     return 0
 
 

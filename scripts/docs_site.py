@@ -1,8 +1,8 @@
 """MkDocs hooks of ``make docs`` (``mkdocs.yml``): the site is the repository's own pages, where
 they are, and a reference generated from the code at build time, so that it cannot drift.
 
-- Pages: ``README.md`` (the home page), everything under ``docs/`` and the apps' and native
-  core's READMEs, each at its path in the repository, so a link that works on the repository
+- Pages: ``README.md`` (the home page), ``CHANGELOG.md``, everything under ``docs/`` and the apps'
+  and native core's READMEs, each at its path in the repository, so a link that works on the repository
   works on the site and the other way round; a repository file a page links to (a script) is
   copied beside them. A link to anything else fails the strict build.
 - ``docs/commands.md``: the ``--help`` of every ``python -m`` command, found in the code (a
@@ -27,7 +27,7 @@ import warnings
 from contextlib import redirect_stdout
 from pathlib import Path, PurePosixPath
 
-PAGES = ("README.md", "docs/**/*", "android_demo/README.md", "ios_demo/README.md", "native/README.md")
+PAGES = ("README.md", "CHANGELOG.md", "docs/**/*", "android_demo/README.md", "ios_demo/README.md", "native/README.md")
 PACKAGES = ("mobileformer", "quant")
 COMMANDS_PAGE, API_PAGE = "docs/commands.md", "docs/api.md"
 API_FILTERS = ["!^_", "!^log$"]  # not rendered: private names, dunders, module loggers

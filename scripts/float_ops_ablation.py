@@ -1,4 +1,4 @@
-"""Why LayerNorm and the token softmax stay float (docs/quantization.md): export the same
+"""Why LayerNorm and the token softmax stay float (docs/export.md): export the same
 network with them quantized as well (the stock XNNPACK annotator let into them), and print
 SQNR against fp32 and size; time both with quant.bench afterwards.
 

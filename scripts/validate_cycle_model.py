@@ -9,11 +9,11 @@ and four-threaded FP32 and INT8 (per-channel) MobileNet v1/v2 on a Raspberry Pi 
 stock XNNPACK flow (fp32; int8 by ExecuTorch's XNNPACKQuantizer as shipped, per-channel),
 counts each once per qemu guest CPU with the block log, estimates it on the nearest named
 core at the device's published clock (never a clock fitted to agree), and writes
-docs/results/cycle_model_validation.{json,md}. The Raspberry Pi rows are four-threaded:
-their prediction is the single-thread estimate divided by 4, perfect scaling, so a lower
-bound. Each row also gives what the other llvm-mca models that share its qemu guest would
-predict at the same clock (how much the choice of model weighs). Exports and counts are
-kept in --work, so a rerun only re-estimates.
+docs/results/cycle_model_validation.json (rendered into the docs by scripts/results_tables.py).
+The Raspberry Pi rows are four-threaded: their prediction is the single-thread estimate divided
+by 4, perfect scaling, so a lower bound. Each row also gives what the other llvm-mca models
+that share its qemu guest would predict at the same clock (how much the choice of model
+weighs). Exports and counts are kept in --work, so a rerun only re-estimates.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from quant.aarch64.cycles import cycle_entries, llvm_version
 from quant.aarch64.qemu import GuestLog, qemu_version
 from quant.backends.xnnpack import lower_layer
 from quant.backends.xnnpack.arm64 import inference_count, run_counted, split_passes
+from results_tables import render
 
 REPO = Path(__file__).resolve().parents[1]
 # (device, named core, threads, model, precision, published ms): XNNPACK README, Performance
@@ -75,7 +76,7 @@ def count(artifact: Path, qemu_cpu_of: str, work: Path) -> GuestLog:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("out/validation"), help="exports and logs kept between runs")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "results", help="where the JSON and table go")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "results", help="where the JSON goes")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -98,21 +99,16 @@ def main() -> int:
         print(f"[validate] {device:24s} {model:20s} {precision}: predicted {predicted:6.1f} ms, "
               f"published {published} ms ({rows[-1]['error']:+.0%})", flush=True)
     within = sum(abs(r["error"]) <= 0.25 for r in rows)
-    result = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "source": SOURCE,
+    result = {"kind": "cycle_model_validation", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "source": SOURCE,
               "host": f"{platform.machine()} {platform.processor() or ''}".strip(),
               "qemu": qemu_version(), "llvm": llvm_version(), "rows": rows,
               "within_25_percent": f"{within} of {len(rows)}",
               "mean_abs_error": round(sum(abs(r["error"]) for r in rows) / len(rows), 3)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cycle_model_validation.json").write_text(json.dumps(result, indent=1) + "\n")
-    table = ["| device | core model (llvm-mca) @ clock | threads | model | precision | instructions | predicted ms | "
-             "published ms | error |", "|---|---|---|---|---|---|---|---|---|"]
-    table += [f"| {r['device']} | {r['core']} ({r['llvm_mca_cpu']}) @ {r['clock_ghz']} GHz | {r['threads']} | "
-              f"{r['model']} | {r['precision']} | {r['instructions'] / 1e6:.1f} M | {r['predicted_ms']} | "
-              f"{r['published_ms']} | {r['error']:+.0%} |" for r in rows]
-    (args.out / "cycle_model_validation.md").write_text("\n".join(table) + "\n")
-    print("\n".join(table))
-    print(f"within ±25%: {within} of {len(rows)}; mean |error| {result['mean_abs_error']:.0%}")
+    print(render(args.out / "cycle_model_validation.json"))
+    print("the docs quote it: scripts/results_tables.py --write re-renders them")
     return 0
 
 

@@ -10,7 +10,7 @@ is the sum of executions x cycles per execution. A count of instructions weighs 
 throughput on the core.
 
 What it leaves out: caches and memory (every load hits L1), branch mispredictions, and the
-front end beyond the model's dispatch width; see docs/benchmarks.md for how far it lands
+front end beyond the model's dispatch width; see docs/benchmarking.md for how far it lands
 from published phone latencies. Instructions llvm-mca cannot time (no scheduling class) or
 llvm-mc cannot decode count one cycle each and are reported as ``unmodeled_instructions``.
 

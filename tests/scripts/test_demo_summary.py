@@ -16,23 +16,28 @@ def _write(path: Path, doc: dict) -> None:
     path.write_text(json.dumps(doc))
 
 
-def _demo(out: Path, cycles: bool) -> None:
+def fake_demo(out: Path, cycles: bool, cores: tuple[str, ...] = ("cortex-a76",)) -> None:
+    """What ``make demo`` leaves in ``out``, made up: two artifacts' manifests, their host latency and,
+    per core, their AArch64 counts (with estimated ms if ``cycles``)."""
     for name, precision, recipe, size, sqnr, ms, instr in (("m_xnnpack_int8.pte", "int8", "xnnpack", 4e6, 30.0, 5.0, 20e6),
                                                            ("m_xnnpack_fp32.pte", "fp32", None, 12e6, float("inf"), 10.0, 60e6)):
         _write(out / name.replace(".pte", ".manifest.json"),
-               {"artifact": name, "backend": "xnnpack", "precision": precision, "recipe": recipe, "size_bytes": size,
-                "validation": {"sqnr_db_vs_fp32": sqnr}})
+               {"artifact": name, "model": "m", "backend": "xnnpack", "precision": precision, "recipe": recipe,
+                "size_bytes": size, "validation": {"sqnr_db_vs_fp32": sqnr}})
         _write(out / "bench" / name.replace(".pte", ".latency.json"),
-               {"artifact": {"file": name}, "device": {"kind": "host", "cpu": "EPYC"}, "latency_ms": {"p50": ms}})
-        counted = {"artifact": {"file": name}, "device": {"kind": "host", "cpu": "cortex-a76"},
-                   "latency_ms": {"p50": 99.0}, "instructions": {"per_inference": instr}}
-        if cycles:
-            counted["cycles"] = {"estimated_ms": instr / 2e9 * 1e3}
-        _write(out / "arm64" / name.replace(".pte", ".cortex-a76.latency.json"), counted)
+               {"artifact": {"file": name}, "created": "2026-12-06T23:59:00Z", "threads": 1,
+                "device": {"kind": "host", "cpu": "EPYC", "cores": 2}, "latency_ms": {"p50": ms}})
+        for core in cores:
+            counted = {"artifact": {"file": name}, "created": "2026-12-07T00:01:00Z",
+                       "device": {"kind": "host", "cpu": core}, "latency_ms": {"p50": 99.0},
+                       "instructions": {"per_inference": instr}}
+            if cycles:
+                counted["cycles"] = {"estimated_ms": instr / 2e9 * 1e3, "clock_ghz": 2.0, "model": "llvm-mca-19"}
+            _write(out / "arm64" / name.replace(".pte", f".{core}.latency.json"), counted)
 
 
 def test_table_and_answer(tmp_path, capsys):
-    _demo(tmp_path, cycles=False)
+    fake_demo(tmp_path, cycles=False)
     assert demo_summary.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "host ms" in out and "cortex-a76 M instr" in out and "est. ms" not in out
@@ -42,7 +47,7 @@ def test_table_and_answer(tmp_path, capsys):
 
 
 def test_a_measure_another_tool_adds_is_a_column(tmp_path, capsys):
-    _demo(tmp_path, cycles=True)
+    fake_demo(tmp_path, cycles=True)
     assert demo_summary.main([str(tmp_path)]) == 0
     assert "cortex-a76 est. ms" in capsys.readouterr().out
 
@@ -64,3 +69,24 @@ def test_make_demo_runs_each_step_once(tmp_path):
     assert len(exports) == len(set(exports)) == 6
     assert {"--backend coreml", "--backend tflite"} <= {e.split(" --no-progress ")[1] for e in exports}
     assert names[-1] == "bench"
+
+
+def test_the_results_file_says_what_each_figure_is(tmp_path, capsys):
+    fake_demo(tmp_path / "demo", cycles=True, cores=("cortex-a76", "armv9"))
+    assert demo_summary.main([str(tmp_path / "demo"), "--json", str(tmp_path / "demo_m.json")]) == 0
+    data = json.loads((tmp_path / "demo_m.json").read_text())
+    assert (data["kind"], data["model"], data["date"], data["machine"], data["threads"]) == \
+        ("demo", "m", "2026-12-07", "EPYC, 2 cores", 1)  # the day of the newest result
+    assert list(data["columns"]) == ["armv9 M instr", "armv9 est. ms", "cortex-a76 M instr", "cortex-a76 est. ms",
+                                     "host ms"]
+    assert data["columns"]["armv9 est. ms"]["clock_ghz"] == 2.0 and "estimated ms on armv9" in \
+        data["columns"]["armv9 est. ms"]["what"]
+    fp32 = next(r for r in data["rows"] if r["precision"] == "fp32")
+    assert fp32["SQNR dB"] == "inf" and fp32["measures"]["cortex-a76 M instr"] == 60.0 and "path" not in fp32
+
+
+def test_a_results_file_into_a_missing_folder_is_refused_first(tmp_path, capsys):
+    fake_demo(tmp_path, cycles=False)
+    assert demo_summary.main([str(tmp_path), "--json", str(tmp_path / "no" / "demo.json")]) == 2
+    out = capsys.readouterr()
+    assert out.err.startswith("error: --json") and out.out == ""

@@ -79,7 +79,7 @@ def test_site_builds_strict_without_a_warning_and_holds_every_help(tmp_path):
 @pytest.mark.slow
 def test_a_broken_link_fails_the_strict_build(tmp_path):
     root = _copy_sources(tmp_path / "repo")
-    with (root / "docs" / "quantization.md").open("a") as page:
+    with (root / "docs" / "export.md").open("a") as page:
         page.write("\n## Core ML — checked\n\nSee [the missing page](no-such-page.md) and [this](#core-ml--checked).\n")
     run = _build(root, tmp_path / "site")
     assert run.returncode != 0

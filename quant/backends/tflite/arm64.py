@@ -47,7 +47,7 @@ from .runtime import load_tflite_interpreter, runtime_version
 
 GUEST_SCRIPT = Path(tflite_guest.__file__)
 CPUINFO_SOURCE = REPO / "native" / "arm64" / "cpuinfo.c"
-DEFAULT_WARMUP = 20  # the count settles over the first ~10 inferences (docs/benchmarks.md)
+DEFAULT_WARMUP = 20  # the count settles over the first ~10 inferences (CHANGELOG.md, 2026-12-07)
 GUEST_PYTHON = "3.11"  # Debian 12's, which the wheels below are built for
 # Debian 12 (bookworm) arm64: the interpreter, the standard library and the shared libraries
 # that it, numpy and LiteRT load. Exact versions, so that a root built later counts alike.

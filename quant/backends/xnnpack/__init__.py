@@ -102,7 +102,7 @@ def dense_grouped_pointwise(graph: torch.fx.GraphModule) -> torch.fx.GraphModule
     Exact: the zeros add nothing to the int32 sums, and each output channel keeps its weights
     and scale. XNNPACK runs a grouped 1x1 conv as one GEMM per group, and a group of a few
     channels fills a small part of its int8 kernels' tiles; the dense GEMM does 4x the
-    multiply-adds of 26m's 4 groups in fewer instructions (docs/benchmarks.md).
+    multiply-adds of 26m's 4 groups in fewer instructions (CHANGELOG.md, 2026-12-07).
     """
     graph = copy.deepcopy(graph)
     for node in list(graph.graph.nodes):
@@ -176,7 +176,7 @@ def verify_edge_program(program: torch.export.ExportedProgram | torch.fx.GraphMo
 def rewrites(recipe: Recipe, precision: str) -> dict[str, bool]:
     """What :func:`lower` rewrites in our programs (a stock recipe's none): small grouped 1x1 convs dense in
     int8 only (in fp32 the dense GEMM costs more than the grouped ones), moves fused into their neighbours in
-    fp32 only (on 26m 9 M fewer instructions in fp32, 0.9 M more in int8; docs/benchmarks.md)."""
+    fp32 only (on 26m 9 M fewer instructions in fp32, 0.9 M more in int8; CHANGELOG.md)."""
     ours = not recipe.stock_lowering
     return {"dense_grouped_pointwise": ours and precision == "int8", "fused_moves": ours and precision == "fp32"}
 

@@ -53,7 +53,7 @@ NATIVE = REPO / "native"
 TOOLCHAIN = NATIVE / "arm64" / "aarch64-linux-gnu.cmake"
 SYSROOT = Path("/usr/aarch64-linux-gnu")
 DEFAULT_CPU = DEFAULT_CORE
-CPUS = tuple(CORES)  # the named phone cores (quant.aarch64.cores; docs/benchmarks.md says which)
+CPUS = tuple(CORES)  # the named phone cores (quant.aarch64.cores; docs/benchmarking.md says which)
 # The SDK pieces mfbench builds and runs against (the wheel also holds Python and AOT code).
 SDK_PARTS = ("executorch/include/", "executorch/lib/", "executorch/share/")
 

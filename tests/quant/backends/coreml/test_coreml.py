@@ -220,7 +220,7 @@ def _swap_conv_channels(function, exported, model):
 def _change_one_scale(function, exported, model):
     """One channel's weight scale x4 in the first conv of a paper block. The same change on channel 0 of
     the head's 1x1 conv (the last conv) is not seen: the head stays at 38.5 dB (38.3 dB correct), one
-    channel of many diluted below what the int8 floor of 20 dB can tell (docs/benchmarks.md)."""
+    channel of many diluted below what the int8 floor of 20 dB can tell (docs/core-ml-validation.md)."""
     op, block = _ops_in_blocks(function, exported, model, "conv")[0]
     weight = op.weight.op
     scale = np.array(weight.scale.val)

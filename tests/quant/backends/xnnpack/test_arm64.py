@@ -320,10 +320,10 @@ def test_report_refuses_to_mix_latencies_and_instruction_counts(tmp_path):
         render([latency, counted_result("int8", "int8", 1000, [])], tmp_path, "r")
 
 
-# Our int8 mobile_former_26m on cortex-a76, as committed in docs/benchmarks.md (issue 13's section:
+# Our int8 mobile_former_26m on cortex-a76, as committed in docs/results.md (and CHANGELOG.md, 2026-12-07:
 # DyReLU float and small grouped 1x1 convs dense; 32,045,073 with neither, 33,654,977 before issue 13).
 INT8_26M_INSTRUCTIONS = 29_064_139
-# Its estimated cycles on both named cores (issue 35; docs/benchmarks.md "Phone time without a phone").
+# Its estimated cycles on both named cores (issue 35; CHANGELOG.md, 2026-12-07, "mobile_former_26m on both phone cores").
 INT8_26M_CYCLES = {"cortex-a76": 13_696_783, "armv9": 12_142_686}
 
 
