@@ -31,23 +31,17 @@ from typing import Callable
 
 import torch
 
-from . import __version__, versions
-from .aarch64.cores import core
-from .aarch64.qemu import emulated_device
+from . import versions
+from .aarch64.cores import CORES, DEFAULT_CORE
 from .backends import BACKENDS, backend_for
-from .backends.tflite import arm64 as tflite_arm64
-from .backends.xnnpack.arm64 import CPUS, DEFAULT_CPU, add_block_counts, count_instructions
-from .backends.xnnpack.probe import probe_program
 from .backends.xnnpack.runtime import set_threads
 from .errors import HelpFormatter, UserError, check_at_least, command
-from .files import check_name, check_outputs, ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
-from .formats import FORMAT, apply_manifest, host_device, now_utc, summarize, verified_manifest
+from .files import check_name, check_outputs, ensure_writable_dir, staged_outputs, write_json_atomic
+from .formats import host_device, latency_result, verified_manifest
 from .report import render, report_files
 from .recipes import RECIPES
 
 
-# --arm64's default warm-up: mfbench's count settles after one; LiteRT's Python call after ~10 (tflite_arm64)
-ARM64_WARMUP = {".pte": 1, ".tflite": tflite_arm64.DEFAULT_WARMUP}
 MAX_THREADS = 256  # more than any phone or host core count
 
 
@@ -92,6 +86,12 @@ def _label(artifact: Path, manifest: dict | None) -> str:
     return label + (" [blocks]" if (manifest.get("profiling") or {}).get("delegate_blocks") else "")
 
 
+def _suffixes_with(field: str) -> list[str]:
+    """The artifact suffixes of the backends whose ``field`` is set (``arm64_counter``: those ``--arm64``
+    counts; ``operator_profiling``: those whose timing writes an ETDump)."""
+    return [suffix for backend in BACKENDS.values() if getattr(backend, field) for suffix in backend.suffixes]
+
+
 def result_stems(artifacts: list[Path]) -> list[str]:
     """File stems for the results: the artifact's name, led by its folder's where two names meet."""
     stems = [a.name.rsplit(".", 1)[0] for a in artifacts]
@@ -105,8 +105,8 @@ def check_artifact(artifact: Path, run: bool = True, verify: bool = True) -> dic
 
     Every artifact is checked before any is measured, so that a broken one fails the
     command before it spends minutes on another. A ``.pte`` runs first in a child process
-    (:func:`~quant.backends.xnnpack.probe.probe_program`), so that bytes that crash the runtime end in one
-    error. ``--arm64`` counts (``.pte`` and ``.tflite``) do not run on the host: the emulated
+    (its backend's ``probe``, :func:`~quant.backends.xnnpack.probe.probe_program`), so that bytes that crash
+    the runtime end in one error. ``--arm64`` counts (``.pte`` and ``.tflite``) do not run on the host: the emulated
     run takes its input shape from the program, not from a manifest.
     """
     if not artifact.is_file():
@@ -114,11 +114,11 @@ def check_artifact(artifact: Path, run: bool = True, verify: bool = True) -> dic
     backend = backend_for(artifact)
     if backend.runtime is None:
         raise BenchError(f"{artifact.name}: {backend.not_timed}")
-    if not run and backend not in (BACKENDS["xnnpack"], BACKENDS["tflite"]):
-        raise BenchError(f"{artifact.name}: --arm64 counts ExecuTorch programs (.pte) and LiteRT models (.tflite) only")
+    if not run and not backend.arm64_counter:
+        raise BenchError(f"{artifact.name}: --arm64 counts {' and '.join(_suffixes_with('arm64_counter'))} artifacts only")
     manifest = verified_manifest(artifact, verify)
-    if backend is BACKENDS["xnnpack"]:
-        probe_program(artifact, list(_input_for(manifest).shape), run=run)  # a crash of the runtime, in a child
+    if backend.probe:
+        backend.wing(backend.probe)(artifact, list(_input_for(manifest).shape), run=run)  # a crash of the runtime, in a child
     elif run:
         backend.open(artifact, 0).invoker(_input_for(manifest))()
     else:  # --arm64: loaded on the host, so that a broken model fails before any count
@@ -128,22 +128,11 @@ def check_artifact(artifact: Path, run: bool = True, verify: bool = True) -> dic
 
 def count_artifact(artifact: Path, manifest: dict | None, out: Path, cpu: str, warmup: int, iterations: int,
                    stem: str) -> dict:
-    """AArch64 instruction counts of one ``.pte`` (:mod:`quant.backends.xnnpack.arm64`) or ``.tflite``
-    (:mod:`quant.backends.tflite.arm64`) under qemu, written like a latency result."""
-    if backend_for(artifact) is BACKENDS["tflite"]:
-        return count_tflite(artifact, manifest, out, cpu, warmup, iterations, stem)
-    profiling = (manifest or {}).get("profiling") or {}
-    # a --profile-blocks export's blocks are its delegate calls, exact without matching operators to nodes
-    handle_blocks = None if profiling.get("delegate_blocks") else profiling.get("debug_handle_blocks")
-    result = count_instructions(artifact, cpu, warmup, iterations, handle_blocks)
-    if handle_blocks and not any(op["block"] for op in result["operators"]):
-        print(f"[bench] {artifact.name}: its operator events do not line up with its XNNPACK graph; no block counts",
-              file=sys.stderr)
-    result.update(created=now_utc(), tool=f"quant.bench {__version__} (mfbench aarch64, qemu-user)",
-                  label=_label(artifact, manifest))
-    if manifest:
-        apply_manifest(result, manifest)
-        add_block_counts(result, profiling.get("delegate_blocks") or [])
+    """AArch64 instructions and estimated cycles of one artifact under qemu, counted by its backend's
+    ``arm64_counter`` (:mod:`quant.backends.xnnpack.arm64`, :mod:`quant.backends.tflite.arm64`), written like
+    a latency result."""
+    backend = backend_for(artifact)
+    result = backend.wing(backend.arm64_counter)(artifact, manifest, cpu, warmup, iterations, _label(artifact, manifest))
     write_json_atomic(out / f"{stem}.{cpu}.latency.json", result)
     return result
 
@@ -157,41 +146,10 @@ def threads_used(threads: int) -> int:
     return threads or max(1, _threadpool_get_thread_count())
 
 
-def count_tflite(artifact: Path, manifest: dict | None, out: Path, cpu: str, warmup: int, iterations: int,
-                 stem: str) -> dict:
-    """:func:`count_artifact` of a ``.tflite``: whole inferences only (LiteRT's Python API has no profiler)."""
-    counted = tflite_arm64.count_instructions(artifact, cpu, warmup, iterations)
-    result = latency_result(artifact, manifest, emulated_device(core(cpu), counted["features"]),
-                            {"name": "tflite", "version": counted["runtime_version"], "compute_units": None},
-                            1, warmup, iterations, counted["samples_ms"], traced=False)
-    result.update(tool=f"quant.bench {__version__} (LiteRT aarch64 Python, qemu-user)",
-                  instructions=counted["instructions"], cycles=counted["cycles"])
-    write_json_atomic(out / f"{stem}.{cpu}.latency.json", result)
-    return result
-
-
 def whole_model_runs(artifacts: list[Path], manifests: list[dict | None], threads: int) -> list[Callable[[], object]]:
     """One inference per call of each artifact, loaded once, on the input :func:`_input_for` gives it."""
     return [backend_for(artifact).open(artifact, threads).invoker(_input_for(manifest))
             for artifact, manifest in zip(artifacts, manifests)]
-
-
-def latency_result(artifact: Path, manifest: dict | None, device: dict, runtime: dict, threads: int, warmup: int,
-                   iterations: int, samples: list[float], traced: bool, operators: list[dict] | None = None,
-                   etdump: Path | None = None) -> dict:
-    """A ``mobileformer-latency/1`` result of ``artifact``, its manifest's fields applied."""
-    result = {
-        "format": FORMAT, "created": now_utc(), "tool": f"quant.bench {__version__}",
-        "label": _label(artifact, manifest), "device": device, "runtime": runtime,
-        "artifact": {"file": artifact.name, "sha256": sha256_of(artifact), "size_bytes": size_of(artifact),
-                     "model": None, "backend": None, "precision": None},
-        "threads": threads, "warmup": warmup, "iterations": iterations, "traced": traced,
-        "latency_ms": summarize(samples), "samples_ms": samples, "operators": operators or [], "blocks": [],
-        "etdump": etdump.name if etdump else None,
-    }
-    if manifest:
-        apply_manifest(result, manifest)
-    return result
 
 
 def bench_artifact(artifact: Path, manifest: dict | None, out: Path, threads: int, warmup: int, iterations: int,
@@ -206,10 +164,10 @@ def bench_artifact(artifact: Path, manifest: dict | None, out: Path, threads: in
         ops = backend.load().traced_operators(artifact, _input_for(manifest), warmup, iterations, etdump)
     name, package = backend.runtime
     runtime = {"name": name, "version": versions()[package], "compute_units": None}
-    # the executorch package's runtime is built with the event tracer: XNNPACK times every operator
-    # in every run (docs/latency-format.md, `traced`); LiteRT's interpreter times none
-    result = latency_result(artifact, manifest, host_device(), runtime, threads, warmup, iterations, samples,
-                            traced=artifact.suffix == ".pte", operators=ops, etdump=etdump)
+    # a runtime that profiles operators times every one in every run (docs/latency-format.md, `traced`): the
+    # executorch package's is built with the event tracer; LiteRT's interpreter times none
+    result = latency_result(artifact, manifest, _label(artifact, manifest), host_device(), runtime, threads, warmup,
+                            iterations, samples, traced=backend.operator_profiling, operators=ops, etdump=etdump)
     write_json_atomic(out / f"{stem}.latency.json", result)
     return result
 
@@ -219,15 +177,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=HelpFormatter)
     p.add_argument("artifacts", nargs="+", type=Path, help=".pte or .tflite files (their manifests are read if beside them)")
     p.add_argument("--threads", type=int, default=1, help="runtime worker threads (0: the runtime's default; --arm64 always counts 1)")
-    p.add_argument("--warmup", type=int, help="untimed runs of each artifact first (default: 10; with --arm64, 1 for a .pte, "
-                        f"{ARM64_WARMUP['.tflite']} for a .tflite)")
+    p.add_argument("--warmup", type=int, help="untimed runs of each artifact first (default: 10; with --arm64, " + ", ".join(
+        f"{backend.arm64_warmup} for a {suffix}" for backend in BACKENDS.values() if backend.arm64_counter
+        for suffix in backend.suffixes) + ")")
     p.add_argument("--iterations", type=int, help="timed rounds, each running every artifact once (default: 100; with --arm64, 4 counted runs, ≥ 2: with 3, our int8 26m's differ by up to 231 instructions)")
     p.add_argument("--arm64", action="store_true",
                    help="count AArch64 instructions per inference under qemu-user, and estimate the phone core's "
                         "cycles and ms, instead of timing on the host (one thread; sets up on first use the aarch64 SDK, "
                         "mfbench and the plugin for a .pte, and Debian's aarch64 Python with LiteRT for a .tflite; "
                         "per-operator counts for a .pte only)")
-    p.add_argument("--cpu", default=DEFAULT_CPU, choices=CPUS, help="with --arm64: the named phone core (cortex-a76: 2019-class; armv9: 2022+ with i8mm and SVE2; "
+    p.add_argument("--cpu", default=DEFAULT_CORE, choices=tuple(CORES), help="with --arm64: the named phone core (cortex-a76: 2019-class; armv9: 2022+ with i8mm and SVE2; "
                              "the others for validation; docs/benchmarking.md)")
     p.add_argument("--no-operators", action="store_true", help="whole-model latency only (no traced pass)")
     p.add_argument("--out", type=Path, default=Path("out/bench"), help="where results, ETDumps and the chart go")
@@ -243,7 +202,7 @@ def output_files(out: Path, artifacts: list[Path], stems: list[str], name: str, 
     files = []
     for artifact, stem in zip(artifacts, stems):
         suffixes = [f".{cpu}.latency.json"] if arm64 else [".latency.json"]
-        if not arm64 and operators and artifact.suffix == ".pte":
+        if not arm64 and operators and artifact.suffix in _suffixes_with("operator_profiling"):
             suffixes.append(".etdp")
         check_name(stem, f"the result name of {artifact.name}", suffix=max(suffixes, key=len))
         files += [out / f"{stem}{suffix}" for suffix in suffixes]
@@ -255,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.iterations is None:
         args.iterations = 4 if args.arm64 else 100
-    if args.warmup is None and not args.arm64:  # --arm64: each runtime's own (ARM64_WARMUP)
+    if args.warmup is None and not args.arm64:  # --arm64: each backend's own (Backend.arm64_warmup)
         args.warmup = 10
     check_at_least(2 if args.arm64 else 1, iterations=args.iterations)
     check_at_least(0, warmup=args.warmup or 0, threads=args.threads)
@@ -269,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     with staged_outputs(out) as stage:  # every result, ETDump and the chart, or nothing
         if args.arm64:
             for artifact, manifest, stem in zip(args.artifacts, manifests, stems):
-                warmup = ARM64_WARMUP[artifact.suffix] if args.warmup is None else args.warmup
+                warmup = backend_for(artifact).arm64_warmup if args.warmup is None else args.warmup
                 print(f"[bench] {artifact} (AArch64 instructions and estimated cycles, {args.cpu}, {warmup} warm-up "
                       f"and {args.iterations} counted runs)", flush=True)
                 results.append(count_artifact(artifact, manifest, stage, args.cpu, warmup, args.iterations, stem))

@@ -8,7 +8,9 @@ import os
 import platform
 from pathlib import Path
 
+from . import __version__
 from .errors import UserError
+from .files import sha256_of, size_of
 
 FORMAT = "mobileformer-latency/1"
 MANIFEST_FORMAT = "mobileformer-manifest/1"
@@ -161,8 +163,6 @@ def verified_manifest(artifact: str | Path, verify: bool = True) -> dict | None:
     """The manifest beside ``artifact``, or None; with ``verify``, only if the artifact is the one it
     describes (its SHA-256): an fp32 program beside an int8 manifest, another model's weights or a
     corrupted copy would otherwise be labelled, shaped and scored by the wrong record."""
-    from .files import sha256_of
-
     artifact = Path(artifact)
     path = find_manifest(artifact, [artifact.parent])
     if path is None:
@@ -172,6 +172,24 @@ def verified_manifest(artifact: str | Path, verify: bool = True) -> dict | None:
         raise ResultError(f"{artifact.name} is not the artifact its manifest {path.name} describes (SHA-256 differs: "
                           "replaced, edited or corrupted); export it again, or pass --no-verify to use it as it is")
     return manifest
+
+
+def latency_result(artifact: Path, manifest: dict | None, label: str, device: dict, runtime: dict, threads: int,
+                   warmup: int, iterations: int, samples: list[float], traced: bool,
+                   operators: list[dict] | None = None, etdump: Path | None = None) -> dict:
+    """A ``mobileformer-latency/1`` result of ``artifact``, its manifest's fields applied."""
+    result = {
+        "format": FORMAT, "created": now_utc(), "tool": f"quant.bench {__version__}",
+        "label": label, "device": device, "runtime": runtime,
+        "artifact": {"file": artifact.name, "sha256": sha256_of(artifact), "size_bytes": size_of(artifact),
+                     "model": None, "backend": None, "precision": None},
+        "threads": threads, "warmup": warmup, "iterations": iterations, "traced": traced,
+        "latency_ms": summarize(samples), "samples_ms": samples, "operators": operators or [], "blocks": [],
+        "etdump": etdump.name if etdump else None,
+    }
+    if manifest:
+        apply_manifest(result, manifest)
+    return result
 
 
 def apply_manifest(result: dict, manifest: dict) -> dict:

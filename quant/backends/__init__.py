@@ -12,7 +12,8 @@ backend and imports nothing of another's. Its ``__init__`` provides
 - a census function returning :class:`Census`, the one op-census schema of every manifest.
 
 :data:`BACKENDS` is data (formats, the file suffixes each owns, fp32 tolerance, optional
-packages): choosing and checking a backend imports none of them; :meth:`Backend.load` imports
+packages, which of the wing's functions probe and count its artifacts): choosing and checking a backend
+imports none of them; :meth:`Backend.load` imports
 its package when an export or a run needs it, :func:`backend_for` finds an artifact's backend.
 """
 from __future__ import annotations
@@ -155,8 +156,21 @@ class Backend:
     not_timed: str = ""  # why quant.bench cannot time its artifacts on this host (with no runtime)
     emulated: str = ""  # what runs its artifacts here when it is not the backend's own runtime
     block_profiling: bool = False  # --profile-blocks: one delegate per paper block
-    operator_profiling: bool = False  # quant.bench's traced pass gives per-operator times
+    # quant.bench's traced pass gives per-operator times (its host runtime times every operator in every run)
+    operator_profiling: bool = False
     requires: str = ""  # the wing's module:function raising UserError when an optional extra is missing
+    # the wing's module:function(artifact, shape, run) that loads an artifact, and with run runs it once, in a child
+    # process, so that bytes that crash the runtime end in one error; "": quant.bench loads it in its own process
+    probe: str = ""
+    # the wing's module:function(artifact, manifest, cpu, warmup, iterations, label) -> the latency result of the
+    # artifact's AArch64 instructions and estimated cycles under qemu (quant.bench --arm64); "": not countable
+    arm64_counter: str = ""
+    arm64_warmup: int = 0  # quant.bench --arm64's default inferences before the counted ones
+
+    def wing(self, name: str) -> Callable:
+        """The wing's function ``name`` (``module:function``), its module imported on first use."""
+        module, function = name.split(":")
+        return getattr(importlib.import_module(f"{__name__}.{self.name}.{module}"), function)
 
     def load(self) -> ModuleType:
         """The backend's package (``lower``, ``validate``, ``open_artifact``), imported on first use."""
@@ -165,8 +179,7 @@ class Backend:
     def check_installed(self) -> None:
         """Raise :class:`UserError` naming the optional extra this backend needs, if it is missing."""
         if self.requires:
-            module, function = self.requires.split(":")
-            getattr(importlib.import_module(f"{__name__}.{self.name}.{module}"), function)()
+            self.wing(self.requires)()
 
     def rewrites(self, recipe: Recipe, precision: str) -> dict[str, bool]:
         """The graph rewrites the wing makes to ``recipe``'s program at ``precision`` beyond what the recipe
@@ -185,13 +198,17 @@ BACKENDS = {
     for b in (
         Backend("xnnpack", ("pte",), fp32_tolerance=1e-4, validator="the host ExecuTorch runtime",
                 suffixes=(".pte",), runtime=("executorch", "executorch"), block_profiling=True,
-                operator_profiling=True),
+                operator_profiling=True, probe="probe:probe_program",
+                # mfbench's count settles after one warm-up
+                arm64_counter="arm64:counted_result", arm64_warmup=1),
         Backend("coreml", ("mlpackage", "pte"), fp32_tolerance=None,
                 validator="the MIL reference executor (Core ML itself needs macOS)", suffixes=(".mlpackage",),
                 not_timed="Core ML prediction needs macOS or iOS; measure it with ios_demo",
                 emulated="MIL reference executor, not Core ML"),
         Backend("tflite", ("tflite",), fp32_tolerance=1e-4, validator="the host LiteRT interpreter",
-                suffixes=(".tflite",), runtime=("tflite", "ai-edge-litert"), requires="runtime:require_litert"),
+                suffixes=(".tflite",), runtime=("tflite", "ai-edge-litert"), requires="runtime:require_litert",
+                # the count of LiteRT's Python call settles over the first ~10 inferences (CHANGELOG.md, 2026-12-07)
+                arm64_counter="arm64:counted_result", arm64_warmup=20),
     )
 }
 

@@ -157,12 +157,13 @@ def test_export_refuses_a_foreign_artifact_before_the_long_work(tmp_path, tiny_v
 
 
 def test_bench_arm64_refuses_a_broken_tflite_before_counting_anything(tmp_path, monkeypatch, capsys):
+    import quant.backends.xnnpack.probe
     import quant.bench
 
     pte, tflite = tmp_path / "a.pte", tmp_path / "b.tflite"
     pte.write_bytes(b"\0\0\0\0ET12" + b"\0" * 64)
     tflite.write_bytes(b"\0\0\0\0TFL3" + b"\0" * 64)
-    monkeypatch.setattr(quant.bench, "probe_program", lambda *a, **k: None)  # the .pte passes
+    monkeypatch.setattr(quant.backends.xnnpack.probe, "probe_program", lambda *a, **k: None)  # the .pte passes
 
     def too_late(*args, **kwargs):
         raise AssertionError("counted before every artifact was checked")

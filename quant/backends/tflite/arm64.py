@@ -37,17 +37,18 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from ... import __version__
 from ...aarch64.cores import core
 from ...aarch64.cycles import estimate, line_cycles
 from ...aarch64.qemu import (
-    REPO, Arm64Error, GuestLog, cached, digest, inference_count, run, run_guest, split_passes, tool,
+    REPO, Arm64Error, GuestLog, cached, digest, emulated_device, inference_count, run, run_guest, split_passes, tool,
 )
+from ...formats import latency_result
 from . import guest as tflite_guest
 from .runtime import load_tflite_interpreter, runtime_version
 
 GUEST_SCRIPT = Path(tflite_guest.__file__)
 CPUINFO_SOURCE = REPO / "native" / "arm64" / "cpuinfo.c"
-DEFAULT_WARMUP = 20  # the count settles over the first ~10 inferences (CHANGELOG.md, 2026-12-07)
 GUEST_PYTHON = "3.11"  # Debian 12's, which the wheels below are built for
 # Debian 12 (bookworm) arm64: the interpreter, the standard library and the shared libraries
 # that it, numpy and LiteRT load. Exact versions, so that a root built later counts alike.
@@ -196,7 +197,7 @@ def inference_cycles(log: GuestLog, index: int, cpu: str) -> float:
     return sum(line_cycles(inside, core(cpu)))
 
 
-def count_instructions(artifact: Path, cpu: str, warmup: int = DEFAULT_WARMUP, iterations: int = 4) -> dict:
+def count_instructions(artifact: Path, cpu: str, warmup: int, iterations: int = 4) -> dict:
     """``artifact``'s count as a latency result's parts: ``instructions``, ``cycles`` (the
     estimate of the inference whose count is the steady one), ``device`` features, ``runtime``
     version and ``samples_ms`` (wall-clock under emulation, no phone figure).
@@ -228,3 +229,15 @@ def count_instructions(artifact: Path, cpu: str, warmup: int = DEFAULT_WARMUP, i
                              "counter": "qemu-aarch64 plugin native/arm64/icount.c"},
             "cycles": estimate(cycles, core(cpu)),
             "features": seen["features"], "runtime_version": seen["litert"], "samples_ms": seen["samples_ms"]}
+
+
+def counted_result(artifact: Path, manifest: dict | None, cpu: str, warmup: int, iterations: int, label: str) -> dict:
+    """``quant.bench --arm64``'s latency result of a ``.tflite`` (the backend's ``arm64_counter``): whole
+    inferences only (LiteRT's Python API has no profiler)."""
+    counted = count_instructions(artifact, cpu, warmup, iterations)
+    result = latency_result(artifact, manifest, label, emulated_device(core(cpu), counted["features"]),
+                            {"name": "tflite", "version": counted["runtime_version"], "compute_units": None},
+                            1, warmup, iterations, counted["samples_ms"], traced=False)
+    result.update(tool=f"quant.bench {__version__} (LiteRT aarch64 Python, qemu-user)",
+                  instructions=counted["instructions"], cycles=counted["cycles"])
+    return result

@@ -41,12 +41,14 @@ import zipfile
 from itertools import accumulate
 from pathlib import Path
 
+from ... import __version__
 from ...aarch64.cores import CORES, DEFAULT_CORE, Core, core
 from ...aarch64.cycles import cycle_entries, estimate
 from ...aarch64.qemu import (
     DELEGATE_BEGIN, OPERATORS_LOGGED, REPO, TIMER, Arm64Error, GuestLog,
     cached, digest, emulated_device, inference_count, run, run_guest, split_passes, tool,
 )
+from ...formats import apply_manifest, now_utc
 from .graph import GraphNode, copy_objects, match_operators, node_blocks, nodes_per_delegate_call
 
 NATIVE = REPO / "native"
@@ -291,4 +293,21 @@ def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, 
         "counted_runs": untraced,
         "counter": "qemu-aarch64 plugin native/arm64/icount.c",
     }
+    return result
+
+
+def counted_result(artifact: Path, manifest: dict | None, cpu: str, warmup: int, iterations: int, label: str) -> dict:
+    """``quant.bench --arm64``'s latency result of a ``.pte`` (the backend's ``arm64_counter``): instructions
+    and estimated cycles per inference, per XNNPACK operator and, with a manifest, per paper block."""
+    profiling = (manifest or {}).get("profiling") or {}
+    # a --profile-blocks export's blocks are its delegate calls, exact without matching operators to nodes
+    handle_blocks = None if profiling.get("delegate_blocks") else profiling.get("debug_handle_blocks")
+    result = count_instructions(artifact, cpu, warmup, iterations, handle_blocks)
+    if handle_blocks and not any(op["block"] for op in result["operators"]):
+        print(f"[bench] {artifact.name}: its operator events do not line up with its XNNPACK graph; no block counts",
+              file=sys.stderr)
+    result.update(created=now_utc(), tool=f"quant.bench {__version__} (mfbench aarch64, qemu-user)", label=label)
+    if manifest:
+        apply_manifest(result, manifest)
+        add_block_counts(result, profiling.get("delegate_blocks") or [])
     return result

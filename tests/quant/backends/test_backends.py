@@ -30,6 +30,22 @@ def test_every_backend_lowers_and_validates_with_one_call_shape(name):
     assert any(r.backend == name and r.name == name for r in RECIPES.values())  # its own recipe bears its name
 
 
+COUNTER_PARAMETERS = ["artifact", "manifest", "cpu", "warmup", "iterations", "label"]
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_the_wing_functions_a_record_names_exist_with_the_call_shape_commands_use(name):
+    backend = BACKENDS[name]
+    if backend.probe:
+        assert list(inspect.signature(backend.wing(backend.probe)).parameters)[:3] == ["path", "shape", "run"]
+    if backend.requires:
+        assert callable(backend.wing(backend.requires))
+    if backend.arm64_counter:  # quant.bench --arm64 counts it, after its own warm-up
+        assert list(inspect.signature(backend.wing(backend.arm64_counter)).parameters) == COUNTER_PARAMETERS
+        assert backend.arm64_warmup >= 1
+    assert bool(backend.arm64_counter) == (name in ("xnnpack", "tflite"))  # Core ML has no AArch64 runtime here
+
+
 def test_the_census_dataclass_is_the_manifest_schema():
     schema = validator("manifest").schema["properties"]["op_census"]
     assert set(schema["required"]) == set(schema["properties"]) == {f.name for f in dataclasses.fields(Census)}

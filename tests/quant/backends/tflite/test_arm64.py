@@ -16,7 +16,9 @@ import pytest
 
 from quant import bench
 from quant.aarch64 import qemu
+from quant.backends import BACKENDS
 from quant.backends.tflite import arm64 as tflite_arm64
+from quant.backends.xnnpack import arm64 as xnnpack_arm64
 from quant.backends.tflite.runtime import INSTALL_HINT, runtime_version
 from tests.schemas import assert_follows
 
@@ -80,12 +82,12 @@ def test_bench_counts_pte_and_tflite_in_one_run_each_with_its_warmup(tmp_path, m
                 "cycles": {"per_inference": 3, "clock_ghz": 2.42, "estimated_ms": 1e-6, "model": "m"},
                 "features": ["dotprod", "fp16"], "runtime_version": "2.3.0", "samples_ms": [2.0] * iterations}
 
-    monkeypatch.setattr(bench, "count_instructions", count_pte)
+    monkeypatch.setattr(xnnpack_arm64, "count_instructions", count_pte)
     monkeypatch.setattr(tflite_arm64, "count_instructions", count_tflite)
     monkeypatch.setattr(qemu, "qemu_version", lambda qemu=None: "7.2.22")
     monkeypatch.setattr(bench, "check_artifact", lambda *a, **k: None)  # stand-in bytes: dispatch only
     assert bench.main(["--arm64", str(tflite), str(pte), "--out", str(tmp_path / "out")]) == 0
-    assert calls == {".tflite": tflite_arm64.DEFAULT_WARMUP, ".pte": 1}
+    assert calls == {".tflite": BACKENDS["tflite"].arm64_warmup, ".pte": 1} and BACKENDS["tflite"].arm64_warmup > 1
     result = json.loads((tmp_path / "out" / "m.cortex-a76.latency.json").read_text())
     assert_follows(result, "latency")
     assert result["runtime"] == {"name": "tflite", "version": "2.3.0", "compute_units": None}
