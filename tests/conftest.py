@@ -3,7 +3,11 @@ without a marker in their file: a test that uses a fixture of :data:`SLOW_FIXTUR
 build) is ``slow`` (listed in the marker's description too: ``pytest --markers``)."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import json
+from pathlib import Path
 
 import pytest
 
@@ -52,6 +56,40 @@ def tiny_exports(tmp_path_factory):
 INT8, BLOCKS, FP32 = (f"mobile_former_tiny_xnnpack_{kind}" for kind in ("int8", "int8_blocks", "fp32"))
 
 
+@dataclasses.dataclass(frozen=True)
+class Exported:
+    """An export's artifact, and what the command printed on stdout and stderr."""
+
+    artifact: Path
+    out: str
+    err: str
+
+
+@pytest.fixture(scope="session")
+def ten_class_exports(tmp_path_factory):
+    """backend -> the tiny variant's int8 export for it with a 10-class head (the class count of 'digits'),
+    4 calibration images: made on first use, once per session, for every test module that needs one."""
+    made: dict[str, Exported] = {}
+
+    def export(backend: str) -> Exported:
+        if backend not in made:
+            out = tmp_path_factory.mktemp(f"ten_{backend}")
+            argv = ["--backend", backend, "--model", TINY.name, "--num-classes", "10", "--calib-images", "4",
+                    "--out", str(out), "--no-progress"]
+            printed, errors = io.StringIO(), io.StringIO()
+            with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed), \
+                    contextlib.redirect_stderr(errors):
+                mp.setitem(VARIANTS, TINY.name, TINY)
+                code = export_main(argv)
+            assert code == 0, errors.getvalue()[-2000:]
+            (manifest,) = out.glob("*.manifest.json")
+            artifact = out / json.loads(manifest.read_text())["artifact"]
+            made[backend] = Exported(artifact, printed.getvalue(), errors.getvalue())
+        return made[backend]
+
+    return export
+
+
 @pytest.fixture(scope="session")
 def bench_results(tiny_exports, tmp_path_factory):
     """quant.bench's results of the three tiny exports (5 rounds)."""
@@ -65,8 +103,8 @@ def bench_results(tiny_exports, tmp_path_factory):
 
 # Fixtures that export, train or build: a test that uses one is part of the slow set, which
 # `pytest -m "not slow"` (the everyday subset, README) leaves out and `make test` runs.
-SLOW_FIXTURES = {"tiny_exports", "bench_results", "ten_class_pte", "float_checkpoint", "toys", "classpath", "mfbench",
-                 "mfbench_no_tracer"}
+SLOW_FIXTURES = {"tiny_exports", "bench_results", "ten_class_exports", "float_checkpoint", "toys", "classpath",
+                 "mfbench", "mfbench_no_tracer"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

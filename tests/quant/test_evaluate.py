@@ -3,23 +3,15 @@ import json
 
 import pytest
 
-from mobileformer.config import VARIANTS
 from quant.evaluate import compare, main
-from quant.export import main as export_main
-from tests.conftest import TINY
 
 INT8 = "mobile_former_tiny_xnnpack_int8"
 
 
-@pytest.fixture(scope="module")
-def ten_class_pte(tmp_path_factory):
-    """A tiny int8 export with a 10-class head, the class count of 'digits'."""
-    out = tmp_path_factory.mktemp("ten")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(VARIANTS, TINY.name, TINY)
-        assert export_main(["--backend", "xnnpack", "--model", TINY.name, "--num-classes", "10", "--calib-images", "4",
-                            "--out", str(out), "--no-progress"]) == 0
-    return out / f"{INT8}.pte"
+@pytest.fixture
+def ten_class_pte(ten_class_exports):
+    """The tiny int8 .pte with a 10-class head, the class count of 'digits' (tests/conftest.py)."""
+    return ten_class_exports("xnnpack").artifact
 
 
 def test_pte_result_keeps_per_image_outcomes(ten_class_pte, tmp_path, capsys):
@@ -129,7 +121,8 @@ def test_an_internal_bug_keeps_its_traceback(ten_class_pte, monkeypatch):
     ("coreml", "coreml_int8.mlpackage", " (MIL reference executor, not Core ML)"),
     ("tflite", "tflite_int8.tflite", ""),  # LiteRT's interpreter
 ])
-def test_a_package_or_tflite_is_scored_by_its_host_runner(tiny_variant, tmp_path, capsys, backend, artifact, runner):
+def test_a_package_or_tflite_is_scored_by_its_host_runner(ten_class_exports, tiny_variant, capsys, backend, artifact,
+                                                          runner):
     """The int8 artifact's logits, run by the MIL reference executor (op by op) or LiteRT's interpreter,
     are the float network's up to int8 noise: a wrong layout, normalisation or class order would not
     score 15 dB."""
@@ -139,9 +132,8 @@ def test_a_package_or_tflite_is_scored_by_its_host_runner(tiny_variant, tmp_path
     from quant.evaluate import _predictor
     from quant.metrics import sqnr
 
-    assert export_main(["--backend", backend, "--model", tiny_variant, "--num-classes", "10", "--calib-images", "4",
-                        "--out", str(tmp_path), "--no-progress"]) == 0
-    target = tmp_path / f"{tiny_variant}_{artifact}"
+    target = ten_class_exports(backend).artifact  # the export of test_coreml.py and test_arm64.py (LiteRT's) too
+    assert target.name == f"{tiny_variant}_{artifact}"
     predict, size, mean, std, classes, what, _ = _predictor(target, None, None)
     assert (size, classes) == (64, 10) and what == f"{tiny_variant} {backend} int8{runner}"
     with torch.random.fork_rng():

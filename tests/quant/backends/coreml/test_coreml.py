@@ -87,19 +87,17 @@ def test_the_unrounded_graph_skips_the_activations_rounding_only():
 
 
 @pytest.mark.slow
-def test_mlpackage_export_is_int8_described_and_validated(tiny_variant, tmp_path, capfd):
-    """That the same program gives the same bytes is checked on the conversion alone
+def test_mlpackage_export_is_int8_described_and_validated(ten_class_exports, tiny_variant):
+    """The session's int8 export for Core ML (tests/conftest.py; test_evaluate.py scores it too). That the
+    same program gives the same bytes is checked on the conversion alone
     (:func:`test_the_same_program_converts_to_the_same_bytes`)."""
-    from quant.export import main as export_main
     from quant.files import sha256_of
 
-    out = tmp_path / "a"
-    assert export_main(["--backend", "coreml", "--model", tiny_variant, "--calib-images", "2", "--out", str(out),
-                        "--no-progress"]) == 0
-    printed = capfd.readouterr()
-    assert "validated on 2 images by the MIL reference executor" in printed.out
-    assert "Running MIL" not in printed.err  # coremltools' progress bars stay quiet
-    package = out / f"{tiny_variant}_coreml_int8.mlpackage"
+    exported = ten_class_exports("coreml")
+    assert "validated on 4 images by the MIL reference executor" in exported.out
+    assert "Running MIL" not in exported.err  # coremltools' progress bars stay quiet
+    package, out = exported.artifact, exported.artifact.parent
+    assert package.name == f"{tiny_variant}_coreml_int8.mlpackage"
     assert (package / "Manifest.json").is_file()
     # exactly what Core ML reads: no ExecuTorch debug-handle map inside, nor left beside it
     assert {p.name for p in package.iterdir()} == {"Manifest.json", "Data"}
@@ -113,7 +111,7 @@ def test_mlpackage_export_is_int8_described_and_validated(tiny_variant, tmp_path
     # GEMMs without a runtime input are the Linears on the learned tokens
     assert census["ops"]["matmul"] == {"int8": 14} and census["ops"]["linear"].get("float", 0) == 0
     validation = manifest["validation"]  # numeric, by the MIL reference executor
-    assert "not Core ML" in validation["engine"] and validation["images"] == 2
+    assert "not Core ML" in validation["engine"] and validation["images"] == 4
     assert validation["sqnr_db_vs_pytorch_quantized"] > 20 and validation["blocks"][-1]["block"] == "head"
 
 

@@ -8,8 +8,6 @@ $MOBILEFORMER_CACHE or ~/.cache/mobileformer) and counts a tiny-variant .tflite.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,8 +19,6 @@ from quant.backends.tflite import arm64 as tflite_arm64
 from quant.backends.xnnpack import arm64 as xnnpack_arm64
 from quant.backends.tflite.runtime import INSTALL_HINT, runtime_version
 from tests.schemas import assert_follows
-
-REPO = Path(__file__).resolve().parents[4]
 
 
 def test_steady_count_is_the_least_count_when_it_repeats():
@@ -112,18 +108,11 @@ def test_a_corrupt_tflite_is_refused_before_any_setup(tmp_path, monkeypatch, cap
 # --------------------------------------------------------------------------- under qemu
 
 
-@pytest.fixture(scope="module")
-def tiny_tflite(tmp_path_factory) -> Path:
-    """The tiny variant (tests/conftest.py) exported int8 for LiteRT, in a subprocess (it registers the variant)."""
+@pytest.fixture
+def tiny_tflite(ten_class_exports) -> Path:
+    """The tiny variant exported int8 for LiteRT: the session's (tests/conftest.py), scored in test_evaluate.py too."""
     pytest.importorskip("litert_torch", reason=f"the tflite extra is not installed: {INSTALL_HINT}")
-    out = tmp_path_factory.mktemp("tflite")
-    script = ("import sys; from tests.conftest import TINY; from mobileformer.config import VARIANTS; "
-              "VARIANTS[TINY.name] = TINY; from quant.export import main; "
-              f"sys.exit(main(['--backend', 'tflite', '--model', TINY.name, '--calib-images', '8', '--out', {str(out)!r},"
-              " '--no-progress']))")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return next(out.glob("*.tflite"))
+    return ten_class_exports("tflite").artifact
 
 
 @pytest.mark.slow
