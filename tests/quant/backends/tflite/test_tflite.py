@@ -1,7 +1,8 @@
 """The LiteRT backend: ``quant.export --backend tflite``, the interpreter helpers (:mod:`quant.backends.tflite.runtime`), the op census.
 
-One int8 and one fp32 export of mobile_former_26m at 64x64 (random weights, 8 digits
-images) are shared by the tests of this module.
+One int8 and one fp32 export of the grouped tiny variant (tests/conftest.py: 26m's grouped
+pointwise convs and channel shuffles in small; random weights, 8 digits images) are shared by
+the tests of this module.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 import mobileformer as mf
+from mobileformer.config import VARIANTS
 from quant import export as ex
 from quant.data import calibration_batches
 from quant.files import sha256_of
@@ -21,21 +23,25 @@ from quant.backends import BACKENDS
 from quant.backends.tflite import GEMM_KINDS, tflite_census
 from quant.quantizer import litert_quantizer
 from quant.backends.tflite.runtime import INSTALL_HINT, TFLiteError, TFLiteModel, load_tflite_interpreter, time_tflite
+from tests.conftest import TINY_GROUPED
 from tests.schemas import assert_follows
 
 pytest.importorskip("litert_torch", reason=f"the tflite extra is not installed: {INSTALL_HINT}")
 pytest.importorskip("ai_edge_litert", reason=f"the tflite extra is not installed: {INSTALL_HINT}")
 
 pytestmark = pytest.mark.slow
+MODEL = TINY_GROUPED.name
 SIZE = 64
 IMAGES = 8
 
 
 def _export(out, precision: str) -> ex.ExportResult:
-    cfg = ex.ExportConfig(backend="tflite", model="mobile_former_26m", precision=precision, calib="digits",
+    cfg = ex.ExportConfig(backend="tflite", model=MODEL, precision=precision, calib="digits",
                           calib_images=IMAGES, input_size=SIZE, out=out, progress=False)
     torch.manual_seed(0)
-    return ex.export(cfg)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(VARIANTS, MODEL, TINY_GROUPED)
+        return ex.export(cfg)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +55,7 @@ def fp32(tmp_path_factory) -> ex.ExportResult:
 
 
 def test_int8_files_and_manifest(int8):
-    assert int8.artifact.name == "mobile_former_26m_tflite_int8.tflite"
+    assert int8.artifact.name == f"{MODEL}_tflite_int8.tflite"
     assert int8.artifact.read_bytes()[4:8] == b"TFL3"
     on_disk = json.loads(int8.manifest_path.read_text())
     assert on_disk == json.loads(json.dumps(int8.manifest))
@@ -105,7 +111,7 @@ def test_int8_validation_numbers_are_sane(int8):
     assert val["sqnr_db_vs_pytorch_quantized"] > 15.0  # LiteRT's int8 kernels are not bit-exact with PT2E's simulation
     # the agreement is the one found by running the file against the float model it came from
     torch.manual_seed(0)
-    reference = mf.create_model("mobile_former_26m").eval()  # the export's random weights (seed 0)
+    reference = mf.MobileFormer(TINY_GROUPED).eval()  # the export's random weights (seed 0)
     images = calibration_batches("digits", IMAGES, SIZE, reference.cfg.mean, reference.cfg.std)
     with torch.no_grad():
         ref = torch.cat([reference(x) for x in images.split(1)])
@@ -117,7 +123,7 @@ def test_int8_validation_numbers_are_sane(int8):
 
 def test_fp32_matches_pytorch(fp32):
     m = fp32.manifest
-    assert fp32.artifact.name == "mobile_former_26m_tflite_fp32.tflite"
+    assert fp32.artifact.name == f"{MODEL}_tflite_fp32.tflite"
     assert m["recipe"] == "tflite" and m["input"]["dtype"] == "float32" and "quantization" not in m["input"]
     assert m["output"]["dtype"] == "float32" and "quantization" not in m["output"]
     assert m["validation"]["max_abs_diff_vs_fp32"] <= BACKENDS["tflite"].fp32_tolerance
