@@ -310,6 +310,19 @@ def test_report_renders_instruction_counts_not_milliseconds(tmp_path):
     assert "instructions" in outputs.csv.read_text().splitlines()[0] and outputs.png.is_file()
 
 
+def test_report_puts_a_pte_count_beside_a_tflite_count(tmp_path):
+    """make demo counts our .pte (mfbench, built with the event tracer: traced) and LiteRT's .tflite (untraced) in
+    one quant.bench --arm64 call: instruction counts of both go in one table, each row saying whether it was traced
+    (the tracer's clock reads are in the .pte's count); it failed with "mix traced and untraced" (a demo bug)."""
+    from quant.report import render
+
+    pte, tflite = counted_result("int8", "int8", 1000, [500, 400]), counted_result("litert", "int8", 1200, [])
+    pte["traced"], tflite["traced"] = True, False
+    table = render([pte, tflite], tmp_path, "r").table
+    header, *rows = [line for line in table.splitlines() if line.startswith(("result", "int8", "litert"))]
+    assert "traced" in header and "yes" in rows[0] and "no" in rows[1]
+
+
 def test_report_refuses_to_mix_latencies_and_instruction_counts(tmp_path):
     from quant.formats import ResultError
     from quant.report import render
