@@ -66,8 +66,11 @@ export-coreml:
 	@$(STEP) $@ $(EXPORT) --no-progress --backend coreml
 export-tflite:
 	@$(STEP) $@ $(EXPORT) --no-progress --backend tflite
+# Two calls: the host ExecuTorch runtime times every operator (traced) and LiteRT does not, and one table
+# never mixes traced and untraced latencies (docs/latency-format.md); the .pte files are interleaved.
 bench: $(EXPORTS) arm64 arm64-armv9 summary
-	@$(STEP) $@ $(PY) -m quant.bench $(PTES) $(ART)_tflite_int8.tflite --out $(OUT)/bench --name $(MODEL)
+	@$(STEP) $@-litert $(PY) -m quant.bench $(ART)_tflite_int8.tflite --out $(OUT)/bench --name $(MODEL)_litert
+	@$(STEP) $@ $(PY) -m quant.bench $(PTES) --out $(OUT)/bench --name $(MODEL)
 arm64: $(XNNPACK) export-tflite
 	@$(STEP) $@ $(PY) -m quant.bench --arm64 --cpu cortex-a76 $(PTES) $(ART)_tflite_int8.tflite --out $(OUT)/arm64 \
 		--name $(MODEL)_cortex-a76

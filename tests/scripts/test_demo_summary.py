@@ -64,7 +64,7 @@ def test_make_demo_runs_each_step_once(tmp_path):
     steps = subprocess.run(["make", "-n", "-j1", "demo-steps", f"OUT={tmp_path}"], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.splitlines()
     names = [line.split()[2] for line in steps if line.startswith("scripts/demo_step.sh")]
-    assert len(names) == len(set(names)) == 10  # 6 exports, model summary, counts on two cores, host benchmark
+    assert len(names) == len(set(names)) == 11  # 6 exports, model summary, counts on two cores, host benchmarks (ours, LiteRT)
     exports = [line.split("quant.export", 1)[1] for line in steps if "quant.export" in line]
     assert len(exports) == len(set(exports)) == 6
     assert {"--backend coreml", "--backend tflite"} <= {e.split(" --no-progress ")[1] for e in exports}

@@ -283,6 +283,7 @@ def count_instructions(artifact: Path, cpu: str = DEFAULT_CPU, warmup: int = 1, 
     if handle_blocks:
         attribute_blocks(result["operators"], nodes, handle_blocks)
     result["device"] = emulated_device(core(cpu), result["device"].get("features", []))
+    result["artifact"]["file"] = artifact.name  # mfbench ran it as model.pte (a link in the work folder)
     result["cycles"] = estimated_cycles(log, core(cpu), reads, result["operators"])
     result["instructions"] = {
         "per_inference": untraced[-1],

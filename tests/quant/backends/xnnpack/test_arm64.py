@@ -247,6 +247,7 @@ def test_counts_repeat_add_up_and_int8_needs_fewer(toys, tmp_path, capsys):
         assert_follows(result, "latency")
         counts = result["instructions"]
         assert result["device"]["kind"] == "emulated" and result["device"]["cpu"] == "cortex-a76"
+        assert result["artifact"]["file"] in (toys["fp32"].name, toys["int8"].name)  # not mfbench's model.pte link
         assert counts["per_inference"] > 0 and counts["runtime_overhead"] > 0
         assert counts["operators_exact"]  # the toys have no multi-object nodes
         assert sum(op["instructions"] for op in result["operators"]) == counts["operators_total"]
