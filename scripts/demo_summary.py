@@ -10,7 +10,7 @@ the same rows and columns as a results file (``"kind": "demo"``: model, UTC day,
 threads, and what each column measures), from which ``scripts/results_tables.py`` renders the
 README's headline table and docs/results.md's.
 
-    python scripts/demo_summary.py out/demo [--json docs/results/demo_mobile_former_26m.json]
+    python scripts/demo_summary.py out/demo [--json out/demo/demo.json]
 """
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ import json
 import sys
 from pathlib import Path
 
-from quant.files import json_text
+from quant.errors import UserError
+from quant.files import check_replaceable, write_json_atomic
 from quant.formats import host_device, now_utc
-from results_tables import ours, write_text_atomic
+from results_tables import ours
 
 
 def _load(path: Path) -> dict | None:
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path, help="the demo's output directory (make demo: out/demo)")
     p.add_argument("--json", type=Path, metavar="PATH",
-                   help="also write the figures as a results file (docs/results/demo_MODEL.json) for "
+                   help="also write the figures as a results file (what docs/results/demo_MODEL.json are copies of) for "
                         "scripts/results_tables.py (default: none)")
     args = p.parse_args(argv)
     if not args.out.is_dir():
@@ -144,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.json and not args.json.parent.is_dir():
         print(f"error: --json {args.json}: no folder {args.json.parent}", file=sys.stderr)
+        return 2
+    try:  # the project's output policy: only a results file of ours is replaced
+        if args.json:
+            check_replaceable(args.json, is_dir=False)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     rows, columns, _ = collect(args.out)
     if not rows:
@@ -154,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print(f"artifacts and manifests: {args.out}/")
     if args.json:  # checked above, before any output
-        write_text_atomic(args.json, json_text(results_file(args.out)))
+        write_json_atomic(args.json, results_file(args.out))
         print(f"results file: {args.json}")
     return 0
 

@@ -90,3 +90,18 @@ def test_a_results_file_into_a_missing_folder_is_refused_first(tmp_path, capsys)
     assert demo_summary.main([str(tmp_path), "--json", str(tmp_path / "no" / "demo.json")]) == 2
     out = capsys.readouterr()
     assert out.err.startswith("error: --json") and out.out == ""
+
+
+def test_a_results_file_never_replaces_a_file_it_did_not_write(tmp_path, capsys):
+    """--json obeys the project's output policy (quant.files): a file of the user's at that name is left as it
+    was, with one error line before any output; a file it wrote itself is replaced on the next run."""
+    fake_demo(tmp_path / "demo", cycles=False)
+    theirs = tmp_path / "notes.json"
+    theirs.write_text("mine")
+    assert demo_summary.main([str(tmp_path / "demo"), "--json", str(theirs)]) == 2
+    out = capsys.readouterr()
+    assert out.err.startswith("error: ") and out.out == "" and theirs.read_text() == "mine"
+    ours = tmp_path / "demo.json"
+    for _ in range(2):
+        assert demo_summary.main([str(tmp_path / "demo"), "--json", str(ours)]) == 0
+    assert json.loads(ours.read_text())["kind"] == "demo"
