@@ -89,7 +89,8 @@ def collect(out: Path) -> tuple[list[dict], dict[str, dict], list[dict]]:
 
 def results_file(out: Path) -> dict:
     """The demo's figures as a results file (``"kind": "demo"``): the rows and columns of the table,
-    the model, the UTC day of the newest result, the machine and threads of the host benchmark."""
+    the model, the UTC day of the newest result, the machine and threads of the host benchmark, and
+    per phone core where our int8's and fp32's estimated cycles go (:func:`operator_kinds`)."""
     rows, columns, results = collect(out)
     host = next((r for r in results if _where(r) == "host"), {})
     device = host.get("device") or host_device()
@@ -98,7 +99,34 @@ def results_file(out: Path) -> dict:
     return {"kind": "demo", "model": ", ".join(models), "date": created[:10],
             "machine": f"{device.get('cpu', '?')}, {device.get('cores', '?')} cores",
             "threads": host.get("threads"), "columns": columns,
-            "rows": [{k: v for k, v in r.items() if k != "path"} for r in rows]}
+            "rows": [{k: v for k, v in r.items() if k != "path"} for r in rows],
+            "operator_kinds": operator_kinds(rows, results)}
+
+
+def _kind(operator: str) -> str:
+    """XNNPACK's operator name without its layout and types: ``Convolution (NHWC, QD8, F32, QC8W)`` ->
+    ``Convolution``."""
+    return operator.split(" (", 1)[0].strip()
+
+
+def operator_kinds(rows: list[dict], results: list[dict]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per phone core, our int8's and our fp32's estimated cycles per inference by operator kind, the
+    runtime's own (outside every operator) under ``"(outside operators)"``: what the int8 ratio is made of."""
+    pair = ours(rows)
+    if pair is None:
+        return {}
+    names = {pair[0]["artifact"]: "int8", pair[1]["artifact"]: "fp32"}
+    kinds: dict[str, dict[str, dict[str, int]]] = {}
+    for result in results:
+        precision, cycles = names.get(result["artifact"]["file"]), result.get("cycles")
+        if precision is None or not isinstance(cycles, dict) or not result.get("operators"):
+            continue
+        by_kind: dict[str, int] = {}
+        for op in result["operators"]:  # cycles per inference, as the result's total
+            by_kind[_kind(op["name"])] = by_kind.get(_kind(op["name"]), 0) + op["cycles"]
+        by_kind["(outside operators)"] = cycles["runtime_overhead"]
+        kinds.setdefault(_where(result), {})[precision] = by_kind
+    return {core: both for core, both in kinds.items() if len(both) == 2}
 
 
 def _cell(value, digits: int = 2) -> str:

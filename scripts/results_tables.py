@@ -7,8 +7,9 @@ markers (the path relative to the repository root):
     ...the table rendered from that file...
     <!-- /results -->
 
-The file's top-level ``"kind"`` picks the renderer: ``demo`` (``scripts/demo_summary.py OUT
---json PATH``: the headline table of one model), ``cycle_model_validation``
+The file's top-level ``"kind"`` picks the renderer, a word after the path another view of the same
+file: ``demo`` (``scripts/demo_summary.py OUT --json PATH``: the headline table of one model; its
+``operators`` view: where our int8's and fp32's estimated cycles go), ``cycle_model_validation``
 (``scripts/validate_cycle_model.py``: the cycle estimate against published phone latencies),
 ``accuracy`` (``scripts/accuracy_table.py ... --json PATH``, rendered by its ``render_results``).
 
@@ -40,8 +41,9 @@ class UserError(Exception):
     """Bad input: one ``error:`` line, exit code 2 (:func:`main`)."""
 
 
-OPEN = re.compile(r"<!-- results: (?P<path>\S+) -->\n")
-BLOCK = re.compile(r"(?P<open><!-- results: (?P<path>\S+) -->\n)(?P<body>.*?)(?P<close><!-- /results -->)", re.S)
+OPEN = re.compile(r"<!-- results: (?P<path>\S+)(?: (?P<view>\w+))? -->\n")
+BLOCK = re.compile(r"(?P<open><!-- results: (?P<path>\S+)(?: (?P<view>\w+))? -->\n)(?P<body>.*?)"
+                   r"(?P<close><!-- /results -->)", re.S)
 VALIDATION = "cycle_model_validation.json"  # beside a demo results file: the estimate's measured error
 # the artifacts of one demo, in the order a reader compares them: (backend, precision, recipe) -> label
 ARTIFACTS = {("xnnpack", "fp32", "xnnpack-stock"): "stock fp32 `.pte`",
@@ -51,6 +53,10 @@ ARTIFACTS = {("xnnpack", "fp32", "xnnpack-stock"): "stock fp32 `.pte`",
              ("tflite", "int8", "tflite"): "LiteRT int8 `.tflite`",
              ("coreml", "int8", "coreml"): "Core ML int8 `.mlpackage`"}
 OURS = ("xnnpack", "int8", "xnnpack"), ("xnnpack", "fp32", None)
+LITERT = ("tflite", "int8", "tflite")
+MULTIPLY_ADDS = ("Convolution", "Fully Connected", "Batch Matrix Multiply")  # the kinds int8's dot products speed up
+IDEAL_INT8_SPEEDUP = 4  # int8 lanes per vector over fp32's: what no kernel exceeds
+SHOWN_KINDS = 10  # operator kinds shown one by one, the rest summed
 
 
 def placeholder(results: str) -> str:
@@ -103,19 +109,28 @@ def _estimate_note(path: Path, columns: dict[str, dict]) -> str:
     return f"¹ Estimated from cycles ({cores}; llvm-mca's model of the core, caches left out); {checked}."
 
 
-def _ratios(rows: list[dict], columns: dict[str, dict]) -> str:
-    pair = ours(rows)
-    if pair is None:
-        return ""
-    int8, fp32 = pair
-    parts = [f"{fp32['MB'] / int8['MB']:.2f}x smaller"]
+def _ratios(int8: dict, other: dict, columns: dict[str, dict], against: str, host: bool = True) -> str:
+    """Our int8 against another row of the demo: size, then each measure both rows have (the host's
+    only if ``host``: latencies of one interleaved call)."""
+    parts = [f"{other['MB'] / int8['MB']:.2f}x smaller"]
     for name, column in columns.items():
-        a, b = int8["measures"].get(name), fp32["measures"].get(name)
-        if a and b:
+        a, b = int8["measures"].get(name), other["measures"].get(name)
+        if a and b and (host or column["measure"] != "ms"):
             where = column["device"] + (" est." if column["measure"] == "est. ms" else "")
             parts.append(f"{column['device']} {a / b:.2f}x the instructions" if column["measure"] == "M instr" else
                          f"{where} {b / a:.2f}x {'faster' if a < b else 'slower'}")
-    return "Our int8 against our fp32: " + "; ".join(parts) + "."
+    return f"Our int8 against {against}: " + "; ".join(parts) + "."
+
+
+def _comparisons(rows: list[dict], columns: dict[str, dict]) -> list[str]:
+    """Our int8 against our fp32 (what int8 buys) and against LiteRT's int8 (the other int8 on Android; its
+    host latency comes from a call of its own, so it is not compared)."""
+    pair = ours(rows)
+    if pair is None:
+        return []
+    litert = next((r for r in rows if (r["backend"], r["precision"], r["recipe"]) == LITERT), None)
+    return [_ratios(pair[0], pair[1], columns, "our fp32"),
+            *([_ratios(pair[0], litert, columns, "LiteRT's int8", host=False)] if litert else [])]
 
 
 def demo_table(data: dict, path: Path) -> str:
@@ -137,9 +152,56 @@ def demo_table(data: dict, path: Path) -> str:
         cells = [ARTIFACTS.get((r["backend"], r["precision"], r["recipe"]), r["artifact"]), _number(r["MB"]),
                  *(_number(r["measures"].get(n)) for n in columns)]
         lines.append("| " + " | ".join(f"**{c}**" if bold and c != "—" else c for c in cells) + " |")
-    ratio = _ratios(rows, columns)
-    notes = [*([ratio] if ratio else []), *([_estimate_note(path, columns)] if estimated else [])]
+    notes = [*_comparisons(rows, columns), *([_estimate_note(path, columns)] if estimated else [])]
     return "\n".join([*lines, *(line for note in notes for line in ("", note))])
+
+
+def _million(cycles: float) -> str:
+    return f"{cycles / 1e6:.2f}"
+
+
+def demo_operators_table(data: dict, path: Path) -> str:
+    """Where our int8's and our fp32's estimated cycles go on each phone core, by operator kind, and
+    how far int8 could get were its multiply-adds as fast as its lanes allow."""
+    cores = [c for c in CORES if c in data["operator_kinds"]] + sorted(set(data["operator_kinds"]) - set(CORES))
+    if not cores:
+        raise UserError(f"{path}: no estimated cycles of our int8 and fp32 per operator (a demo without AArch64 counts)")
+    kinds = {core: data["operator_kinds"][core] for core in cores}
+    names = sorted({k for both in kinds.values() for p in both.values() for k in p} - {"(outside operators)"},
+                   key=lambda k: -max(both["fp32"].get(k, 0) + both["int8"].get(k, 0) for both in kinds.values()))
+    shown, rest = names[:SHOWN_KINDS], names[SHOWN_KINDS:]
+    lines = ["| M est. cycles per inference | " + " | ".join(f"{c} fp32 | {c} int8 | int8 ÷ fp32" for c in cores) + " |",
+             "|---|" + "---|---|---|" * len(cores)]
+
+    def row(label: str, select: list[str], bold: bool = False) -> str:
+        cells = [label]
+        for both in kinds.values():
+            f, i = (sum(both[p].get(k, 0) for k in select) for p in ("fp32", "int8"))
+            cells += [_million(f), _million(i), f"{i / f:.2f}x" if f else "—"]
+        return "| " + " | ".join(f"**{c}**" if bold else c for c in cells) + " |"
+
+    lines += [row(k, [k]) for k in shown]
+    lines += [row(f"{len(rest)} other kinds", rest)] if rest else []
+    lines += [row("outside operators (the runtime)", ["(outside operators)"]),
+              row("total", [*names, "(outside operators)"], bold=True)]
+    return "\n".join([*lines, "", _headroom(kinds)])
+
+
+def _headroom(kinds: dict[str, dict[str, dict[str, float]]]) -> str:
+    """The multiply-add kinds' int8 speed-up, the rest's growth, and the bound an ideal int8 kernel sets."""
+    speedups, rests, bounds = [], [], []
+    for core, both in kinds.items():
+        mac = {p: sum(both[p].get(k, 0) for k in MULTIPLY_ADDS) for p in both}
+        total = {p: sum(both[p].values()) for p in both}
+        rest = {p: total[p] - mac[p] for p in both}
+        speedups.append(f"{core} {mac['fp32'] / mac['int8']:.2f}x")
+        rests.append(f"{core} {rest['int8'] / rest['fp32']:.2f}x")
+        bounds.append(f"{core} {(rest['int8'] + mac['fp32'] / IDEAL_INT8_SPEEDUP) / total['fp32']:.2f}x")
+    return (f"The multiply-add kinds ({', '.join(MULTIPLY_ADDS)}) run {', '.join(speedups)} faster in int8 than in "
+            f"fp32; every other kind together takes {', '.join(rests)} fp32's cycles (int8 adds its Converts). Were "
+            f"the multiply-add kinds {IDEAL_INT8_SPEEDUP}x faster in int8 (int8's lanes per vector over fp32's: "
+            f"an ideal, not a kernel) and the rest as counted, our int8 would be {', '.join(bounds)} our fp32's "
+            f"estimated cycles.")
 
 
 def cycle_validation_table(data: dict, path: Path) -> str:
@@ -169,6 +231,7 @@ def accuracy_table(data: dict, path: Path) -> str:
 
 
 RENDERERS = {"demo": demo_table, "cycle_model_validation": cycle_validation_table, "accuracy": accuracy_table}
+VIEWS = {("demo", "operators"): demo_operators_table}  # (kind, view) -> another table of the same file
 
 
 def _read(path: Path) -> dict:
@@ -183,14 +246,17 @@ def _read(path: Path) -> dict:
     return data
 
 
-def render(path: Path) -> str:
-    """The Markdown a results file renders to, by its ``"kind"``."""
+def render(path: Path, view: str | None = None) -> str:
+    """The Markdown a results file renders to, by its ``"kind"`` (and ``view``, if named)."""
     data = _read(Path(path))
     kind = data.get("kind")
     if kind not in RENDERERS:
         raise UserError(f"{path}: unknown kind {kind!r} (known: {', '.join(sorted(RENDERERS))})")
+    if view is not None and (kind, view) not in VIEWS:
+        known = ", ".join(v for k, v in VIEWS if k == kind) or "none"
+        raise UserError(f"{path}: a {kind} results file has no view {view!r} (known: {known})")
     try:
-        return RENDERERS[kind](data, Path(path)).rstrip("\n") + "\n"
+        return (VIEWS[kind, view] if view else RENDERERS[kind])(data, Path(path)).rstrip("\n") + "\n"
     except (KeyError, TypeError, ZeroDivisionError) as e:
         raise UserError(f"{path}: not a complete {kind} results file ({type(e).__name__}: {e})") from None
 
@@ -208,7 +274,7 @@ def rendered(text: str, where: Path, root: Path) -> tuple[str, list[str]]:
     missing, out, last = [], [], 0
     for block in blocks(text, where):
         results = root / block["path"]
-        body = render(results) if results.is_file() else block["body"]
+        body = render(results, block["view"]) if results.is_file() else block["body"]
         if not results.is_file():
             missing.append(block["path"])
         out += [text[last:block.start("body")], body]

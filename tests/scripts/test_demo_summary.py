@@ -31,8 +31,13 @@ def fake_demo(out: Path, cycles: bool, cores: tuple[str, ...] = ("cortex-a76",))
             counted = {"artifact": {"file": name}, "created": "2026-12-07T00:01:00Z",
                        "device": {"kind": "host", "cpu": core}, "latency_ms": {"p50": 99.0},
                        "instructions": {"per_inference": instr}}
-            if cycles:
-                counted["cycles"] = {"estimated_ms": instr / 2e9 * 1e3, "clock_ghz": 2.0, "model": "llvm-mca-19"}
+            if cycles:  # int8: its convolution a third of fp32's cycles, a Convert fp32 has not; 1 M outside operators
+                conv, convert = (instr / 6, 1e6) if precision == "int8" else (instr / 2, 0)
+                counted["cycles"] = {"estimated_ms": instr / 2e9 * 1e3, "clock_ghz": 2.0, "model": "llvm-mca-19",
+                                     "runtime_overhead": 1_000_000}
+                counted["operators"] = [{"name": "Convolution (NHWC, QD8, F32, QC8W)", "cycles": conv},
+                                        {"name": "Add (ND)", "cycles": instr / 4},
+                                        *([{"name": "Convert (NC)", "cycles": convert}] if convert else [])]
             _write(out / "arm64" / name.replace(".pte", f".{core}.latency.json"), counted)
 
 
@@ -83,6 +88,16 @@ def test_the_results_file_says_what_each_figure_is(tmp_path, capsys):
         data["columns"]["armv9 est. ms"]["what"]
     fp32 = next(r for r in data["rows"] if r["precision"] == "fp32")
     assert fp32["SQNR dB"] == "inf" and fp32["measures"]["cortex-a76 M instr"] == 60.0 and "path" not in fp32
+    # per core, our int8's and fp32's cycles by operator kind (layout and types dropped), the runtime's own beside
+    assert data["operator_kinds"]["armv9"] == {
+        "int8": {"Convolution": 20e6 / 6, "Add": 5e6, "Convert": 1e6, "(outside operators)": 1_000_000},
+        "fp32": {"Convolution": 30e6, "Add": 15e6, "(outside operators)": 1_000_000}}
+
+
+def test_no_cycles_no_operator_kinds(tmp_path, capsys):
+    fake_demo(tmp_path / "demo", cycles=False)
+    assert demo_summary.main([str(tmp_path / "demo"), "--json", str(tmp_path / "demo_m.json")]) == 0
+    assert json.loads((tmp_path / "demo_m.json").read_text())["operator_kinds"] == {}
 
 
 def test_a_results_file_into_a_missing_folder_is_refused_first(tmp_path, capsys):

@@ -48,7 +48,7 @@ def test_the_repositorys_docs_are_their_results_files():
             if block["path"] in AWAITED and not (ROOT / block["path"]).exists():
                 assert block["body"] == results_tables.placeholder(block["path"]), f"{doc}: {block['path']}"
             else:
-                assert block["body"] == results_tables.render(ROOT / block["path"]), \
+                assert block["body"] == results_tables.render(ROOT / block["path"], block["view"]), \
                     f"{doc}: {block['path']} is stale: scripts/results_tables.py --write {doc.relative_to(ROOT)}"
 
 
@@ -66,6 +66,45 @@ def test_write_renders_the_demo_table_and_check_then_passes(repo):
     # the estimate's error, from the validation results beside it, never written in by hand
     assert "Pixel 3a -22% to -11%, Pixel 2 -33% to -22%" in text
     assert _run("--check", "--root", str(repo), str(repo / "README.md")).returncode == 0
+
+
+def test_the_operators_view_of_a_demo(repo):
+    """Where our int8's and fp32's estimated cycles go, by kind, and the bound of ideal int8 multiply-adds:
+    computed from the file (fake_demo: int8's convolution 3.33 M against fp32's 30 M, its adds 5 M against 15 M, a
+    1 M Convert fp32 has not, 1 M outside operators each)."""
+    readme = repo / "README.md"
+    readme.write_text(readme.read_text().replace("demo_m.json -->", "demo_m.json operators -->"))
+    assert _run("--write", "--root", str(repo), str(readme)).returncode == 0
+    text = readme.read_text()
+    assert "<!-- results: docs/results/demo_m.json operators -->\n| M est. cycles per inference | cortex-a76 fp32 | " \
+           "cortex-a76 int8 | int8 ÷ fp32 | armv9 fp32 |" in text
+    assert "| Convolution | 30.00 | 3.33 | 0.11x | 30.00 | 3.33 | 0.11x |" in text
+    assert "| Convert | 0.00 | 1.00 | — |" in text
+    assert "| **total** | **46.00** | **10.33** | **0.22x** |" in text
+    # multiply-adds 9.00x faster; the rest (5 + 1 + 1) / (15 + 1) = 0.44x; ideal: (7 + 30 / 4) / 46 = 0.32x
+    assert "run cortex-a76 9.00x, armv9 9.00x faster in int8" in text and "takes cortex-a76 0.44x, armv9 0.44x" in text
+    assert "our int8 would be cortex-a76 0.32x, armv9 0.32x our fp32's" in text
+    assert _run("--check", "--root", str(repo), str(readme)).returncode == 0
+
+
+def test_our_int8_against_litert_leaves_the_host_out(tmp_path):
+    """LiteRT's host latency comes from a call of its own (untraced), so only size and the phone cores compare."""
+    out = tmp_path / "out"
+    fake_demo(out, cycles=True, cores=("armv9",))
+    (out / "m_tflite_int8.manifest.json").write_text(json.dumps(
+        {"artifact": "m_tflite_int8.tflite", "model": "m", "backend": "tflite", "precision": "int8", "recipe": "tflite",
+         "size_bytes": 5e6}))
+    (out / "bench" / "m_tflite_int8.latency.json").write_text(json.dumps(
+        {"artifact": {"file": "m_tflite_int8.tflite"}, "device": {"kind": "host", "cpu": "EPYC", "cores": 2},
+         "latency_ms": {"p50": 7.5}, "created": "2026-12-06T23:59:00Z"}))
+    (out / "arm64" / "m_tflite_int8.armv9.latency.json").write_text(json.dumps(
+        {"artifact": {"file": "m_tflite_int8.tflite"}, "device": {"kind": "host", "cpu": "armv9"},
+         "instructions": {"per_inference": 40e6}, "cycles": {"estimated_ms": 30.0, "clock_ghz": 2.0}}))
+    assert demo_summary.main([str(out), "--json", str(tmp_path / "demo_m.json")]) == 0
+    text = results_tables.render(tmp_path / "demo_m.json")
+    assert "Our int8 against LiteRT's int8: 1.25x smaller; armv9 0.50x the instructions; armv9 est. 3.00x faster." \
+        in text
+    assert "Our int8 against our fp32: 3.00x smaller; host 2.00x faster;" in text
 
 
 def test_one_number_changed_in_the_readme_fails_the_check(repo):
@@ -99,7 +138,7 @@ def test_a_block_waiting_for_its_results_file(repo):
 
 
 @pytest.mark.parametrize("problem", ["unknown kind", "no results file given", "no such markdown", "not json",
-                                     "unterminated"])
+                                     "unterminated", "unknown view", "no counts for the view"])
 def test_bad_input_is_one_error_line(repo, problem):
     readme, results = repo / "README.md", repo / "docs/results/demo_m.json"
     target = str(readme)
@@ -111,6 +150,11 @@ def test_bad_input_is_one_error_line(repo, problem):
         target = str(repo / "NOPE.md")
     elif problem == "not json":
         results.write_text("{")
+    elif problem in ("unknown view", "no counts for the view"):
+        readme.write_text(readme.read_text().replace("demo_m.json -->", "demo_m.json " + (
+            "poems -->" if problem == "unknown view" else "operators -->")))
+        if problem == "no counts for the view":
+            results.write_text(json.dumps({**json.loads(results.read_text()), "operator_kinds": {}}))
     else:
         readme.write_text(readme.read_text().replace("<!-- /results -->", ""))
     before = readme.read_text()
@@ -120,6 +164,8 @@ def test_bad_input_is_one_error_line(repo, problem):
     assert readme.read_text() == before
     if problem == "unknown kind":
         assert "unknown kind 'poem' (known: accuracy, cycle_model_validation, demo)" in run.stderr
+    if problem == "unknown view":
+        assert "a demo results file has no view 'poems' (known: operators)" in run.stderr
 
 
 def test_written_atomically_keeping_the_files_mode(tmp_path):
