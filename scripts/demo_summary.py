@@ -157,7 +157,9 @@ def answer(rows: list[dict], columns: list[str]) -> list[str]:
     for column in columns:
         a, b = int8["measures"].get(column), fp32["measures"].get(column)
         if a and b:
-            lines.append(f"  {column}: int8 {a:.2f} vs fp32 {b:.2f} ({b / a:.2f}x {'faster' if a < b else 'slower'})")
+            lines.append(f"  {column}: int8 {a:.2f} vs fp32 {b:.2f} ({a / b:.2f}x the instructions)" if
+                         column.endswith("M instr") else
+                         f"  {column}: int8 {a:.2f} vs fp32 {b:.2f} ({b / a:.2f}x {'faster' if a < b else 'slower'})")
     return lines
 
 
