@@ -127,6 +127,9 @@ def test_native_core_links_with_the_event_tracer(tmp_path, fake_roots, sysroot, 
     assert "libetdump.a" in link and "libflatccrt.a" in link  # only referenced code stays: not in nm
     commands = (build / "CMakeFiles/mfbench_jni.dir/flags.make").read_text()
     assert "-DET_EVENT_TRACER_ENABLED" in commands and "MFBENCH_NO_EVENT_TRACER" not in commands
+    # every ExecuTorch header from the prefix or the checkout: none from the pip package, which
+    # has the devtools headers a real prefix lacks (how defect 1 of issue 32 went unseen)
+    assert str(executorch_include()) not in commands
     # the installed config's find_package(tokenizers) sees the prefix despite the sysroot confinement
     prefix = fake_roots[True] / "arm64-v8a"
     assert Path(_cache(build)["tokenizers_DIR"]).resolve() == (prefix / "lib/cmake/tokenizers").resolve()

@@ -3,7 +3,8 @@ compiled with kotlinc (the npm kotlin-compiler of scripts/kotlin, the app's
 Kotlin version) and run on the JVM against stand-ins (tests/apps/jvm): Java
 fakes for android.os.Build, android.content.Context and the generated
 BuildConfig, Kotlin fakes for the AAR's Module, EValue and Tensor that record
-what the engine does, and Android's own org.json (Debian libandroid-json-java).
+what the engine does, Android's own org.json (Debian libandroid-json-java), and a
+stand-in libmfbench_jni.so that returns what the native core engine passed it.
 
 What this cannot show: the real AAR's JNI behaviour and timings on a phone;
 the activities and Compose UI (they need the Android SDK) are not compiled.
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.apps.test_app_sources import KOTLIN_SRC, REPO, compiler, run
+from tests.apps.test_app_sources import KOTLIN_SRC, REPO, compiler, jni_include, run
 from tests.schemas import assert_follows
 
 JVM = Path(__file__).parent / "jvm"
@@ -103,6 +104,37 @@ def test_aar_engine_writes_the_thread_count_it_ran_with(classpath, tmp_path):
     expected = max(1, seen["processors"] // 2)
     assert seen["threads"] == expected and seen["result"]["threads"] == expected
     assert_follows(seen["result"], "latency")
+
+
+# A stand-in for libmfbench_jni.so: runBenchmark returns the thread count the engine passed.
+NATIVE_STAND_IN = r"""#include <jni.h>
+#include <stdio.h>
+JNIEXPORT jstring JNICALL Java_org_mobileformer_demo_bench_NativeBench_runBenchmark(
+    JNIEnv *env, jclass cls, jstring model, jint iterations, jint warmup, jint threads,
+    jstring etdump, jstring label, jstring device) {
+  char json[64];
+  snprintf(json, sizeof json, "{\"threads_asked\": %d}", (int)threads);
+  return (*env)->NewStringUTF(env, json);
+}
+"""
+
+
+def test_native_core_engine_asks_for_the_aar_engines_thread_count(classpath, tmp_path):
+    """threads 0 reaches the native core as the count the AAR engine runs with (half the
+    processors), not as 0, which the core would turn into its pool's own size (the performance
+    cores): one request, one thread count, whichever engine runs it (issue 32, defect 4)."""
+    src, stand_in = tmp_path / "stand_in.c", tmp_path / "libmfbench_jni_stand_in.so"
+    src.write_text(NATIVE_STAND_IN)
+    proc = run([compiler("clang"), "-shared", "-fPIC", *(f"-I{p}" for p in jni_include()), "-o", stand_in, src])
+    assert proc.returncode == 0, proc.stderr
+    model = tmp_path / "mf.pte"
+    model.write_bytes(b"fake program")
+    for threads in (0, 3):
+        proc = run([compiler("java"), "-cp", classpath, "NativeEngineProbeKt", stand_in, model, threads])
+        assert proc.returncode == 0, proc.stderr
+        seen = json.loads(proc.stdout)
+        assert seen["threads_asked"] == (threads or max(1, seen["processors"] // 2))
+        assert seen["threads_asked"] == _probe(classpath, model, iterations=1, warmup=0, threads=threads)["threads"]
 
 
 def test_profiling_aar_figures_are_traced_and_give_an_etdump(classpath, tmp_path):
