@@ -264,3 +264,22 @@ def test_a_run_cannot_replace_the_checkpoint_it_starts_from(tmp_path, tiny_varia
     assert module.main(_train_argv(tiny_variant, out) + ["--init", str(out / name)]) == 2
     assert f"{name} is the --init checkpoint" in capsys.readouterr().err
     assert (out / name).read_bytes() == before
+
+
+def test_a_full_disk_while_a_run_saves_is_one_error_and_keeps_its_checkpoints(tmp_path, tiny_variant, monkeypatch, capsys):
+    """torch's writer reports a full disk as RuntimeError, not OSError: it was a traceback."""
+    from quant.train import main as train_main
+
+    out = tmp_path / "run"
+    assert train_main(_train_argv(tiny_variant, out)) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full(obj, f, *args, **kwargs):  # what torch.save does when the disk fills: part written, then this
+        Path(f).write_bytes(b"PK\x03\x04cut")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 99904 vs 99792")
+    monkeypatch.setattr(torch, "save", full)
+    capsys.readouterr()
+    assert train_main(_train_argv(tiny_variant, out)) == 2
+    err = capsys.readouterr().err
+    assert err.count("error: ") == 1 and "Traceback" not in err and "last.pt (disk full?)" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
