@@ -109,13 +109,15 @@ def check_artifact(artifact: Path, run: bool = True, verify: bool = True) -> dic
     the runtime end in one error. ``--arm64`` counts (``.pte`` and ``.tflite``) do not run on the host: the emulated
     run takes its input shape from the program, not from a manifest.
     """
-    if not artifact.is_file():
+    if not artifact.exists():
         raise BenchError(f"artifact not found: {artifact}")
     backend = backend_for(artifact)
-    if backend.runtime is None:
-        raise BenchError(f"{artifact.name}: {backend.not_timed}")
     if not run and not backend.arm64_counter:
         raise BenchError(f"{artifact.name}: --arm64 counts {' and '.join(_suffixes_with('arm64_counter'))} artifacts only")
+    if backend.runtime is None:
+        raise BenchError(f"{artifact.name}: {backend.not_timed}")
+    if not artifact.is_file():
+        raise BenchError(f"{artifact.name}: not a file")
     manifest = verified_manifest(artifact, verify)
     if backend.probe:
         backend.wing(backend.probe)(artifact, list(_input_for(manifest).shape), run=run)  # a crash of the runtime, in a child

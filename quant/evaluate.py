@@ -27,8 +27,8 @@ from .backends import ARTIFACT_SUFFIXES, BACKENDS, backend_for
 from .backends.xnnpack.probe import probe_program
 from .errors import HelpFormatter, UserError, check_at_least, check_input_size, command
 from .data import eval_transform, load_dataset, transform_config
-from .files import check_replaceable, ensure_writable_dir, write_json_atomic
-from .formats import verified_manifest
+from .files import check_not_an_input, check_replaceable, ensure_writable_dir, write_json_atomic
+from .formats import find_manifest, verified_manifest
 from .metrics import mcnemar_exact
 
 FORMAT = "mobileformer-evaluate/1"
@@ -137,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.target is None:
         p.error("a target (.pte, .mlpackage, .tflite or checkpoint) or --compare A.json B.json is needed")
     if args.json:  # before the work, not after
-        _check_not_an_input(args.json, [args.target, Path(args.data)])
+        read = {args.target: "the file being evaluated", Path(args.data): "the data read"}
+        manifest = find_manifest(args.target, [args.target.parent]) if args.target.suffix in ARTIFACT_SUFFIXES else None
+        if manifest:
+            read[manifest] = "the manifest of the file being evaluated"
+        check_not_an_input(args.json, read, "--json")
         ensure_writable_dir(args.json.parent)
         check_replaceable(args.json, is_dir=False)
     result = evaluate(args.target, args.data, args.model, args.input_size, args.limit, progress=not args.no_progress,
@@ -146,13 +150,6 @@ def main(argv: list[str] | None = None) -> int:
         write_json_atomic(args.json, result)
     print(f"{result['what']}: top-1 {100 * result['top1']:.2f}% on {result['images']} held-out {result['data']} images")
     return 0
-
-
-def _check_not_an_input(output: Path, inputs: list[Path]) -> None:
-    """``--json`` must not name what is being read: an artifact we wrote would pass as replaceable."""
-    for given in inputs:
-        if output.exists() and given.exists() and output.resolve() == given.resolve():
-            raise UserError(f"--json {output} is the file being evaluated: choose another name")
 
 
 def _compare_main(path_a: Path, path_b: Path) -> int:

@@ -9,6 +9,9 @@
   file we did not write or that was edited, a link, a folder, a device) is refused with
   :class:`OutputError` before it is touched (:func:`check_replaceable`); commands call it
   for every target before their long work.
+- Inputs are not outputs: an output never replaces what its command reads (the artifact scored,
+  its manifest, a result, the checkpoint a run starts from), though the ledger would let a file
+  of ours through (:func:`check_not_an_input`).
 - Atomic: outputs are written under a temporary name beside their target and renamed; all
   outputs of one command appear together or not at all; nothing this run did not create
   is ever removed. Publishing into a folder holds a lock on it, so concurrent runs keep the
@@ -33,7 +36,7 @@ import shutil
 import socket
 import stat
 import tempfile
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -154,6 +157,18 @@ def check_replaceable(target: str | Path, is_dir: bool, ledger: dict[str, list[s
     if not recorded or sha256_of(target) not in recorded:  # a file we never wrote is not read
         raise OutputError(f"{target} exists and was not written by mobileformer (or was changed since): refusing to "
                           "replace it; move it away or choose another name")
+
+
+def check_not_an_input(output: str | Path, inputs: Mapping[Path, str], option: str) -> None:
+    """Raise :class:`OutputError` if ``output`` is one of ``inputs`` (path -> what it is to the
+    command, for the message): the same file, by any path or link to it."""
+    for given, role in inputs.items():
+        try:
+            same = os.path.samefile(output, given)
+        except OSError:  # either is missing: nothing read would be replaced
+            same = False
+        if same:
+            raise OutputError(f"{option} {output} is {role}: choose another name")
 
 
 def check_outputs(targets: list[Path], is_dir: Collection[Path] = ()) -> None:

@@ -19,15 +19,14 @@ import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 
 from .errors import HelpFormatter, command
-from .files import check_outputs, ensure_writable_dir
 from .qat_graph import build_qat_graph
 from .recipes import RECIPES, get_recipe
 from .train import (
     Hooks,
     TrainConfig,
     add_common_arguments,
-    checkpoint_files,
     check_config,
+    check_run_outputs,
     config_from_args,
     datasets,
     init_world,
@@ -100,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     get_recipe(args.recipe)
     world = init_world()
     if world.main:
-        check_outputs(checkpoint_files(ensure_writable_dir(cfg.out)))  # before a minute of graph building, not after
+        check_run_outputs(Path(cfg.out), args.init)  # before a minute of graph building, not after
     seed_everything(cfg.seed)
     float_model = mf.create_model(cfg.model)
     train_set, held_out = datasets(cfg, float_model.cfg.mean, float_model.cfg.std)

@@ -21,7 +21,7 @@ from mobileformer.cli import text_table
 
 from .errors import HelpFormatter, command
 from .files import check_name, check_outputs, ensure_writable_dir, staged_outputs
-from .formats import ResultError, apply_manifest, manifest_beside, op_type, read_manifest, read_result
+from .formats import ResultError, apply_manifest, find_manifest, manifest_beside, op_type, read_manifest, read_result
 from .trace import check_trace_target, write_trace
 
 
@@ -253,6 +253,13 @@ def load_results(paths: list[Path], manifest: Path | None) -> list[dict]:
     return results
 
 
+def files_read(paths: list[Path], results: list[dict], manifest: Path | None) -> dict[Path, str]:
+    """What :func:`load_results` read (path -> what it is), which no output may replace."""
+    beside = [find_manifest(r["artifact"]["file"], [p.parent]) for p, r in zip(paths, results)]
+    manifests = [manifest] if manifest else beside
+    return {**{m: "a manifest read" for m in manifests if m}, **{p: "one of the results read" for p in paths}}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m quant.report", description=__doc__.splitlines()[0],
                                 formatter_class=HelpFormatter)
@@ -271,9 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     check_name(args.name, suffix=".png")
     results = load_results(args.results, args.manifest)
     if args.trace:
-        check_trace_target(args.trace, args.results)
+        check_trace_target(args.trace, files_read(args.results, results, args.manifest))
     out = ensure_writable_dir(args.out)
-    check_outputs(report_files(out, args.name))
+    check_outputs(report_files(out, args.name) + ([args.trace] if args.trace else []))
     outputs = render(results, out, args.name)
     print(outputs.table)
     print(f"\ncsv: {outputs.csv}\nmarkdown: {outputs.markdown}\nchart: {outputs.png}")

@@ -16,9 +16,10 @@ exact count in ``args``. Format: the JSON object form of the Trace Event Format
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
-from .files import OutputError, ensure_writable_dir, write_json_atomic
+from .files import check_not_an_input, ensure_writable_dir, write_json_atomic
 
 WHOLE, RUNS, BLOCKS = 1, 2, 3  # thread ids of each result's three tracks
 INSTRUCTIONS_PER_US = 1000
@@ -107,10 +108,10 @@ def trace_document(results: list[dict]) -> dict:
                           "instructions_per_us": INSTRUCTIONS_PER_US}}
 
 
-def check_trace_target(path: Path, inputs: list[Path]) -> None:
-    """Refuse, before any output is written, a trace path that is one of the results read."""
-    if any(path.resolve() == given.resolve() for given in inputs):
-        raise OutputError(f"--trace {path} is one of the results read: choose another name")
+def check_trace_target(path: Path, inputs: Mapping[Path, str]) -> None:
+    """Refuse, before any output is written, a trace path that is one of the files read (path -> what it is),
+    or in a folder that cannot be written; the caller checks it with its other outputs (``check_outputs``)."""
+    check_not_an_input(path, inputs, "--trace")
     ensure_writable_dir(path.parent)
 
 

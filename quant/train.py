@@ -28,7 +28,7 @@ from mobileformer.checkpoint import CheckpointError, check_finite, load_error_te
 
 from .errors import HelpFormatter, UserError, check_at_least, check_input_size, command
 from .data import eval_transform, load_dataset, train_transform, transform_config
-from .files import OutputError, atomic_path, check_outputs, ensure_writable_dir
+from .files import OutputError, atomic_path, check_not_an_input, check_outputs, ensure_writable_dir
 
 log = logging.getLogger("quant")
 
@@ -158,6 +158,15 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 def checkpoint_files(out: Path) -> list[Path]:
     """What a run writes in its ``--out``."""
     return [out / "last.pt", out / "final.pt"]
+
+
+def check_run_outputs(out: Path, init: Path | None) -> None:
+    """Before a run's long work: its checkpoints may be written, and none would replace its ``--init``
+    (a checkpoint of an earlier run in ``--out`` is ours, so the ledger alone would let it go)."""
+    targets = checkpoint_files(ensure_writable_dir(out))
+    for target in targets if init else ():
+        check_not_an_input(target, {init: "the --init checkpoint this run starts from"}, "--out's")
+    check_outputs(targets)
 
 
 class ResumeError(UserError):
@@ -414,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     check_config(cfg)
     world = init_world()
     if world.main:
-        check_outputs(checkpoint_files(ensure_writable_dir(cfg.out)))
+        check_run_outputs(Path(cfg.out), args.init)
     seed_everything(cfg.seed)
     probe = mf.create_model(cfg.model)
     train_set, held_out = datasets(cfg, probe.cfg.mean, probe.cfg.std)

@@ -22,7 +22,7 @@ import torch
 from quant.errors import HelpFormatter, UserError, command
 from quant.evaluate import compare, read_top1
 from quant.export import artifact_name
-from quant.files import check_replaceable, ensure_writable_dir, write_json_atomic
+from quant.files import check_not_an_input, check_replaceable, ensure_writable_dir, write_json_atomic
 from quant.formats import host_device, read_manifest
 from quant.recipes import get_recipe
 
@@ -228,7 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
 @command
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.json:  # before the work, not after
+    if args.json:  # before the work, not after; never a file of the runs (ours, so the ledger would let it go)
+        read = {path: "a file of the runs read" for run in args.runs for path in run.rglob("*") if path.is_file()}
+        check_not_an_input(args.json, read, "--json")
         ensure_writable_dir(args.json.parent)
         check_replaceable(args.json, is_dir=False)
     data = results(args.model, args.recipe, args.runs, args.ptq_dir, args.qat_steps)

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from quant.errors import UserError
-from quant.files import check_replaceable, write_json_atomic
+from quant.files import check_not_an_input, check_replaceable, write_json_atomic
 from quant.formats import host_device, now_utc
 from results_tables import ours
 
@@ -60,11 +60,17 @@ def _measures(result: dict) -> dict[str, tuple[float, dict]]:
     return out
 
 
+def files_read(out: Path) -> tuple[list[Path], list[Path]]:
+    """The export manifests in ``out`` and the latency results below it: what the summary reads."""
+    return sorted(out.glob("*.manifest.json")), sorted(out.rglob("*.latency.json"))
+
+
 def collect(out: Path) -> tuple[list[dict], dict[str, dict], list[dict]]:
     """One row per artifact (manifest order by name), the measure columns found (name -> what it
     is, in the order found), and the latency results the figures came from."""
     rows: dict[str, dict] = {}
-    for path in sorted(out.glob("*.manifest.json")):
+    manifests, latency_results = files_read(out)
+    for path in manifests:
         m = _load(path)
         if not m or "artifact" not in m:
             continue
@@ -75,7 +81,7 @@ def collect(out: Path) -> tuple[list[dict], dict[str, dict], list[dict]]:
                                "SQNR dB": validation.get("sqnr_db_vs_fp32"), "measures": {}}
     columns: dict[str, dict] = {}
     results = []
-    for path in sorted(out.rglob("*.latency.json")):
+    for path in latency_results:
         result = _load(path)
         name = (result or {}).get("artifact", {}).get("file")
         if name not in rows:
@@ -176,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json and not args.json.parent.is_dir():
         print(f"error: --json {args.json}: no folder {args.json.parent}", file=sys.stderr)
         return 2
-    try:  # the project's output policy: only a results file of ours is replaced
+    try:  # the project's output policy: only a results file of ours is replaced, never one it reads
         if args.json:
+            check_not_an_input(args.json, {path: "a file read" for path in sum(files_read(args.out), [])}, "--json")
             check_replaceable(args.json, is_dir=False)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -166,3 +166,12 @@ def test_row_labels_come_from_the_recipe(backend, precision, recipe, blocks, lab
                 "profiling": {"delegate_blocks": ["stem"]} if blocks else {}}
     assert _label(Path("m.pte"), manifest) == label
     assert _label(Path("m.pte"), None) == "m"
+
+
+@pytest.mark.parametrize("arm64", [[], ["--arm64"]])
+def test_an_mlpackage_is_named_for_what_it_is_not_as_missing(tmp_path, capsys, arm64):
+    """A Core ML package is a folder: it was reported as 'artifact not found'."""
+    (tmp_path / "m.mlpackage" / "Data").mkdir(parents=True)
+    assert bench_main([str(tmp_path / "m.mlpackage"), *arm64, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: m.mlpackage: ") and err.count("\n") == 1 and "not found" not in err

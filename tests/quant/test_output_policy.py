@@ -198,3 +198,88 @@ def test_a_cache_that_is_a_file_is_one_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MOBILEFORMER_CACHE", str(tmp_path / "cache"))
     with pytest.raises(UserError, match="cannot use .* as the cache"):
         _cached("sdk", lambda tmp: None)
+
+
+MANIFEST = {"format": "mobileformer-manifest/1", "artifact": "m.pte", "model": "mobile_former_tiny",
+            "backend": "xnnpack", "precision": "int8", "num_classes": 10, "sha256": "0" * 64,
+            "input": {"shape": [1, 3, 32, 32], "mean": [0.5, 0.5, 0.5], "std": [0.2, 0.2, 0.2]}}
+
+
+def _exported(folder: Path) -> tuple[Path, Path]:
+    """An artifact and its manifest as an export leaves them: written through the policy, so in the ledger."""
+    folder.mkdir(exist_ok=True)
+    write_bytes_atomic(folder / "m.pte", b"\0\0\0\0ET12" + b"\0" * 64)
+    write_bytes_atomic(folder / "m.manifest.json", json.dumps(MANIFEST).encode())
+    return folder / "m.pte", folder / "m.manifest.json"
+
+
+def test_evaluate_json_cannot_replace_the_manifest_it_reads(tmp_path, monkeypatch, capsys):
+    """The manifest is ours and unchanged, so the ledger alone let --json replace it: the artifact lost its record."""
+    import quant.evaluate
+
+    artifact, manifest = _exported(tmp_path)
+    before = manifest.read_bytes()
+    monkeypatch.setattr(quant.evaluate, "evaluate", lambda *a, **k: pytest.fail("conflict found after the work"))
+    assert quant.evaluate.main([str(artifact), "--json", str(manifest)]) == 2
+    assert "is the manifest of the file being evaluated" in capsys.readouterr().err
+    assert manifest.read_bytes() == before
+
+
+@pytest.mark.parametrize("given", [True, False], ids=["--manifest", "beside the result"])
+def test_report_trace_cannot_replace_a_manifest_it_reads(tmp_path, capsys, given):
+    _, manifest = _exported(tmp_path / "export")
+    result = tmp_path / ("phone.json" if given else "export/r.json")
+    result.write_text(json.dumps(_phone_result()))
+    before = manifest.read_bytes()
+    argv = [str(result), "--out", str(tmp_path / "out"), "--trace", str(manifest)]
+    assert report_main(argv + (["--manifest", str(manifest)] if given else [])) == 2
+    assert "is a manifest read" in capsys.readouterr().err
+    assert manifest.read_bytes() == before
+    assert not (tmp_path / "out").exists() or _visible(tmp_path / "out") == []
+
+
+def test_report_trace_conflict_is_found_before_any_output(tmp_path, phone_result, capsys):
+    (tmp_path / "mine.json").write_text("my trace\n")
+    out = tmp_path / "out"
+    assert report_main([str(phone_result), "--out", str(out), "--trace", str(tmp_path / "mine.json")]) == 2
+    assert "mine.json exists and was not written by mobileformer" in capsys.readouterr().err
+    assert (tmp_path / "mine.json").read_text() == "my trace\n"
+    assert not out.exists() or _visible(out) == []  # outputs appear together or not at all
+
+
+@pytest.mark.parametrize("command", ["train", "qat"])
+@pytest.mark.parametrize("name", ["final.pt", "last.pt"])
+def test_a_run_cannot_replace_the_checkpoint_it_starts_from(tmp_path, tiny_variant, tiny_model_factory, monkeypatch,
+                                                            capsys, command, name):
+    """A run's earlier checkpoint is ours and unchanged, so the ledger alone let the run replace its own --init."""
+    import importlib
+
+    module = importlib.import_module(f"quant.{command}")
+    out = tmp_path / "run"
+    out.mkdir()
+    torch.save(tiny_model_factory().state_dict(), tmp_path / "plain.pt")
+    write_bytes_atomic(out / name, (tmp_path / "plain.pt").read_bytes())
+    before = (out / name).read_bytes()
+    monkeypatch.setattr(module, "datasets", lambda *a, **k: pytest.fail("conflict found after reading the data"))
+    assert module.main(_train_argv(tiny_variant, out) + ["--init", str(out / name)]) == 2
+    assert f"{name} is the --init checkpoint" in capsys.readouterr().err
+    assert (out / name).read_bytes() == before
+
+
+def test_a_full_disk_while_a_run_saves_is_one_error_and_keeps_its_checkpoints(tmp_path, tiny_variant, monkeypatch, capsys):
+    """torch's writer reports a full disk as RuntimeError, not OSError: it was a traceback."""
+    from quant.train import main as train_main
+
+    out = tmp_path / "run"
+    assert train_main(_train_argv(tiny_variant, out)) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def full(obj, f, *args, **kwargs):  # what torch.save does when the disk fills: part written, then this
+        Path(f).write_bytes(b"PK\x03\x04cut")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 99904 vs 99792")
+    monkeypatch.setattr(torch, "save", full)
+    capsys.readouterr()
+    assert train_main(_train_argv(tiny_variant, out)) == 2
+    err = capsys.readouterr().err
+    assert err.count("error: ") == 1 and "Traceback" not in err and "last.pt (disk full?)" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

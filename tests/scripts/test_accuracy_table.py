@@ -184,6 +184,20 @@ def test_json_never_replaces_a_file_it_did_not_write(tmp_path, capsys):
     assert code == 2 and out == "" and err.startswith("error: ") and target.read_text() == "mine"
 
 
+def test_json_never_replaces_a_file_of_the_runs_it_reads(tmp_path, capsys):
+    """A run's result is ours (quant.evaluate --json wrote it), so the ledger alone let --json replace it."""
+    from quant.files import write_bytes_atomic
+
+    run = _run(tmp_path / "seed0", 90, 80, 89)
+    target = run / "qat-export" / f"{INT8}.top1.json"
+    before = target.read_bytes()
+    target.unlink()
+    write_bytes_atomic(target, before)
+    code, out, err = _table([run, "--json", target, "--qat-steps", "1"], capsys)
+    assert code == 2 and out == "" and err.startswith(f"error: --json {target} is a file of the runs read")
+    assert target.read_bytes() == before
+
+
 def test_runs_made_with_other_settings_are_refused(tmp_path, capsys):
     runs = [_run(tmp_path / "seed0", 90, 80, 89), _run(tmp_path / "seed1", 90, 80, 89, calib=("digits", 4))]
     code, _, err = _table(runs, capsys)

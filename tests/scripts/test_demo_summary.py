@@ -120,3 +120,19 @@ def test_a_results_file_never_replaces_a_file_it_did_not_write(tmp_path, capsys)
     for _ in range(2):
         assert demo_summary.main([str(tmp_path / "demo"), "--json", str(ours)]) == 0
     assert json.loads(ours.read_text())["kind"] == "demo"
+
+
+def test_a_results_file_never_replaces_a_file_it_reads(tmp_path, capsys):
+    """A manifest or latency result of the demo is ours and unchanged, so the ledger alone let --json replace it."""
+    from quant.files import write_bytes_atomic
+
+    fake_demo(tmp_path / "demo", cycles=False)
+    demo = tmp_path / "demo"
+    for read in (demo / "m_xnnpack_int8.manifest.json", demo / "bench" / "m_xnnpack_int8.latency.json"):
+        before = read.read_bytes()
+        read.unlink()
+        write_bytes_atomic(read, before)  # as the demo's commands write them: recorded in the ledger
+        assert demo_summary.main([str(demo), "--json", str(read)]) == 2
+        out = capsys.readouterr()
+        assert out.err.startswith(f"error: --json {read} is a file read") and out.out == ""
+        assert read.read_bytes() == before
