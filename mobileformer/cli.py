@@ -15,6 +15,7 @@ import errno
 import functools
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 MIN_INPUT_SIZE, MAX_INPUT_SIZE = 32, 1024  # the network downsamples by 32; above 1024 activations outgrow a phone
 
@@ -48,6 +49,19 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if not _shows_default(action) or "default:" in text or "(default)" in text:
             return action.help
         return super()._get_help_string(action)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse ending bad options as every command ends bad input: one ``error:`` line naming
+    ``--help`` (not argparse's usage lines, then ``prog: error:``), exit code 2; ``--help`` shows
+    each option's default (:class:`HelpFormatter`)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
 Main = Callable[[list[str] | None], int]

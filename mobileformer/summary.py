@@ -4,10 +4,9 @@ MAdds are counted from the exported graph (see :mod:`mobileformer.flops`), never
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from .cli import HelpFormatter, UserError, check_input_size, command, text_table
+from .cli import ArgumentParser, UserError, check_input_size, command, text_table
 from .flops import block_summaries, count_madds
 from .registry import create_model, get_config, list_models
 
@@ -39,11 +38,10 @@ def layers_table(name: str, input_size: int = 224) -> str:
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m mobileformer.summary",
         description="Params and MAdds (counted from the exported graph) of every Mobile-Former variant, "
         "or of one variant block by block.",
-        formatter_class=HelpFormatter,
     )
     parser.add_argument("--variant", help=f"one of {', '.join(list_models())} (or 26m, 52m, ...)")
     parser.add_argument("--layers", action="store_true", help="per-block breakdown of --variant")

@@ -35,7 +35,7 @@ from . import versions
 from .aarch64.cores import CORES, DEFAULT_CORE
 from .backends import BACKENDS, backend_for
 from .backends.xnnpack.runtime import set_threads
-from .errors import HelpFormatter, UserError, check_at_least, command
+from .errors import ArgumentParser, UserError, check_at_least, command
 from .files import check_name, check_outputs, ensure_writable_dir, staged_outputs, write_json_atomic
 from .formats import host_device, latency_result, verified_manifest
 from .report import render, report_files
@@ -175,8 +175,7 @@ def bench_artifact(artifact: Path, manifest: dict | None, out: Path, threads: in
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m quant.bench", description=__doc__.splitlines()[0],
-                                formatter_class=HelpFormatter)
+    p = ArgumentParser(prog="python -m quant.bench", description=__doc__.splitlines()[0])
     p.add_argument("artifacts", nargs="+", type=Path, help=".pte or .tflite files (their manifests are read if beside them)")
     p.add_argument("--threads", type=int, default=1, help="runtime worker threads (0: the runtime's default; --arm64 always counts 1)")
     p.add_argument("--warmup", type=int, help="untimed runs of each artifact first (default: 10; with --arm64, " + ", ".join(

@@ -22,10 +22,10 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr
 
-from mobileformer.cli import HelpFormatter, Main, UserError, check_at_least, check_input_size
+from mobileformer.cli import ArgumentParser, HelpFormatter, Main, UserError, check_at_least, check_input_size
 from mobileformer.cli import command as _ending_with_one_error_line
 
-__all__ = ["HelpFormatter", "UserError", "check_at_least", "check_input_size", "command", "native_logs_silenced", "quiet_third_party"]
+__all__ = ["ArgumentParser", "HelpFormatter", "UserError", "check_at_least", "check_input_size", "command", "native_logs_silenced", "quiet_third_party"]
 
 # logger -> message fragments (measured with torch 2.13, torchao 0.18, coremltools 9.0)
 THIRD_PARTY_NOISE: dict[str, tuple[str, ...]] = {

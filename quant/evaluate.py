@@ -10,7 +10,6 @@ whether two models' accuracies differ by more than chance (exact McNemar test).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from mobileformer.checkpoint import checkpoint_num_classes
 
 from .backends import ARTIFACT_SUFFIXES, BACKENDS, backend_for
 from .backends.xnnpack.probe import probe_program
-from .errors import HelpFormatter, UserError, check_at_least, check_input_size, command
+from .errors import ArgumentParser, UserError, check_at_least, check_input_size, command
 from .data import eval_transform, load_dataset, transform_config
 from .files import check_not_an_input, check_replaceable, ensure_writable_dir, write_json_atomic
 from .formats import find_manifest, verified_manifest
@@ -118,8 +117,7 @@ def read_top1(path: Path) -> dict:
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m quant.evaluate", description=__doc__.splitlines()[0],
-                                formatter_class=HelpFormatter)
+    p = ArgumentParser(prog="python -m quant.evaluate", description=__doc__.splitlines()[0])
     p.add_argument("target", type=Path, nargs="?", help=".pte, .mlpackage or .tflite (with its manifest beside it) or a float checkpoint")
     p.add_argument("--data", default="digits", help="class-per-folder directory, 'digits' or 'fashion-mnist' (held-out split)")
     p.add_argument("--model", help="variant, for a checkpoint")

@@ -25,7 +25,7 @@ from mobileformer.model import MobileFormer
 
 from . import timing, versions
 from .backends import BACKENDS, Backend, Census, LowerContext, Lowered
-from .errors import HelpFormatter, UserError, check_at_least, check_input_size, command
+from .errors import ArgumentParser, UserError, check_at_least, check_input_size, command
 from .data import calibration_batches
 from .files import check_name, check_outputs, ensure_writable_dir, sha256_of, size_of, staged_outputs, write_json_atomic
 from .formats import MANIFEST_FORMAT
@@ -323,8 +323,7 @@ def summary(result: ExportResult) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m quant.export", description=__doc__.splitlines()[0],
-                                formatter_class=HelpFormatter)
+    p = ArgumentParser(prog="python -m quant.export", description=__doc__.splitlines()[0])
     p.add_argument("--backend", required=True, help=f"one of {', '.join(BACKENDS)}")
     p.add_argument("--model", default="mobile_former_26m", help=f"variant: {', '.join(mf.list_models())}")
     p.add_argument("--checkpoint", type=Path, help="authors' float checkpoint or our QAT checkpoint (default: random weights)")

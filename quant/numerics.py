@@ -8,7 +8,6 @@ output SQNR after PTQ for every variant.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import csv
 import io
@@ -23,7 +22,7 @@ from mobileformer.checkpoint import checkpoint_num_classes
 from mobileformer.model import MobileFormer
 
 from .census import graph_census
-from .errors import HelpFormatter, check_at_least, check_input_size, command
+from .errors import ArgumentParser, check_at_least, check_input_size, command
 from .data import calibration_batches
 from .files import check_outputs, ensure_writable_dir, staged_outputs
 from .metrics import logits_of, sqnr, top1_agreement
@@ -120,8 +119,7 @@ def _chart(result: Inspection, path: Path) -> None:
 
 @command
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m quant.numerics", description=__doc__.splitlines()[0],
-                                formatter_class=HelpFormatter)
+    p = ArgumentParser(prog="python -m quant.numerics", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="mobile_former_26m", help="variant")
     p.add_argument("--all-variants", action="store_true", help="whole-model SQNR of every variant, one CSV row each (no per-op files)")
     p.add_argument("--checkpoint", type=Path, help="float checkpoint (default: random weights)")

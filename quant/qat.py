@@ -18,7 +18,7 @@ import torch
 import mobileformer as mf
 from mobileformer.checkpoint import checkpoint_num_classes
 
-from .errors import HelpFormatter, command
+from .errors import ArgumentParser, command
 from .qat_graph import build_qat_graph
 from .recipes import RECIPES, get_recipe
 from .train import (
@@ -75,8 +75,7 @@ def qat_hooks(cfg: TrainConfig, recipe: str, num_classes: int, init: str | None)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m quant.qat", description=__doc__.splitlines()[0],
-                                formatter_class=HelpFormatter)
+    p = ArgumentParser(prog="python -m quant.qat", description=__doc__.splitlines()[0])
     defaults = TrainConfig(steps=300, lr=1e-4, warmup_steps=20, out="runs/qat")
     add_common_arguments(p, defaults)
     p.add_argument("--init", type=Path, help="fp32 checkpoint to start from (quant.train's final.pt, or the authors')")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mobileformer.cli import text_table
 
-from .errors import HelpFormatter, command
+from .errors import ArgumentParser, command
 from .files import check_name, check_outputs, ensure_writable_dir, staged_outputs
 from .formats import ResultError, apply_manifest, find_manifest, manifest_beside, op_type, read_manifest, read_result
 from .trace import check_trace_target, write_trace
@@ -261,8 +261,7 @@ def files_read(paths: list[Path], results: list[dict], manifest: Path | None) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m quant.report", description=__doc__.splitlines()[0],
-                                formatter_class=HelpFormatter)
+    p = ArgumentParser(prog="python -m quant.report", description=__doc__.splitlines()[0])
     p.add_argument("results", nargs="+", type=Path, help="latency result JSON files")
     p.add_argument("--manifest", type=Path, help="export manifest for results that lack model/blocks (phone results)")
     p.add_argument("--out", type=Path, default=Path("out/report"), help="where the CSV, Markdown and PNG go")

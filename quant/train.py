@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from mobileformer.checkpoint import CheckpointError, check_finite, load_error_text
 
-from .errors import HelpFormatter, UserError, check_at_least, check_input_size, command
+from .errors import ArgumentParser, UserError, check_at_least, check_input_size, command
 from .data import eval_transform, load_dataset, train_transform, transform_config
 from .files import OutputError, atomic_path, check_not_an_input, check_outputs, ensure_writable_dir
 
@@ -406,9 +406,8 @@ def float_hooks(num_classes: int, init: str | None) -> Hooks:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m quant.train",
-                                description="Train or fine-tune the fp32 Mobile-Former (the starting point for PTQ and QAT).",
-                                formatter_class=HelpFormatter)
+    p = ArgumentParser(prog="python -m quant.train",
+                       description="Train or fine-tune the fp32 Mobile-Former (the starting point for PTQ and QAT).")
     add_common_arguments(p, TrainConfig(out="runs/float"))
     p.add_argument("--init", type=Path, help="fp32 checkpoint to start from (default: the authors' initialisation)")
     return p

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from quant.errors import HelpFormatter, UserError, command
+from quant.errors import ArgumentParser, UserError, command
 from quant.evaluate import compare, read_top1
 from quant.export import artifact_name
 from quant.files import check_not_an_input, check_replaceable, ensure_writable_dir, write_json_atomic
@@ -213,8 +213,8 @@ def verdict(rows: list[dict]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python scripts/accuracy_table.py", description=__doc__.split("\n\n")[0],
-                                epilog=__doc__.split("\n\n", 1)[1], formatter_class=HelpFormatter)
+    p = ArgumentParser(prog="python scripts/accuracy_table.py", description=__doc__.split("\n\n")[0],
+                       epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("model", metavar="MODEL", help="variant, e.g. mobile_former_26m")
     p.add_argument("recipe", metavar="RECIPE", help="the int8 recipe of the PTQ and QAT rows, e.g. xnnpack")
     p.add_argument("runs", metavar="RUN_DIR", nargs="+", type=Path, help="one scripts/accuracy.sh run per seed")

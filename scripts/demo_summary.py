@@ -14,12 +14,11 @@ README's headline table and docs/results.md's.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-from quant.errors import UserError
+from quant.errors import ArgumentParser, UserError
 from quant.files import check_not_an_input, check_replaceable, write_json_atomic
 from quant.formats import host_device, now_utc
 from results_tables import ours
@@ -170,7 +169,7 @@ def answer(rows: list[dict], columns: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("out", type=Path, help="the demo's output directory (make demo: out/demo)")
     p.add_argument("--json", type=Path, metavar="PATH",
                    help="also write the figures as a results file (what docs/results/demo_MODEL.json are copies of) for "

@@ -80,3 +80,22 @@ def test_text_table_aligns_names_left_and_numbers_right():
 
     assert text_table(["model", "ms"], [["a", 1.5], ["longer", 12]]).splitlines() == [
         "model    ms", "------  ---", "a       1.5", "longer   12"]
+
+
+COMMANDS = ("mobileformer.summary", "quant.train", "quant.qat", "quant.export", "quant.evaluate", "quant.numerics",
+            "quant.bench", "quant.report")
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+@pytest.mark.parametrize("bad", [["--no-such-option"], ["--input-size", "x"]])
+def test_an_option_the_parser_cannot_read_is_one_error_line_too(module, bad, capsys):
+    """argparse's own errors (a typo, a value of the wrong type) end like every other bad input: one
+    ``error:`` line saying where ``--help`` is, exit 2 (argparse prints its usage lines first)."""
+    import importlib
+
+    main = importlib.import_module(module).main
+    with pytest.raises(SystemExit) as stop:
+        main(bad)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2
+    assert err.startswith("error: ") and err.endswith(f" (see python -m {module} --help)\n") and err.count("\n") == 1, err
