@@ -80,7 +80,7 @@ arm64-armv9: $(XNNPACK) export-tflite
 
 # The suite on both cores (pytest-xdist): each test file on one worker, so that a module's fixtures are
 # made once; tests/conftest.py gives each worker one thread and makes the session's exports once for both.
-# TEST_WORKERS=0: one process, as before (2,352 s against 1,349 s with two workers here, 2026-12-07).
+# TEST_WORKERS=0: one process, as before (2,352 s against 1,349 and 1,596 s with two workers here, 2026-12-07).
 TEST_WORKERS ?= 2
 test: $(STAMP) tools
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
