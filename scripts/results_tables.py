@@ -197,8 +197,10 @@ def _headroom(kinds: dict[str, dict[str, dict[str, float]]]) -> str:
         speedups.append(f"{core} {mac['fp32'] / mac['int8']:.2f}x")
         rests.append(f"{core} {rest['int8'] / rest['fp32']:.2f}x")
         bounds.append(f"{core} {(rest['int8'] + mac['fp32'] / IDEAL_INT8_SPEEDUP) / total['fp32']:.2f}x")
+    converts = any(both["int8"].get("Convert", 0) > both["fp32"].get("Convert", 0) for both in kinds.values())
     return (f"The multiply-add kinds ({', '.join(MULTIPLY_ADDS)}) run {', '.join(speedups)} faster in int8 than in "
-            f"fp32; every other kind together takes {', '.join(rests)} fp32's cycles (int8 adds its Converts). Were "
+            f"fp32; every other kind together takes {', '.join(rests)} fp32's cycles"
+            f"{' (int8 adds its Converts)' if converts else ''}. Were "
             f"the multiply-add kinds {IDEAL_INT8_SPEEDUP}x faster in int8 (int8's lanes per vector over fp32's: "
             f"an ideal, not a kernel) and the rest as counted, our int8 would be {', '.join(bounds)} our fp32's "
             f"estimated cycles.")
