@@ -196,8 +196,6 @@ def lower(ctx: LowerContext) -> Lowered:
                                       stock=stock and not ctx.profile_blocks)
     with phase("dense grouped pointwise"):
         graph = dense_grouped_pointwise(ctx.graph) if rewrite["dense_grouped_pointwise"] else ctx.graph
-    with phase("capture"):
-        exported = torch.export.export(graph, (ctx.images[:1],))
     config = edge_compile_config()
 
     def verify(graph_module: torch.fx.GraphModule) -> None:
@@ -206,6 +204,8 @@ def lower(ctx: LowerContext) -> Lowered:
             verify_edge_program(graph_module, config)
 
     with fast_lowering():
+        with phase("capture"):  # in the patches too: its fake tensor cache entries are the lowering's
+            exported = torch.export.export(graph, (ctx.images[:1],))
         with capture_xnnpack_graphs(rewrite["fused_moves"]) as graphs:
             edge = to_edge_transform_and_lower(exported,
                                                transform_passes=[RemoveCloneOpsTransform(), drop_noop_expands, verify],

@@ -1,4 +1,5 @@
 """``fast_lowering`` skips work, never changes the program; the edge check still runs, once."""
+import collections
 import contextlib
 import operator
 
@@ -66,6 +67,30 @@ def test_same_program_with_fewer_retraces(tiny_model_factory, precision, kind):
     fast_bytes, fast_retraces = _lower(_program(model, precision), fast=True, partitioner=_partitioner(kind, model))
     assert fast_bytes == stock_bytes
     assert fast_retraces < stock_retraces
+
+
+@pytest.mark.slow
+def test_quantize_ops_come_from_the_fake_tensor_cache_as_a_full_run_gives_them(tiny_model_factory, monkeypatch):
+    """Every re-trace's quantize/dequantize node is answered by the cache (none is turned away as
+    "non-builtin"), and PyTorch's cross-check compares each cached answer with a full run of the op
+    (it raises on any difference)."""
+    from torch._dynamo import config as dynamo_config
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    program = _program(tiny_model_factory(), "int8")
+    monkeypatch.setattr(FakeTensorMode, "cache", {})  # the capture's entries, made without the patch, turn ops away
+    monkeypatch.setattr(FakeTensorMode, "cache_bypasses", collections.defaultdict(int))
+    monkeypatch.setattr(FakeTensorMode, "cache_hits", 0)
+    with dynamo_config.patch(fake_tensor_cache_crosscheck_enabled=True):
+        _lower(program, fast=True)
+    assert FakeTensorMode.cache_bypasses["non-builtin"] == 0
+    assert FakeTensorMode.cache_hits > 0
+
+
+def test_cached_quantize_ops_are_the_int8_graphs_and_alias_nothing():
+    assert {op.name() for op in lowering.CACHED_QUANTIZE_OPS} == {
+        f"quantized_decomposed::{op}_per_{kind}" for op in ("quantize", "dequantize") for kind in ("tensor", "channel")}
+    assert not any(op.is_view or op._schema.is_mutable for op in lowering.CACHED_QUANTIZE_OPS)
 
 
 class _ChannelsLastSin(torch.nn.Module):
