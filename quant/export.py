@@ -352,7 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PyTorch threads for calibration and validation (default: PyTorch's, one per core). "
                    "Mobile-Former's ops are small, so on a busy machine more threads mostly wait on each other "
                    "(26m at 64x64, 2 busy cores: 0.2 s of CPU for 8 images on 1 thread, 7.4 s on 2); but the "
-                   "thread count changes float sums in calibration, so the int8 program's bytes with it")
+                   "thread count changes float sums in calibration, so the int8 program's bytes with it. "
+                   "OMP_WAIT_POLICY=PASSIVE in the environment keeps the bytes and stops waiting threads "
+                   "spinning (make demo sets it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
