@@ -167,7 +167,7 @@ def test_coreml_prepare_is_the_same_graph_without_strict_pattern_exports(tiny_mo
     assert (code, modules) == (stock_code, stock_modules)
     assert buffers.keys() == stock_buffers.keys()
     assert all(torch.equal(buffers[k], stock_buffers[k]) for k in buffers)
-    assert strict == 0 and stock_strict >= 400
+    assert stock_strict - strict == 405  # the Core ML quantizer's patterns (QAT's conv-bn fusion stays strict)
 
 
 @pytest.mark.parametrize("pattern", [
