@@ -129,6 +129,8 @@ def prepare(model: MobileFormer, recipe: Recipe, example: torch.Tensor, qat: boo
     """
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
 
+    from .patches.executorch import fast_pattern_annotation
+
     source = recipe.source(model)
     source = source.train() if qat else source.eval()
     # QAT trains and evaluates on batches of any size; PTQ exports at the deployment batch of 1.
@@ -136,7 +138,7 @@ def prepare(model: MobileFormer, recipe: Recipe, example: torch.Tensor, qat: boo
     with torch.random.fork_rng():
         with phase("capture"):
             graph = torch.export.export(source, (example,), dynamic_shapes=dynamic).module()
-        with phase("prepare"):
+        with phase("prepare"), fast_pattern_annotation():  # the same graph, sooner (quant/patches/executorch.py)
             quantizer = recipe.make_quantizer(qat)
             return prepare_qat_pt2e(graph, quantizer) if qat else prepare_pt2e(graph, quantizer)
 

@@ -6,16 +6,18 @@ import operator
 import pytest
 import torch
 import torch.fx.traceback as fx_traceback
+from executorch.backends.apple.coreml.quantizer import _coreml_quantizer_utils as coreml_patterns
 from executorch.backends.transforms.remove_clone_ops import RemoveCloneOpsTransform
 from executorch.backends.xnnpack._passes import DimOrderOpsRevertPass
 from executorch.exir import to_edge, to_edge_transform_and_lower
 from executorch.exir.dialects.edge._ops import EdgeOpOverload
 from executorch.exir.pass_base import ExportPass
 from torch._export.verifier import SpecViolationError
+from torch.fx.passes.utils.matcher_with_name_node_map_utils import _split_to_graph_and_name_node_map
 
 from quant.backends.xnnpack import edge_compile_config, verify_edge_program
 from quant.patches import executorch as lowering
-from quant.patches.executorch import fast_lowering
+from quant.patches.executorch import fast_lowering, fast_pattern_annotation
 from quant.patches import SWITCH
 from quant.backends.xnnpack.partition import xnnpack_partitioner
 from quant.recipes import calibrate, convert, example_input, get_recipe, prepare
@@ -160,3 +162,83 @@ def test_a_changed_graph_gets_new_code():
         add.target = operator.mul
         graph_module.recompile()
         assert graph_module(torch.tensor(3.0)) == 3.0
+
+
+def _prepared(model, qat: bool) -> tuple[str, list[str], dict, int]:
+    """The Core ML recipe's prepared graph (code, modules, buffers), and how many strict exports it took."""
+    strict, export = 0, torch.export.export
+
+    def counting(*args, **kwargs):
+        nonlocal strict
+        strict += bool(kwargs.get("strict"))
+        return export(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.export, "export", counting)
+        example = example_input(model, batch=2 if qat else 1)
+        graph = prepare(model, get_recipe("coreml"), example, qat=qat)
+    modules = [f"{name}: {module!r}" for name, module in graph.named_modules()]
+    return graph.code, modules, graph.state_dict(), strict
+
+
+# The Core ML quantizer's 405 strict pattern exports take about 50 s, patched or not the model is tiny.
+@pytest.mark.slow
+@pytest.mark.parametrize("qat", [False, True])
+def test_coreml_prepare_is_the_same_graph_without_strict_pattern_exports(tiny_model_factory, monkeypatch, qat):
+    model = tiny_model_factory()
+    code, modules, buffers, strict = _prepared(model, qat)
+    monkeypatch.setenv(SWITCH, "off")
+    stock_code, stock_modules, stock_buffers, stock_strict = _prepared(model, qat)
+    assert (code, modules) == (stock_code, stock_modules)
+    assert buffers.keys() == stock_buffers.keys()
+    assert all(torch.equal(buffers[k], stock_buffers[k]) for k in buffers)
+    assert stock_strict - strict == 405  # the Core ML quantizer's patterns (QAT's conv-bn fusion stays strict)
+
+
+@pytest.mark.parametrize("pattern", [
+    lambda: coreml_patterns.get_conv_bn_pattern(2, torch.nn.functional.relu, True),
+    lambda: coreml_patterns.get_conv_pattern(2, torch.nn.functional.hardsigmoid, False),
+    lambda: coreml_patterns.get_linear_pattern(torch.nn.functional.gelu, False),
+    lambda: coreml_patterns.get_binary_op_act_pattern(torch.add, torch.nn.functional.hardtanh, True),
+])
+def test_a_pattern_exported_non_strict_is_the_same_graph(pattern):
+    def described(graph_module):
+        graph_module, names = _split_to_graph_and_name_node_map(graph_module)
+        nodes = [(n.name, n.op, str(n.target), str(n.args), str(n.kwargs)) for n in graph_module.graph.nodes]
+        return graph_module.code, str(graph_module._out_spec), {k: v.name for k, v in names.items()}, nodes
+
+    with fast_pattern_annotation() as applied:
+        fast = described(pattern())
+    assert applied
+    assert fast == described(pattern())
+
+
+def _dead_end() -> torch.fx.GraphModule:
+    graph_module = torch.fx.symbolic_trace(_AddOne())
+    x = next(n for n in graph_module.graph.nodes if n.op == "placeholder")
+    with graph_module.graph.inserting_after(x):
+        graph_module.graph.call_function(operator.neg, (x,))  # nobody uses it
+    return graph_module
+
+
+def test_dead_code_is_eliminated_once_until_the_graph_changes(monkeypatch):
+    graph_module = _dead_end()
+    lints = 0
+    lint = torch.fx.Graph.lint
+
+    def counting(self):
+        nonlocal lints
+        lints += 1
+        return lint(self)
+
+    monkeypatch.setattr(torch.fx.Graph, "lint", counting)
+    with fast_pattern_annotation():
+        assert graph_module.graph.eliminate_dead_code()
+        assert not graph_module.graph.eliminate_dead_code()
+        assert lints == 1  # the second call ran nothing
+        x = next(n for n in graph_module.graph.nodes if n.op == "placeholder")
+        with graph_module.graph.inserting_after(x):
+            graph_module.graph.call_function(operator.neg, (x,))
+        assert graph_module.graph.eliminate_dead_code()
+        assert lints == 2
+    assert not any(n.target is operator.neg for n in graph_module.graph.nodes)
