@@ -179,18 +179,25 @@ def _reuse_compiled_code(_original):
     return exec_with_source
 
 
+# torch.fx's own overheads (provenance copies, regenerated and recompiled code): any library that
+# re-traces a large graph pays them; litert-torch's conversion skips them too (quant/patches/litert.py).
+FX_OVERHEADS = (
+    (fx_traceback.NodeSource, "__init__", _shared_provenance),
+    (fx_graph_module, "_exec_with_source", _reuse_compiled_code),
+    (fx_graph.Graph, "python_code", _reuse_generated_code),
+)
+
+
 def fast_lowering() -> AbstractContextManager[bool]:
     """Within it, ``to_edge_transform_and_lower`` and ``to_executorch`` skip the overheads described above.
 
     Yields whether the patches are in place (see :data:`PINNED` and ``MOBILEFORMER_PATCHES``).
     """
     wrappers = [
-        (fx_traceback.NodeSource, "__init__", _shared_provenance),
+        *FX_OVERHEADS,
         (ExportPass, "call", _skip_idle_retrace),
         *[(cls, "call", _remember_structure) for cls in PATTERN_PASSES],
         (ExportedProgram, "run_decompositions", _skip_idle_decompositions),
-        (fx_graph_module, "_exec_with_source", _reuse_compiled_code),
-        (fx_graph.Graph, "python_code", _reuse_generated_code),
         (fake_tensor.FakeTensorMode, "_validate_cache_key", _cache_quantize_ops),
     ]
     return scoped_patches([(owner, name, wrap, SPEED) for owner, name, wrap in wrappers], PINNED)

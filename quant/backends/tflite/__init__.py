@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ...metrics import compare_logits, logits_of
-from ...patches.litert import layout_pass_fix
+from ...patches.litert import fast_conversion, layout_pass_fix
 from .runtime import TFLiteModel, io_spec, load_tflite_interpreter, require_litert, runtime_version
 from .. import Census, LowerContext, Lowered
 from ...timing import phase
@@ -68,7 +68,7 @@ def to_tflite(graph: torch.nn.Module, example: torch.Tensor, quantizer=None) -> 
     from litert_torch.quantize.quant_config import QuantConfig
 
     quant_config = QuantConfig(pt2e_quantizer=quantizer) if quantizer is not None else None
-    with _quiet_converter(), layout_pass_fix():
+    with _quiet_converter(), layout_pass_fix(), fast_conversion():
         return litert_torch.convert(graph, (example,), quant_config=quant_config).model_content()
 
 

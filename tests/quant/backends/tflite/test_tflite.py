@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import sys
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,6 +86,19 @@ def test_int8_export_with_speed_patches_off_works_and_says_so(int8, tmp_path, mo
     off = _export(tmp_path, "int8")
     assert f"{SWITCH}=off" in capsys.readouterr().err
     assert off.manifest["sha256"] == int8.manifest["sha256"]
+
+
+GOLDEN_BYTES = Path(__file__).resolve().parents[3] / "golden" / "tiny_tflite.sha256.json"
+
+
+def test_int8_tflite_keeps_its_bytes(int8):
+    """The int8 ``.tflite`` is byte for byte what main wrote before the conversion's speed patches
+    (``tests/golden/tiny_tflite.sha256.json``, on the releases it names)."""
+    golden = json.loads(GOLDEN_BYTES.read_text())
+    installed = {package: version(package).split("+")[0] for package in golden["versions"]}
+    if installed != golden["versions"]:
+        pytest.skip(f"recorded with {golden['versions']}, installed {installed}")
+    assert {int8.artifact.name: sha256_of(int8.artifact)} == golden["sha256"]
 
 
 def test_int8_census_convs_and_fully_connected_are_int8(int8):
