@@ -143,10 +143,12 @@ def test_symmetric_activations_have_zero_point_zero(tiny_model_factory, recipe, 
 def _coreml_prepared(model: torch.nn.Module, x: torch.Tensor, qat: bool) -> torch.fx.GraphModule:
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
 
+    from quant.patches.executorch import fast_pattern_annotation
     from quant.quantizer import extended_coreml_quantizer
 
     graph = torch.export.export(model, (x,)).module()
-    return (prepare_qat_pt2e if qat else prepare_pt2e)(graph, extended_coreml_quantizer(qat))
+    with fast_pattern_annotation():  # as quant.recipes.prepare runs it: the same graph, sooner
+        return (prepare_qat_pt2e if qat else prepare_pt2e)(graph, extended_coreml_quantizer(qat))
 
 
 def _conv_relu_conv() -> torch.nn.Module:

@@ -71,12 +71,14 @@ def test_the_unrounded_graph_skips_the_activations_rounding_only():
 
     from quant.backends.coreml import _Recorder
     from quant.metrics import sqnr
+    from quant.patches.executorch import fast_pattern_annotation
     from quant.quantizer import extended_coreml_quantizer
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1), torch.nn.ReLU(), torch.nn.Conv2d(8, 4, 1)).eval()
     x = torch.randn(1, 3, 8, 8)
-    prepared = prepare_pt2e(torch.export.export(model, (x,)).module(), extended_coreml_quantizer(False))
+    with fast_pattern_annotation():  # as quant.recipes.prepare runs it: the same graph, sooner
+        prepared = prepare_pt2e(torch.export.export(model, (x,)).module(), extended_coreml_quantizer(False))
     prepared(x)
     graph = torch.export.export(convert_pt2e(prepared), (x,)).run_decompositions({}).module()
     with torch.no_grad():
