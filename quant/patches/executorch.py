@@ -189,7 +189,7 @@ FX_OVERHEADS = (
 
 
 # The fake tensor cache's answers for quantize ops: litert-torch's conversion re-traces an int8 graph too.
-QUANTIZE_OPS_CACHED = (fake_tensor.FakeTensorMode, "_validate_cache_key", _cache_quantize_ops)
+FAKE_CACHE_FOR_QUANTIZE_OPS = (fake_tensor.FakeTensorMode, "_validate_cache_key", _cache_quantize_ops)
 
 
 def fast_lowering() -> AbstractContextManager[bool]:
@@ -202,7 +202,7 @@ def fast_lowering() -> AbstractContextManager[bool]:
         (ExportPass, "call", _skip_idle_retrace),
         *[(cls, "call", _remember_structure) for cls in PATTERN_PASSES],
         (ExportedProgram, "run_decompositions", _skip_idle_decompositions),
-        QUANTIZE_OPS_CACHED,
+        FAKE_CACHE_FOR_QUANTIZE_OPS,
     ]
     return scoped_patches([(owner, name, wrap, SPEED) for owner, name, wrap in wrappers], PINNED)
 
